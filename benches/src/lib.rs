@@ -1,0 +1,1 @@
+//! Shared helpers for the criterion benches in `benches/` (see `benches/benches/*.rs`).

@@ -1,0 +1,232 @@
+//! Image grids: lay out many small images (grey or RGB, values in [0,1]) as one PNG.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use crate::{Result, VizError};
+
+/// The largest picture this crate will draw, per side, in pixels.
+const MAX_SIDE: usize = 16_384;
+
+/// An 8-bit RGB picture in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rgb8Image {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Row-major `height * width * 3` bytes.
+    pub data: Vec<u8>,
+}
+
+impl Rgb8Image {
+    /// The RGB value at `(x, y)`.
+    pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = (y * self.width + x) * 3;
+        [self.data[i], self.data[i + 1], self.data[i + 2]]
+    }
+}
+
+/// Lays out `rows x cols` images of one shape (`channels x height x width`,
+/// channel-first, values in [0,1]) as a grid with padding between them.
+///
+/// One channel is drawn in grey, three as RGB; any other channel count is
+/// drawn from its first channel in grey.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageGrid {
+    channels: usize,
+    height: usize,
+    width: usize,
+    scale: usize,
+    padding: usize,
+    background: u8,
+}
+
+impl ImageGrid {
+    /// A grid of images of `channels x height x width`, scale 1, padding 2.
+    pub fn new(channels: usize, height: usize, width: usize) -> Self {
+        Self { channels, height, width, scale: 1, padding: 2, background: 128 }
+    }
+
+    /// Draws each image pixel as a `scale x scale` block.
+    pub fn scale(mut self, scale: usize) -> Self {
+        self.scale = scale;
+        self
+    }
+
+    /// Pixels of background between images and around the grid.
+    pub fn padding(mut self, padding: usize) -> Self {
+        self.padding = padding;
+        self
+    }
+
+    /// The grey level of the background (0 black, 255 white).
+    pub fn background(mut self, level: u8) -> Self {
+        self.background = level;
+        self
+    }
+
+    /// Values one image takes.
+    pub fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Draws `rows * cols` images from `pixels` (row-major: image `r * cols + c`
+    /// goes to row `r`, column `c`). Values are clamped to [0,1]; NaN draws black.
+    pub fn render(&self, pixels: &[f32], rows: usize, cols: usize) -> Result<Rgb8Image> {
+        let (c, h, w, s, p) = (self.channels, self.height, self.width, self.scale, self.padding);
+        if c == 0 || h == 0 || w == 0 || s == 0 || rows == 0 || cols == 0 {
+            return Err(VizError::Shape(format!(
+                "a {rows}x{cols} grid of {c}x{h}x{w} images at scale {s}"
+            )));
+        }
+        let expected = rows * cols * self.image_len();
+        if pixels.len() != expected {
+            return Err(VizError::PixelCount {
+                rows,
+                cols,
+                channels: c,
+                height: h,
+                width: w,
+                expected,
+                got: pixels.len(),
+            });
+        }
+        let width = cols * w * s + (cols + 1) * p;
+        let height = rows * h * s + (rows + 1) * p;
+        if width > MAX_SIDE || height > MAX_SIDE {
+            return Err(VizError::Shape(format!(
+                "a {width}x{height} picture (the limit is {MAX_SIDE} per side)"
+            )));
+        }
+        let mut data = vec![self.background; width * height * 3];
+        let to_u8 = |v: f32| -> u8 {
+            if v.is_nan() { 0 } else { (v.clamp(0.0, 1.0) * 255.0).round() as u8 }
+        };
+        for r in 0..rows {
+            for col in 0..cols {
+                let img = &pixels[(r * cols + col) * self.image_len()..][..self.image_len()];
+                let x0 = p + col * (w * s + p);
+                let y0 = p + r * (h * s + p);
+                for y in 0..h {
+                    for x in 0..w {
+                        let rgb = if c == 3 {
+                            [
+                                to_u8(img[y * w + x]),
+                                to_u8(img[h * w + y * w + x]),
+                                to_u8(img[2 * h * w + y * w + x]),
+                            ]
+                        } else {
+                            let g = to_u8(img[y * w + x]);
+                            [g, g, g]
+                        };
+                        for dy in 0..s {
+                            let row = (y0 + y * s + dy) * width;
+                            for dx in 0..s {
+                                let i = (row + x0 + x * s + dx) * 3;
+                                data[i..i + 3].copy_from_slice(&rgb);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Rgb8Image { width, height, data })
+    }
+
+    /// Renders the grid and writes it to `path` as a PNG (atomically).
+    pub fn write(&self, path: &Path, pixels: &[f32], rows: usize, cols: usize) -> Result<Rgb8Image> {
+        let img = self.render(pixels, rows, cols)?;
+        write_png(path, &img)?;
+        Ok(img)
+    }
+}
+
+/// Writes an RGB picture as a PNG file, atomically: a temporary file in the
+/// same folder is written, flushed and synced, then renamed onto `path`.
+pub fn write_png(path: &Path, img: &Rgb8Image) -> Result<()> {
+    let io = |source| VizError::Io { path: path.to_path_buf(), source };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    {
+        let mut out = BufWriter::new(tmp.as_file_mut());
+        let mut enc = png::Encoder::new(&mut out, img.width as u32, img.height as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let png_err = |source| VizError::Png { path: path.to_path_buf(), source };
+        let mut writer = enc.write_header().map_err(png_err)?;
+        writer.write_image_data(&img.data).map_err(png_err)?;
+        writer.finish().map_err(png_err)?;
+        out.flush().map_err(io)?;
+    }
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grey_grid_places_images_and_padding() {
+        // Two 1x2x2 images: all black and all white, side by side.
+        let px = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0];
+        let img = ImageGrid::new(1, 2, 2).padding(1).render(&px, 1, 2).unwrap();
+        assert_eq!((img.width, img.height), (7, 4));
+        assert_eq!(img.pixel(0, 0), [128; 3]); // padding
+        assert_eq!(img.pixel(1, 1), [0; 3]); // first image
+        assert_eq!(img.pixel(4, 2), [255; 3]); // second image
+        assert_eq!(img.pixel(3, 1), [128; 3]); // gap between images
+    }
+
+    #[test]
+    fn rgb_channels_are_kept_apart() {
+        let px = [1.0, 0.0, 0.5]; // one 3x1x1 image
+        let img = ImageGrid::new(3, 1, 1).padding(0).render(&px, 1, 1).unwrap();
+        assert_eq!(img.pixel(0, 0), [255, 0, 128]);
+    }
+
+    #[test]
+    fn scale_repeats_pixels_and_values_are_clamped() {
+        let px = [2.0, -1.0];
+        let img = ImageGrid::new(1, 1, 2).padding(0).scale(3).render(&px, 1, 1).unwrap();
+        assert_eq!((img.width, img.height), (6, 3));
+        assert_eq!(img.pixel(2, 2), [255; 3]);
+        assert_eq!(img.pixel(3, 0), [0; 3]);
+    }
+
+    #[test]
+    fn wrong_pixel_count_is_an_error_not_a_panic() {
+        let err = ImageGrid::new(1, 28, 28).render(&[0.0; 10], 2, 5).unwrap_err();
+        assert!(err.to_string().contains("needs 7840 values, got 10"), "{err}");
+        assert!(ImageGrid::new(1, 0, 28).render(&[], 1, 1).is_err());
+        assert!(ImageGrid::new(1, 28, 28).scale(1000).render(&[0.0; 784], 1, 1).is_err());
+    }
+
+    #[test]
+    fn png_round_trips_through_the_decoder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.png");
+        let px: Vec<f32> = (0..2 * 3 * 16).map(|i| (i % 7) as f32 / 6.0).collect();
+        let img = ImageGrid::new(1, 4, 4).write(&path, &px, 2, 3).unwrap();
+        let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
+        let mut reader = dec.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width as usize, info.height as usize), (img.width, img.height));
+        assert_eq!(&buf[..info.buffer_size()], &img.data[..]);
+        // Only the PNG is left in the folder: no temporary files.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn writing_into_a_missing_folder_names_the_file() {
+        let img = Rgb8Image { width: 1, height: 1, data: vec![0; 3] };
+        let err = write_png(Path::new("/nonexistent-dir/x.png"), &img).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent-dir/x.png"), "{err}");
+    }
+}
