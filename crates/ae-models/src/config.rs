@@ -1,0 +1,806 @@
+//! Model configurations: plain serde structs with `Default`, `validate()` and builder setters.
+//!
+//! The image size and channel count of every model come from its `input`
+//! ([`ImageShape`], set from the data), never from constants. Every config is
+//! validated by [`build`](crate::build) before a single tensor is created, so a
+//! bad config is a [`ModelError::InvalidConfig`](crate::ModelError::InvalidConfig)
+//! naming the offending sizes, never a shape panic inside candle.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ae_data::Noise;
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, invalid};
+
+/// The shape of one input image, `channels x height x width`.
+///
+/// `Default` is MNIST: 1x28x28.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageShape {
+    /// Number of channels (1 for grey-scale).
+    pub channels: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Width in pixels.
+    pub width: usize,
+}
+
+impl Default for ImageShape {
+    fn default() -> Self {
+        ImageShape::new(1, 28, 28)
+    }
+}
+
+impl ImageShape {
+    /// A `channels x height x width` image shape.
+    pub const fn new(channels: usize, height: usize, width: usize) -> Self {
+        ImageShape {
+            channels,
+            height,
+            width,
+        }
+    }
+
+    /// Number of values per image, `channels * height * width`.
+    pub fn dim(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Checks that no size is zero.
+    pub fn validate(&self) -> Result<()> {
+        if self.channels == 0 || self.height == 0 || self.width == 0 {
+            return invalid(format!(
+                "input image {self} has a zero size (channels, height and width must be >= 1)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ImageShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}x{}", self.channels, self.height, self.width)
+    }
+}
+
+/// An element-wise activation function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    /// `max(x, 0)`.
+    #[default]
+    Relu,
+    /// `1 / (1 + e^{-x})`.
+    Sigmoid,
+    /// `tanh(x)`.
+    Tanh,
+    /// GELU with the exact erf form (the PyTorch and Keras default).
+    Gelu,
+    /// ELU with α = 1.
+    Elu,
+    /// Leaky ReLU with negative slope 0.01 (the PyTorch default).
+    LeakyRelu,
+}
+
+impl Activation {
+    /// Applies the activation element-wise; the output has the input's shape.
+    pub fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Activation::Relu => x.relu(),
+            Activation::Sigmoid => candle_nn::ops::sigmoid(x),
+            Activation::Tanh => x.tanh(),
+            Activation::Gelu => x.gelu_erf(),
+            Activation::Elu => x.elu(1.0),
+            Activation::LeakyRelu => candle_nn::ops::leaky_relu(x, 0.01),
+        }
+    }
+}
+
+/// The five kinds of model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// Dense (fully connected) autoencoder.
+    Vanilla,
+    /// Dense autoencoder with a sparsity penalty on the code.
+    Sparse,
+    /// Any base autoencoder trained on corrupted inputs against clean targets.
+    Denoising,
+    /// Convolutional autoencoder.
+    Conv,
+    /// Variational autoencoder.
+    Vae,
+}
+
+impl ModelKind {
+    /// All kinds, in declaration order.
+    pub const ALL: [ModelKind; 5] = [
+        ModelKind::Vanilla,
+        ModelKind::Sparse,
+        ModelKind::Denoising,
+        ModelKind::Conv,
+        ModelKind::Vae,
+    ];
+
+    /// The kebab-case name used in JSON and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Vanilla => "vanilla",
+            ModelKind::Sparse => "sparse",
+            ModelKind::Denoising => "denoising",
+            ModelKind::Conv => "conv",
+            ModelKind::Vae => "vae",
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ModelKind {
+    type Err = crate::ModelError;
+
+    /// Parses `vanilla`, `sparse`, `denoising`, `conv`, `vae` (case-insensitive;
+    /// `dense`, `convolutional` and `variational` are accepted as aliases).
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "vanilla" | "dense" => Ok(ModelKind::Vanilla),
+            "sparse" => Ok(ModelKind::Sparse),
+            "denoising" => Ok(ModelKind::Denoising),
+            "conv" | "convolutional" => Ok(ModelKind::Conv),
+            "vae" | "variational" => Ok(ModelKind::Vae),
+            other => invalid(format!(
+                "unknown model kind {other:?} (expected vanilla, sparse, denoising, conv or vae)"
+            )),
+        }
+    }
+}
+
+fn check_sizes(what: &str, sizes: &[usize], allow_empty: bool) -> Result<()> {
+    if sizes.is_empty() && !allow_empty {
+        return invalid(format!("{what} must not be empty"));
+    }
+    if let Some(i) = sizes.iter().position(|&s| s == 0) {
+        return invalid(format!("{what} {sizes:?} has a zero size at position {i}"));
+    }
+    Ok(())
+}
+
+fn check_latent(latent_dim: usize) -> Result<()> {
+    if latent_dim == 0 {
+        return invalid("latent_dim must be >= 1, got 0");
+    }
+    Ok(())
+}
+
+/// The dense (vanilla) autoencoder: `input - hidden... - latent - hidden reversed... - input`.
+///
+/// `Default` is the classic MNIST model 784-128-64-32-64-128-784 with ReLU
+/// everywhere (code included, like the Keras seed model) and a sigmoid output
+/// (the model returns logits; the sigmoid is in the loss and in
+/// `reconstruct`): 222,384 parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DenseConfig {
+    /// Input image shape (flattened to `channels*height*width`).
+    pub input: ImageShape,
+    /// Encoder hidden layer sizes; the decoder mirrors them. May be empty (a
+    /// single-layer autoencoder).
+    pub hidden: Vec<usize>,
+    /// Size of the code.
+    pub latent_dim: usize,
+    /// Activation of the hidden layers.
+    pub activation: Activation,
+    /// Activation of the code layer.
+    pub code_activation: Activation,
+}
+
+impl Default for DenseConfig {
+    fn default() -> Self {
+        DenseConfig {
+            input: ImageShape::default(),
+            hidden: vec![128, 64],
+            latent_dim: 32,
+            activation: Activation::Relu,
+            code_activation: Activation::Relu,
+        }
+    }
+}
+
+impl DenseConfig {
+    /// The default architecture for images of shape `input`.
+    pub fn for_input(input: ImageShape) -> Self {
+        DenseConfig {
+            input,
+            ..DenseConfig::default()
+        }
+    }
+
+    /// Sets the input shape.
+    pub fn with_input(mut self, input: ImageShape) -> Self {
+        self.input = input;
+        self
+    }
+
+    /// Sets the encoder hidden sizes.
+    pub fn with_hidden(mut self, hidden: Vec<usize>) -> Self {
+        self.hidden = hidden;
+        self
+    }
+
+    /// Sets the code size.
+    pub fn with_latent_dim(mut self, latent_dim: usize) -> Self {
+        self.latent_dim = latent_dim;
+        self
+    }
+
+    /// Sets the hidden activation.
+    pub fn with_activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+
+    /// Sets the code activation.
+    pub fn with_code_activation(mut self, activation: Activation) -> Self {
+        self.code_activation = activation;
+        self
+    }
+
+    /// Checks sizes: non-zero input, hidden sizes and latent dim.
+    pub fn validate(&self) -> Result<()> {
+        self.input.validate()?;
+        check_sizes("dense hidden sizes", &self.hidden, true)?;
+        check_latent(self.latent_dim)
+    }
+}
+
+/// The sparsity penalty of a sparse autoencoder.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Sparsity {
+    /// `λ · Σ_units |code|`, averaged over the batch (Keras's
+    /// `activity_regularizer=l1(λ)`, as in the Keras blog's sparse autoencoder).
+    L1 {
+        /// Weight λ (finite, >= 0).
+        lambda: f64,
+    },
+    /// `β · Σ_j KL(ρ ‖ ρ̂_j)`, ρ̂_j the batch-mean activation of unit j (Ng's
+    /// notes). Needs activations in (0, 1): the code activation must be sigmoid.
+    Kl {
+        /// Target mean activation ρ, in (0, 1).
+        rho: f64,
+        /// Weight β (finite, >= 0).
+        beta: f64,
+    },
+}
+
+impl Default for Sparsity {
+    fn default() -> Self {
+        Sparsity::L1 { lambda: 1e-4 }
+    }
+}
+
+impl Sparsity {
+    /// The KL penalty with Ng's usual values, ρ = 0.05 and β = 3.
+    pub fn kl_default() -> Self {
+        Sparsity::Kl {
+            rho: 0.05,
+            beta: 3.0,
+        }
+    }
+
+    /// Checks the weights: finite and >= 0, ρ in (0, 1).
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Sparsity::L1 { lambda } if lambda.is_finite() && lambda >= 0.0 => Ok(()),
+            Sparsity::L1 { lambda } => invalid(format!(
+                "sparsity l1 lambda must be finite and >= 0, got {lambda}"
+            )),
+            Sparsity::Kl { rho, .. } if !(rho > 0.0 && rho < 1.0) => {
+                invalid(format!("sparsity kl rho must be in (0, 1), got {rho}"))
+            }
+            Sparsity::Kl { beta, .. } if !(beta.is_finite() && beta >= 0.0) => invalid(format!(
+                "sparsity kl beta must be finite and >= 0, got {beta}"
+            )),
+            Sparsity::Kl { .. } => Ok(()),
+        }
+    }
+}
+
+/// The sparse autoencoder: a [`DenseConfig`] plus a penalty on the code.
+///
+/// Loss: `BCE(σ(logits), x)` (per-pixel mean) `+ penalty`. `Default` is the
+/// default dense model with an L1 penalty λ = 1e-4. With
+/// [`Sparsity::Kl`] the dense code activation must be
+/// [`Activation::Sigmoid`] (ρ̂ must be in (0, 1));
+/// [`with_penalty`](SparseConfig::with_penalty) sets it for you.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SparseConfig {
+    /// The dense architecture.
+    pub dense: DenseConfig,
+    /// The sparsity penalty.
+    pub penalty: Sparsity,
+}
+
+impl SparseConfig {
+    /// The default sparse model for images of shape `input`.
+    pub fn for_input(input: ImageShape) -> Self {
+        SparseConfig {
+            dense: DenseConfig::for_input(input),
+            penalty: Sparsity::default(),
+        }
+    }
+
+    /// Sets the dense architecture.
+    pub fn with_dense(mut self, dense: DenseConfig) -> Self {
+        self.dense = dense;
+        self
+    }
+
+    /// Sets the penalty; a KL penalty also sets the code activation to sigmoid.
+    pub fn with_penalty(mut self, penalty: Sparsity) -> Self {
+        if matches!(penalty, Sparsity::Kl { .. }) {
+            self.dense.code_activation = Activation::Sigmoid;
+        }
+        self.penalty = penalty;
+        self
+    }
+
+    /// Checks the dense part, the penalty, and the sigmoid code for KL.
+    pub fn validate(&self) -> Result<()> {
+        self.dense.validate()?;
+        self.penalty.validate()?;
+        if matches!(self.penalty, Sparsity::Kl { .. })
+            && self.dense.code_activation != Activation::Sigmoid
+        {
+            return invalid(format!(
+                "the kl sparsity penalty needs code activations in (0, 1): set code_activation \
+                 to sigmoid (it is {:?})",
+                self.dense.code_activation
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a conv encoder stack on `input`: depth = `channels.len()` poolings by 2.
+fn validate_conv_stack(input: &ImageShape, channels: &[usize], kernel: usize) -> Result<()> {
+    input.validate()?;
+    check_sizes("conv channels", channels, false)?;
+    if kernel == 0 || kernel % 2 == 0 {
+        return invalid(format!(
+            "conv kernel must be odd and >= 1 (for 'same' padding), got {kernel}"
+        ));
+    }
+    let depth = channels.len();
+    let factor = 1usize.checked_shl(depth as u32).unwrap_or(0);
+    let (h, w) = (input.height, input.width);
+    if factor == 0 || h % factor != 0 || w % factor != 0 {
+        return invalid(format!(
+            "a {h}x{w} image cannot be max-pooled {depth} times: height and width must be \
+             divisible by 2^{depth} = {factor}"
+        ));
+    }
+    let (fh, fw) = (h / factor, w / factor);
+    if kernel > fh || kernel > fw {
+        let poolings = if depth == 1 { "pooling" } else { "poolings" };
+        return invalid(format!(
+            "kernel {kernel}x{kernel} is larger than the {fh}x{fw} feature map after {depth} \
+             {poolings} of a {h}x{w} image"
+        ));
+    }
+    Ok(())
+}
+
+/// The convolutional autoencoder (the keras.io / PyTorch peer).
+///
+/// Encoder, per entry `c` of `channels`: Conv2d(c, k×k, 'same') - activation -
+/// MaxPool 2. Decoder, per encoder stage in reverse: ConvTranspose2d(k×k,
+/// stride 2, 'same', output padding 1) - activation, with the channel count of
+/// that stage; then Conv2d(input channels, k×k, 'same') → logits.
+/// `Default` (MNIST): Conv(32,3x3)-ReLU-Pool-Conv(32,3x3)-ReLU-Pool,
+/// ConvT(32,3x3,s2)x2, Conv(1,3x3); code `[N, 32, 7, 7]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConvConfig {
+    /// Input image shape.
+    pub input: ImageShape,
+    /// Output channels of each encoder stage (one 2x pooling per entry).
+    pub channels: Vec<usize>,
+    /// Square kernel size (odd).
+    pub kernel: usize,
+    /// Activation after every conv except the last.
+    pub activation: Activation,
+}
+
+impl Default for ConvConfig {
+    fn default() -> Self {
+        ConvConfig {
+            input: ImageShape::default(),
+            channels: vec![32, 32],
+            kernel: 3,
+            activation: Activation::Relu,
+        }
+    }
+}
+
+impl ConvConfig {
+    /// The default architecture for images of shape `input`.
+    pub fn for_input(input: ImageShape) -> Self {
+        ConvConfig {
+            input,
+            ..ConvConfig::default()
+        }
+    }
+
+    /// Sets the input shape.
+    pub fn with_input(mut self, input: ImageShape) -> Self {
+        self.input = input;
+        self
+    }
+
+    /// Sets the encoder channels.
+    pub fn with_channels(mut self, channels: Vec<usize>) -> Self {
+        self.channels = channels;
+        self
+    }
+
+    /// Sets the kernel size.
+    pub fn with_kernel(mut self, kernel: usize) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// Sets the activation.
+    pub fn with_activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+
+    /// The code shape `[channels.last, height / 2^depth, width / 2^depth]`
+    /// (meaningful once validated).
+    pub fn code_shape(&self) -> [usize; 3] {
+        bottleneck(&self.input, &self.channels)
+    }
+
+    /// Checks: input non-zero, channels non-empty and non-zero, kernel odd,
+    /// image divisible by 2^depth, kernel no larger than the smallest feature map.
+    pub fn validate(&self) -> Result<()> {
+        validate_conv_stack(&self.input, &self.channels, self.kernel)
+    }
+}
+
+/// `[channels.last, h / 2^depth, w / 2^depth]` of a conv stack.
+pub(crate) fn bottleneck(input: &ImageShape, channels: &[usize]) -> [usize; 3] {
+    let factor = 1usize
+        .checked_shl(channels.len() as u32)
+        .unwrap_or(usize::MAX);
+    [
+        channels.last().copied().unwrap_or(0),
+        input.height / factor,
+        input.width / factor,
+    ]
+}
+
+/// The denoising autoencoder: any base model trained on corrupted inputs
+/// against the clean targets.
+///
+/// The trainer corrupts each input batch with `noise` (the model exposes it
+/// through [`Autoencoder::noise`](crate::Autoencoder::noise)); the loss is the
+/// base model's loss against the clean batch. The base may be vanilla, sparse,
+/// conv or VAE, not denoising itself. Tensor names are the base model's.
+/// `Default`: the default conv model with Gaussian noise of std 0.4 (the
+/// keras.io denoising example).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DenoisingConfig {
+    /// The model that is trained.
+    pub base: Box<ModelConfig>,
+    /// The corruption of the inputs.
+    pub noise: Noise,
+}
+
+impl Default for DenoisingConfig {
+    fn default() -> Self {
+        DenoisingConfig::for_input(ImageShape::default())
+    }
+}
+
+impl DenoisingConfig {
+    /// The default (conv base, Gaussian std 0.4) for images of shape `input`.
+    pub fn for_input(input: ImageShape) -> Self {
+        DenoisingConfig {
+            base: Box::new(ModelConfig::Conv(ConvConfig::for_input(input))),
+            noise: Noise::Gaussian { std: 0.4 },
+        }
+    }
+
+    /// Sets the base model.
+    pub fn with_base(mut self, base: ModelConfig) -> Self {
+        self.base = Box::new(base);
+        self
+    }
+
+    /// Sets the noise.
+    pub fn with_noise(mut self, noise: Noise) -> Self {
+        self.noise = noise;
+        self
+    }
+
+    /// Checks the noise and the base (which must not be denoising itself).
+    pub fn validate(&self) -> Result<()> {
+        if let Err(e) = self.noise.validate() {
+            return invalid(format!("denoising noise: {e}"));
+        }
+        if self.base.kind() == ModelKind::Denoising {
+            return invalid("the base of a denoising model cannot itself be denoising");
+        }
+        self.base.validate()
+    }
+}
+
+/// The architecture of a VAE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum VaeArch {
+    /// Dense: `input - hidden... - (mu, logvar)`, decoder `latent - hidden
+    /// reversed... - input` (PyTorch's VAE example with `hidden = [400]`).
+    Dense {
+        /// Encoder hidden sizes (at least one); the decoder mirrors them.
+        hidden: Vec<usize>,
+    },
+    /// Convolutional: the conv encoder of [`ConvConfig`] → flatten → (mu,
+    /// logvar); decoder linear → reshape → conv-transpose stack → final conv.
+    Conv {
+        /// Output channels of each encoder stage (one 2x pooling per entry).
+        channels: Vec<usize>,
+        /// Square kernel size (odd).
+        kernel: usize,
+    },
+}
+
+impl Default for VaeArch {
+    fn default() -> Self {
+        VaeArch::Dense { hidden: vec![400] }
+    }
+}
+
+impl VaeArch {
+    /// The default conv architecture: channels `[32, 64]`, kernel 3.
+    pub fn conv_default() -> Self {
+        VaeArch::Conv {
+            channels: vec![32, 64],
+            kernel: 3,
+        }
+    }
+}
+
+/// The variational autoencoder.
+///
+/// Loss: `BCE(σ(logits), x) + β · KL(N(μ, σ²) ‖ N(0, I))`, both summed per
+/// image and averaged over the batch (PyTorch's VAE example; β = 1 is the
+/// plain VAE). `Default`: PyTorch's example, 784-400-20 (fc1 784→400 ReLU,
+/// mu and logvar 400→20, fc3 20→400 ReLU, fc4 400→784).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VaeConfig {
+    /// Input image shape.
+    pub input: ImageShape,
+    /// Dense or convolutional architecture.
+    pub arch: VaeArch,
+    /// Size of the latent space.
+    pub latent_dim: usize,
+    /// Weight of the KL term (finite, >= 0).
+    pub beta: f64,
+    /// Activation of the hidden layers.
+    pub activation: Activation,
+}
+
+impl Default for VaeConfig {
+    fn default() -> Self {
+        VaeConfig {
+            input: ImageShape::default(),
+            arch: VaeArch::default(),
+            latent_dim: 20,
+            beta: 1.0,
+            activation: Activation::Relu,
+        }
+    }
+}
+
+impl VaeConfig {
+    /// The default (dense) VAE for images of shape `input`.
+    pub fn for_input(input: ImageShape) -> Self {
+        VaeConfig {
+            input,
+            ..VaeConfig::default()
+        }
+    }
+
+    /// Sets the input shape.
+    pub fn with_input(mut self, input: ImageShape) -> Self {
+        self.input = input;
+        self
+    }
+
+    /// Sets the architecture.
+    pub fn with_arch(mut self, arch: VaeArch) -> Self {
+        self.arch = arch;
+        self
+    }
+
+    /// Sets the latent size.
+    pub fn with_latent_dim(mut self, latent_dim: usize) -> Self {
+        self.latent_dim = latent_dim;
+        self
+    }
+
+    /// Sets β.
+    pub fn with_beta(mut self, beta: f64) -> Self {
+        self.beta = beta;
+        self
+    }
+
+    /// Sets the hidden activation.
+    pub fn with_activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+
+    /// Checks: latent >= 1, β finite and >= 0, a non-empty dense hidden list,
+    /// or a valid conv stack (see [`ConvConfig::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        self.input.validate()?;
+        check_latent(self.latent_dim)?;
+        if !(self.beta.is_finite() && self.beta >= 0.0) {
+            return invalid(format!(
+                "vae beta must be finite and >= 0, got {}",
+                self.beta
+            ));
+        }
+        match &self.arch {
+            VaeArch::Dense { hidden } => check_sizes("vae dense hidden sizes", hidden, false),
+            VaeArch::Conv { channels, kernel } => {
+                validate_conv_stack(&self.input, channels, *kernel)
+            }
+        }
+    }
+}
+
+/// The configuration of any model, tagged by `kind` in JSON:
+/// `{"kind": "conv", "input": {...}, "channels": [32, 32], ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ModelConfig {
+    /// Dense autoencoder.
+    Vanilla(DenseConfig),
+    /// Sparse dense autoencoder.
+    Sparse(SparseConfig),
+    /// Denoising autoencoder around a base model.
+    Denoising(DenoisingConfig),
+    /// Convolutional autoencoder.
+    Conv(ConvConfig),
+    /// Variational autoencoder.
+    Vae(VaeConfig),
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig::Vanilla(DenseConfig::default())
+    }
+}
+
+impl ModelConfig {
+    /// The default configuration of `kind` for images of shape `input`.
+    pub fn default_for(kind: ModelKind, input: ImageShape) -> Self {
+        match kind {
+            ModelKind::Vanilla => ModelConfig::Vanilla(DenseConfig::for_input(input)),
+            ModelKind::Sparse => ModelConfig::Sparse(SparseConfig::for_input(input)),
+            ModelKind::Denoising => ModelConfig::Denoising(DenoisingConfig::for_input(input)),
+            ModelKind::Conv => ModelConfig::Conv(ConvConfig::for_input(input)),
+            ModelKind::Vae => ModelConfig::Vae(VaeConfig::for_input(input)),
+        }
+    }
+
+    /// Which kind of model this builds.
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            ModelConfig::Vanilla(_) => ModelKind::Vanilla,
+            ModelConfig::Sparse(_) => ModelKind::Sparse,
+            ModelConfig::Denoising(_) => ModelKind::Denoising,
+            ModelConfig::Conv(_) => ModelKind::Conv,
+            ModelConfig::Vae(_) => ModelKind::Vae,
+        }
+    }
+
+    /// The input image shape.
+    pub fn input(&self) -> ImageShape {
+        match self {
+            ModelConfig::Vanilla(c) => c.input,
+            ModelConfig::Sparse(c) => c.dense.input,
+            ModelConfig::Denoising(c) => c.base.input(),
+            ModelConfig::Conv(c) => c.input,
+            ModelConfig::Vae(c) => c.input,
+        }
+    }
+
+    /// Sets the input image shape (of the base, for denoising).
+    pub fn with_input(self, input: ImageShape) -> Self {
+        match self {
+            ModelConfig::Vanilla(c) => ModelConfig::Vanilla(c.with_input(input)),
+            ModelConfig::Sparse(mut c) => {
+                c.dense.input = input;
+                ModelConfig::Sparse(c)
+            }
+            ModelConfig::Denoising(mut c) => {
+                c.base = Box::new(c.base.with_input(input));
+                ModelConfig::Denoising(c)
+            }
+            ModelConfig::Conv(c) => ModelConfig::Conv(c.with_input(input)),
+            ModelConfig::Vae(c) => ModelConfig::Vae(c.with_input(input)),
+        }
+    }
+
+    /// The size of the flattened code (for conv: `channels.last * h/2^d * w/2^d`).
+    pub fn latent_dim(&self) -> usize {
+        match self {
+            ModelConfig::Vanilla(c) => c.latent_dim,
+            ModelConfig::Sparse(c) => c.dense.latent_dim,
+            ModelConfig::Denoising(c) => c.base.latent_dim(),
+            ModelConfig::Conv(c) => c.code_shape().iter().product(),
+            ModelConfig::Vae(c) => c.latent_dim,
+        }
+    }
+
+    /// Sets the size of the flattened code. For a conv model the code is
+    /// `[c, h, w]` with `h, w` fixed by the image and depth, so `k` must be a
+    /// multiple of `h*w` and sets the last encoder channel count to `k / (h*w)`.
+    pub fn with_latent_dim(self, k: usize) -> Result<Self> {
+        check_latent(k)?;
+        Ok(match self {
+            ModelConfig::Vanilla(c) => ModelConfig::Vanilla(c.with_latent_dim(k)),
+            ModelConfig::Sparse(mut c) => {
+                c.dense.latent_dim = k;
+                ModelConfig::Sparse(c)
+            }
+            ModelConfig::Denoising(mut c) => {
+                c.base = Box::new(c.base.with_latent_dim(k)?);
+                ModelConfig::Denoising(c)
+            }
+            ModelConfig::Conv(mut c) => {
+                c.validate()?;
+                let [_, h, w] = c.code_shape();
+                if k % (h * w) != 0 {
+                    return invalid(format!(
+                        "the conv code is C x {h} x {w}: latent dim {k} is not a multiple of {}",
+                        h * w
+                    ));
+                }
+                if let Some(last) = c.channels.last_mut() {
+                    *last = k / (h * w);
+                }
+                ModelConfig::Conv(c)
+            }
+            ModelConfig::Vae(c) => ModelConfig::Vae(c.with_latent_dim(k)),
+        })
+    }
+
+    /// Checks the configuration (see each config's `validate`).
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            ModelConfig::Vanilla(c) => c.validate(),
+            ModelConfig::Sparse(c) => c.validate(),
+            ModelConfig::Denoising(c) => c.validate(),
+            ModelConfig::Conv(c) => c.validate(),
+            ModelConfig::Vae(c) => c.validate(),
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The convolutional autoencoder, and the conv encoder/decoder stacks it shares with the conv VAE.
+
+use ae_data::AeRng;
+use ae_losses::{Reduction, bce_with_logits};
+use candle_core::{Module, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, VarBuilder};
+
+use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts, code_to_shape};
+use crate::config::{Activation, ConvConfig, ImageShape, ModelKind, bottleneck};
+use crate::error::Result;
+
+/// 2x2 max pooling with stride 2, `[N, C, H, W]` → `[N, C, H/2, W/2]` (H, W even).
+///
+/// Written as a reshape and two max reductions instead of
+/// `Tensor::max_pool2d`, whose backward pass in candle 0.11 scales the
+/// gradient by 1/4 (it multiplies by the window's fraction of maxima instead
+/// of dividing by their count). The reduction's gradient goes to the maximum of
+/// each window (to every maximum when several are equal).
+pub(crate) fn max_pool2(x: &Tensor) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    Ok(x.reshape((n, c, h / 2, 2, w / 2, 2))?.max(5)?.max(3)?)
+}
+
+/// Conv2d(k, 'same') - activation - MaxPool 2, per entry of `channels`
+/// (names `encoder.i`, weight `[c_out, c_in, k, k]`).
+pub(crate) struct ConvEncoder {
+    convs: Vec<Conv2d>,
+    act: Activation,
+}
+
+impl ConvEncoder {
+    /// `vb` is the `encoder` prefix.
+    pub(crate) fn new(
+        input: &ImageShape,
+        channels: &[usize],
+        kernel: usize,
+        act: Activation,
+        vb: &VarBuilder<'_>,
+    ) -> Result<Self> {
+        let cfg = Conv2dConfig {
+            padding: kernel / 2,
+            ..Default::default()
+        };
+        let mut c_in = input.channels;
+        let mut convs = Vec::with_capacity(channels.len());
+        for (i, &c_out) in channels.iter().enumerate() {
+            convs.push(candle_nn::conv2d(c_in, c_out, kernel, cfg, vb.pp(i))?);
+            c_in = c_out;
+        }
+        Ok(ConvEncoder { convs, act })
+    }
+
+    /// `[N, C, H, W]` → `[N, channels.last, H / 2^d, W / 2^d]`.
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for conv in &self.convs {
+            h = max_pool2(&self.act.apply(&conv.forward(&h)?)?)?;
+        }
+        Ok(h)
+    }
+}
+
+/// Per encoder stage in reverse: ConvTranspose2d(k, stride 2, 'same', output
+/// padding 1) - activation (names `decoder.j`, weight `[c_in, c_out, k, k]`),
+/// then Conv2d(input channels, k, 'same') → logits (name `decoder.{d}`).
+pub(crate) struct ConvDecoder {
+    deconvs: Vec<ConvTranspose2d>,
+    out: Conv2d,
+    act: Activation,
+}
+
+impl ConvDecoder {
+    /// `vb` is the `decoder` prefix. Decoder stage `j` maps `c[d-j]` (or
+    /// `c[d-1]` for `j = 0`) to `c[d-1-j]` channels, doubling the size.
+    pub(crate) fn new(
+        input: &ImageShape,
+        channels: &[usize],
+        kernel: usize,
+        act: Activation,
+        vb: &VarBuilder<'_>,
+    ) -> Result<Self> {
+        let d = channels.len();
+        let cfg = ConvTranspose2dConfig {
+            padding: kernel / 2,
+            output_padding: 1,
+            stride: 2,
+            dilation: 1,
+        };
+        let mut deconvs = Vec::with_capacity(d);
+        let mut c_in = channels.last().copied().unwrap_or(input.channels);
+        for j in 0..d {
+            let c_out = channels[d - 1 - j];
+            deconvs.push(candle_nn::conv_transpose2d(
+                c_in,
+                c_out,
+                kernel,
+                cfg,
+                vb.pp(j),
+            )?);
+            c_in = c_out;
+        }
+        let out_cfg = Conv2dConfig {
+            padding: kernel / 2,
+            ..Default::default()
+        };
+        let out = candle_nn::conv2d(c_in, input.channels, kernel, out_cfg, vb.pp(d))?;
+        Ok(ConvDecoder { deconvs, out, act })
+    }
+
+    /// `[N, channels.last, H / 2^d, W / 2^d]` → logits `[N, C, H, W]`.
+    pub(crate) fn forward(&self, z: &Tensor) -> Result<Tensor> {
+        let mut h = z.clone();
+        for deconv in &self.deconvs {
+            h = self.act.apply(&deconv.forward(&h)?)?;
+        }
+        Ok(self.out.forward(&h)?)
+    }
+}
+
+/// The convolutional autoencoder (see [`ConvConfig`] for the architecture).
+///
+/// Inputs are images `[N, C, H, W]`; the code is `[N, channels.last, H/2^d,
+/// W/2^d]` (`[N, 32, 7, 7]` on MNIST). Loss: BCE from logits, per-pixel mean.
+pub struct ConvAutoencoder {
+    encoder: ConvEncoder,
+    decoder: ConvDecoder,
+    cfg: ConvConfig,
+}
+
+impl ConvAutoencoder {
+    /// Validates `cfg` and creates the layers from `vb` (names `encoder.i`,
+    /// `decoder.j`, see the crate docs).
+    pub fn new(cfg: &ConvConfig, vb: VarBuilder<'_>) -> Result<Self> {
+        cfg.validate()?;
+        let encoder = ConvEncoder::new(
+            &cfg.input,
+            &cfg.channels,
+            cfg.kernel,
+            cfg.activation,
+            &vb.pp("encoder"),
+        )?;
+        let decoder = ConvDecoder::new(
+            &cfg.input,
+            &cfg.channels,
+            cfg.kernel,
+            cfg.activation,
+            &vb.pp("decoder"),
+        )?;
+        Ok(ConvAutoencoder {
+            encoder,
+            decoder,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// The configuration the model was built from.
+    pub fn config(&self) -> &ConvConfig {
+        &self.cfg
+    }
+}
+
+impl Autoencoder for ConvAutoencoder {
+    fn kind(&self) -> ModelKind {
+        ModelKind::Conv
+    }
+
+    fn input_layout(&self) -> InputLayout {
+        InputLayout::image(&self.cfg.input)
+    }
+
+    fn latent_dim(&self) -> usize {
+        self.code_shape().iter().product()
+    }
+
+    fn code_shape(&self) -> Vec<usize> {
+        bottleneck(&self.cfg.input, &self.cfg.channels).to_vec()
+    }
+
+    /// `[N, C, H, W]` → code `[N, c_last, H/2^d, W/2^d]`.
+    fn encode(&self, x: &Tensor) -> Result<Tensor> {
+        self.input_layout().check("input", x)?;
+        self.encoder.forward(x)
+    }
+
+    /// Code `[N, c_last, H/2^d, W/2^d]` (or flattened `[N, latent_dim]`) →
+    /// logits `[N, C, H, W]`.
+    fn decode(&self, z: &Tensor) -> Result<Tensor> {
+        let z = code_to_shape(z, &self.code_shape())?;
+        self.decoder.forward(&z)
+    }
+
+    /// `[N, C, H, W]` → logits `[N, C, H, W]`, code `[N, c_last, H/2^d, W/2^d]`; `rng` unused.
+    fn forward(&self, x: &Tensor, _rng: Option<&mut AeRng>) -> Result<AeOutput> {
+        let code = self.encode(x)?;
+        let logits = self.decoder.forward(&code)?;
+        Ok(AeOutput {
+            logits,
+            code,
+            mu: None,
+            logvar: None,
+        })
+    }
+
+    /// BCE from logits against `target` `[N, C, H, W]`, per-pixel mean.
+    fn loss(&self, out: &AeOutput, target: &Tensor) -> Result<LossParts> {
+        self.input_layout().check("target", target)?;
+        let recon = bce_with_logits(&out.logits, target, Reduction::Mean)?;
+        Ok(LossParts {
+            total: recon.clone(),
+            recon,
+            kl: None,
+            sparsity: None,
+        })
+    }
+}
+
+impl Module for ConvAutoencoder {
+    /// Reconstruction logits `[N, C, H, W]` of `xs` `[N, C, H, W]`.
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let z = self.encode(xs).map_err(candle_core::Error::wrap)?;
+        self.decoder.forward(&z).map_err(candle_core::Error::wrap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn max_pool2_matches_candle_forward_and_has_the_right_gradient() {
+        let data: Vec<f64> = (0..2 * 3 * 4 * 6)
+            .map(|i| ((i * 37) % 23) as f64 - 11.0)
+            .collect();
+        let x = Tensor::from_vec(data, (2, 3, 4, 6), &Device::Cpu).unwrap();
+        let ours = max_pool2(&x).unwrap();
+        let theirs = x.max_pool2d(2).unwrap();
+        assert_eq!(ours.dims(), &[2, 3, 2, 3]);
+        let diff = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap();
+        assert_eq!(diff.to_scalar::<f64>().unwrap(), 0.0);
+
+        let v = Var::new(&[[[[1f64, 2.], [3., 4.]]]], &Device::Cpu).unwrap();
+        let g = max_pool2(v.as_tensor())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g = g.get(v.as_tensor()).unwrap().flatten_all().unwrap();
+        assert_eq!(g.to_vec1::<f64>().unwrap(), vec![0.0, 0.0, 0.0, 1.0]);
+    }
+}
