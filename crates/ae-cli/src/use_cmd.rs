@@ -1,0 +1,341 @@
+//! Commands that use a trained run: eval, reconstruct, encode, denoise, sample.
+
+use std::path::{Path, PathBuf};
+
+use ae_data::noise::Noise;
+use ae_data::rng::stream;
+use ae_data::{ImageSet, Split};
+use ae_models::InputLayout;
+use ae_train::{LoadedRun, evaluate, load_run, parse_device};
+use ae_viz::ImageGrid;
+use anyhow::{Context, Result, bail};
+use candle_core::Tensor;
+use clap::{Args, ValueEnum};
+
+use crate::output::{Codes, write_codes};
+
+/// Options every command on a trained run takes.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The run folder written by `ae train`.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// cpu, cuda, cuda:N, metal.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Use only the first N images of the split.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Seed of the random draws (noise, VAE samples).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl RunArgs {
+    fn load(&self) -> Result<LoadedRun> {
+        let device = parse_device(&self.device)?;
+        load_run(&self.checkpoint, &device)
+            .with_context(|| format!("loading the run {}", self.checkpoint.display()))
+    }
+
+    /// The run's data, limited to `--limit` images (only the split that is used).
+    fn data(&self, run: &LoadedRun, split: SplitName) -> Result<ImageSet> {
+        let mut cfg = run.config.data.clone();
+        match split {
+            SplitName::Test => {
+                cfg.train_limit = Some(1);
+                if self.limit.is_some() {
+                    cfg.test_limit = self.limit;
+                }
+            }
+            SplitName::Train => {
+                cfg.test_limit = Some(1);
+                if self.limit.is_some() {
+                    cfg.train_limit = self.limit;
+                }
+            }
+        }
+        let Split { train, test } = cfg.load()?;
+        Ok(match split {
+            SplitName::Train => train,
+            SplitName::Test => test,
+        })
+    }
+}
+
+/// Which split of the data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SplitName {
+    /// The training images.
+    Train,
+    /// The test images.
+    Test,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Print the metrics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let run = a.run.load()?;
+    let test = a.run.data(&run, SplitName::Test)?;
+    let m = evaluate(
+        run.model.as_ref(),
+        &test,
+        run.config.train.eval_batch_size,
+        &run.device,
+        a.run.seed,
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&m)?);
+    } else {
+        println!("model      {}", run.config.model.kind());
+        println!("images     {}", m.images);
+        println!("bce        {:.5} (per pixel)", m.bce);
+        println!("mse        {:.5} (per pixel)", m.mse);
+        println!("psnr       {:.2} dB", m.psnr);
+        println!("loss       {:.5} (the training objective)", m.loss);
+        if let Some(e) = m.elbo {
+            println!(
+                "elbo       {e:.2} nats per image (BCE sum + KL = {:.2})",
+                -e
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` over `set` in batches shaped for the model, collecting its output rows.
+fn map_batches(
+    run: &LoadedRun,
+    set: &ImageSet,
+    n: usize,
+    mut f: impl FnMut(&Tensor) -> Result<Tensor>,
+) -> Result<Vec<f32>> {
+    let mut out = Vec::new();
+    let idx: Vec<usize> = (0..n.min(set.len())).collect();
+    let mut buf = Vec::new();
+    for chunk in idx.chunks(run.config.train.eval_batch_size.max(1)) {
+        set.gather(chunk, &mut buf)?;
+        let x = Tensor::from_slice(&buf, batch_shape(run, chunk.len()).as_slice(), &run.device)?;
+        out.extend(f(&x)?.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok(out)
+}
+
+fn batch_shape(run: &LoadedRun, b: usize) -> Vec<usize> {
+    match run.model.input_layout() {
+        InputLayout::Flat { dim } => vec![b, dim],
+        InputLayout::Image {
+            channels,
+            height,
+            width,
+        } => vec![b, channels, height, width],
+    }
+}
+
+fn check_png(path: &Path) -> Result<()> {
+    if path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.eq_ignore_ascii_case("png"))
+        != Some(true)
+    {
+        bail!(
+            "{}: the picture is written as PNG: name it *.png",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn grid_for(set: &ImageSet) -> ImageGrid {
+    ImageGrid::new(set.channels(), set.height(), set.width()).scale(2)
+}
+
+#[derive(Debug, Args)]
+pub struct ReconstructArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// PNG to write: originals above reconstructions.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of test images.
+    #[arg(short = 'n', long, default_value_t = 10)]
+    pub n: usize,
+}
+
+pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
+    check_png(&a.out)?;
+    let run = a.run.load()?;
+    let test = a.run.data(&run, SplitName::Test)?;
+    let n = a.n.min(test.len());
+    if n == 0 {
+        bail!("-n must be at least 1");
+    }
+    let rec = map_batches(&run, &test, n, |x| Ok(run.model.reconstruct(x)?))?;
+    let mut pixels = Vec::with_capacity(2 * rec.len());
+    pixels.extend_from_slice(&test.pixels()[..n * test.dim()]);
+    pixels.extend_from_slice(&rec);
+    grid_for(&test).write(&a.out, &pixels, 2, n)?;
+    println!(
+        "wrote {} (top: {n} test images, bottom: reconstructions)",
+        a.out.display()
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Output file: .csv, .npy or .safetensors.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Which split to encode.
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: SplitName,
+}
+
+pub fn encode(a: EncodeArgs) -> Result<()> {
+    let run = a.run.load()?;
+    let set = a.run.data(&run, a.split)?;
+    let k = run.model.latent_dim();
+    let codes = map_batches(&run, &set, set.len(), |x| {
+        Ok(run.model.encode(x)?.flatten_from(1)?)
+    })?;
+    if codes.len() != set.len() * k {
+        bail!(
+            "the model gave {} code values for {} images of latent size {k}",
+            codes.len(),
+            set.len()
+        );
+    }
+    write_codes(
+        &a.out,
+        &Codes {
+            rows: set.len(),
+            cols: k,
+            values: &codes,
+            labels: set.labels(),
+        },
+    )?;
+    println!(
+        "wrote {} codes of size {k} to {}",
+        set.len(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct DenoiseArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// PNG to write: noisy, denoised and clean rows.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of test images.
+    #[arg(short = 'n', long, default_value_t = 10)]
+    pub n: usize,
+    /// Noise to add (default: the model's own, else gaussian:0.4).
+    #[arg(long)]
+    pub noise: Option<Noise>,
+}
+
+fn psnr(a: &[f32], b: &[f32]) -> f64 {
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| ((x - y) as f64).powi(2))
+        .sum::<f64>()
+        / a.len().max(1) as f64;
+    if mse > 0.0 {
+        10.0 * (1.0 / mse).log10()
+    } else {
+        f64::INFINITY
+    }
+}
+
+pub fn denoise(a: DenoiseArgs) -> Result<()> {
+    check_png(&a.out)?;
+    let run = a.run.load()?;
+    let test = a.run.data(&run, SplitName::Test)?;
+    let n = a.n.min(test.len());
+    if n == 0 {
+        bail!("-n must be at least 1");
+    }
+    let noise = match (&a.noise, run.model.noise()) {
+        (Some(n), _) => *n,
+        (None, Some(n)) if !matches!(n, Noise::None) => *n,
+        _ => Noise::Gaussian { std: 0.4 },
+    };
+    noise.validate()?;
+    let idx: Vec<usize> = (0..n).collect();
+    let mut clean = Vec::new();
+    test.gather(&idx, &mut clean)?;
+    let mut noisy = clean.clone();
+    noise.apply(&mut noisy, &mut stream(a.run.seed, "denoise"));
+    let x = Tensor::from_slice(&noisy, batch_shape(&run, n).as_slice(), &run.device)?;
+    let den = run.model.reconstruct(&x)?.flatten_all()?.to_vec1::<f32>()?;
+    let mut pixels = noisy.clone();
+    pixels.extend_from_slice(&den);
+    pixels.extend_from_slice(&clean);
+    grid_for(&test).write(&a.out, &pixels, 3, n)?;
+    println!(
+        "wrote {} (rows: noisy {noise}, denoised, clean); PSNR noisy {:.2} dB, denoised {:.2} dB",
+        a.out.display(),
+        psnr(&noisy, &clean),
+        psnr(&den, &clean)
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// PNG to write: a grid of samples.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of samples.
+    #[arg(short = 'n', long, default_value_t = 64)]
+    pub n: usize,
+}
+
+pub fn sample(a: SampleArgs) -> Result<()> {
+    check_png(&a.out)?;
+    if a.n == 0 || a.n > 4096 {
+        bail!("-n must be between 1 and 4096, got {}", a.n);
+    }
+    let run = a.run.load()?;
+    let mut rng = stream(a.run.seed, "prior");
+    let Some(logits) = run.model.sample_prior(a.n, &mut rng, &run.device)? else {
+        bail!(
+            "{}: the {} model has no prior to sample from: train a vae",
+            a.run.checkpoint.display(),
+            run.config.model.kind()
+        );
+    };
+    let px = candle_nn::ops::sigmoid(&logits)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let shape = run.config.model.input();
+    let cols = (a.n as f64).sqrt().ceil() as usize;
+    let rows = a.n.div_ceil(cols);
+    let mut pixels = px;
+    pixels.resize(
+        rows * cols * shape.channels * shape.height * shape.width,
+        0.0,
+    );
+    ImageGrid::new(shape.channels, shape.height, shape.width)
+        .scale(2)
+        .write(&a.out, &pixels, rows, cols)?;
+    println!("wrote {} ({} samples from the prior)", a.out.display(), a.n);
+    Ok(())
+}

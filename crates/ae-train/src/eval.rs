@@ -1,0 +1,144 @@
+//! Test-set metrics of a model: BCE, MSE, PSNR, the model's own loss, and the ELBO for the VAE.
+
+use ae_data::ImageSet;
+use ae_data::noise::Noise;
+use ae_data::rng::stream;
+use ae_losses::{Reduction, bce_with_logits, mse_from_logits};
+use ae_models::{Autoencoder, InputLayout};
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, TrainError};
+
+/// Metrics over a whole image set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalMetrics {
+    /// Images evaluated.
+    pub images: usize,
+    /// Binary cross-entropy per pixel (mean over pixels and images), from logits.
+    pub bce: f64,
+    /// Mean squared error per pixel of `sigmoid(logits)` against the target.
+    pub mse: f64,
+    /// Peak signal-to-noise ratio in dB, `10·log10(1 / mse)` (pixels in [0,1]).
+    pub psnr: f64,
+    /// The model's training loss on this set (what `val_loss` reports).
+    pub loss: f64,
+    /// The reconstruction part of `loss`.
+    pub recon: f64,
+    /// The KL part of `loss` (VAE).
+    pub kl: Option<f64>,
+    /// The sparsity penalty part of `loss` (sparse).
+    pub sparsity: Option<f64>,
+    /// VAE only: the evidence lower bound per image in nats, `-(BCE sum + KL)`,
+    /// one sample of z per image (the negative of PyTorch's VAE example's test loss).
+    pub elbo: Option<f64>,
+}
+
+/// Shapes a gathered batch for the model's input layout.
+pub(crate) fn batch_shape(layout: InputLayout, batch: usize) -> Vec<usize> {
+    match layout {
+        InputLayout::Flat { dim } => vec![batch, dim],
+        InputLayout::Image {
+            channels,
+            height,
+            width,
+        } => vec![batch, channels, height, width],
+    }
+}
+
+/// Checks that `set`'s images fit the model's input layout.
+pub(crate) fn check_fits(model: &dyn Autoencoder, set: &ImageSet, what: &str) -> Result<()> {
+    let (c, h, w) = (set.channels(), set.height(), set.width());
+    let ok = match model.input_layout() {
+        InputLayout::Flat { dim } => dim == c * h * w,
+        InputLayout::Image {
+            channels,
+            height,
+            width,
+        } => (channels, height, width) == (c, h, w),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(TrainError::Mismatch(format!(
+            "{what} has images of {c}x{h}x{w} but the model expects {:?}",
+            model.input_layout()
+        )))
+    }
+}
+
+/// Evaluates `model` on every image of `set`, in batches of `batch_size`.
+///
+/// Deterministic for a given `seed`: the denoising model's input noise and the
+/// VAE's sample of z come from RNG streams derived from it.
+pub fn evaluate(
+    model: &dyn Autoencoder,
+    set: &ImageSet,
+    batch_size: usize,
+    device: &Device,
+    seed: u64,
+) -> Result<EvalMetrics> {
+    check_fits(model, set, "the evaluation set")?;
+    if set.is_empty() {
+        return Err(TrainError::Mismatch("the evaluation set is empty".into()));
+    }
+    let layout = model.input_layout();
+    let mut noise_rng = stream(seed, "eval-noise");
+    let mut sample_rng = stream(seed, "eval-sample");
+    let noise = model.noise().filter(|n| !matches!(n, Noise::None)).cloned();
+    let is_vae = model.kind() == ae_models::ModelKind::Vae;
+    let (mut bce, mut mse, mut loss, mut recon) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let (mut kl, mut sparsity) = (None::<f64>, None::<f64>);
+    let mut clean = Vec::new();
+    let indices: Vec<usize> = (0..set.len()).collect();
+    for idx in indices.chunks(batch_size.max(1)) {
+        set.gather(idx, &mut clean)?;
+        let shape = batch_shape(layout, idx.len());
+        let target = Tensor::from_slice(&clean, shape.as_slice(), device)?;
+        let input = match &noise {
+            Some(n) => {
+                let mut noisy = clean.clone();
+                n.apply(&mut noisy, &mut noise_rng);
+                Tensor::from_vec(noisy, shape.as_slice(), device)?
+            }
+            None => target.clone(),
+        };
+        let out = model.forward(&input, if is_vae { Some(&mut sample_rng) } else { None })?;
+        let b = idx.len() as f64;
+        bce += bce_with_logits(&out.logits, &target, Reduction::Sum)?.to_scalar::<f32>()? as f64;
+        mse += mse_from_logits(&out.logits, &target, Reduction::Sum)?.to_scalar::<f32>()? as f64;
+        let parts = model.loss(&out, &target)?;
+        loss += parts.total.to_scalar::<f32>()? as f64 * b;
+        recon += parts.recon.to_scalar::<f32>()? as f64 * b;
+        if let Some(t) = &parts.kl {
+            *kl.get_or_insert(0.0) += t.to_scalar::<f32>()? as f64 * b;
+        }
+        if let Some(t) = &parts.sparsity {
+            *sparsity.get_or_insert(0.0) += t.to_scalar::<f32>()? as f64 * b;
+        }
+    }
+    let n = set.len() as f64;
+    let pixels = n * set.dim() as f64;
+    let mse = mse / pixels;
+    let kl = kl.map(|k| k / n);
+    let bce_per_pixel = bce / pixels;
+    Ok(EvalMetrics {
+        images: set.len(),
+        bce: bce_per_pixel,
+        mse,
+        psnr: if mse > 0.0 {
+            10.0 * (1.0 / mse).log10()
+        } else {
+            f64::INFINITY
+        },
+        loss: loss / n,
+        recon: recon / n,
+        kl,
+        sparsity: sparsity.map(|s| s / n),
+        elbo: if is_vae {
+            Some(-(bce / n + kl.unwrap_or(0.0)))
+        } else {
+            None
+        },
+    })
+}

@@ -1,0 +1,45 @@
+//! `ae-train`: seeded, resumable training of the `ae-models` autoencoders.
+//!
+//! What this crate owns:
+//! - [`Adam`]: plain Adam (no weight decay unless asked) whose state can be
+//!   saved and restored, so a resumed run reaches the same weights.
+//! - [`TrainConfig`] and [`RunConfig`]: serde configs with `Default` and
+//!   `validate()`; a run's whole configuration is written to `config.json`.
+//! - [`train`]: the loop. Weight init, shuffles, noise and VAE sampling all
+//!   come from our seeded RNG ([`ae_data::rng`]), so the same seed on the same
+//!   machine gives bit-identical weights.
+//! - Run directories ([`checkpoint`]): written atomically after every epoch; a
+//!   run killed at any moment leaves the last complete epoch loadable, and
+//!   `resume` continues to the same final weights as an uninterrupted run.
+//! - [`evaluate`]: test-set metrics (BCE, MSE, PSNR, and the ELBO for the VAE).
+//!
+//! ```no_run
+//! use ae_train::{RunConfig, TrainOptions, train};
+//! use ae_models::ModelKind;
+//! let mut cfg = RunConfig::for_kind(ModelKind::Vanilla, Default::default(), Default::default());
+//! cfg.train.epochs = 1;
+//! let report = train(&cfg, std::path::Path::new("runs/vanilla"), &TrainOptions::default())?;
+//! println!("val loss {}", report.metrics.last().map(|m| m.val_loss).unwrap_or(f64::NAN));
+//! # Ok::<(), ae_train::TrainError>(())
+//! ```
+#![warn(missing_docs)]
+
+mod adam;
+pub mod checkpoint;
+mod config;
+mod device;
+mod error;
+mod eval;
+mod metrics;
+mod progress;
+mod trainer;
+
+pub use adam::{Adam, AdamConfig};
+pub use checkpoint::{LoadedRun, load_run};
+pub use config::{EarlyStopping, FORMAT_VERSION, LrSchedule, RunConfig, TrainConfig};
+pub use device::parse_device;
+pub use error::{Result, TrainError};
+pub use eval::{EvalMetrics, evaluate};
+pub use metrics::{EpochMetrics, Metrics};
+pub use progress::ProgressMode;
+pub use trainer::{TrainOptions, TrainReport, train, train_on};

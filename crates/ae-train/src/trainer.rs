@@ -1,0 +1,305 @@
+//! The training loop: seeded, checkpointed every epoch, resumable, guarded against NaN.
+
+use std::path::Path;
+use std::time::Instant;
+
+use ae_data::noise::Noise;
+use ae_data::rng::{RngState, stream};
+use ae_data::{Batcher, Split};
+use ae_models::{build, init::seeded_init};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+
+use crate::adam::{Adam, AdamConfig};
+use crate::checkpoint::{
+    self, CONFIG_FILE, CheckpointData, MODEL_FILE, OPTIMIZER_FILE, RngStates, STATE_FILE,
+    TrainState,
+};
+use crate::config::{FORMAT_VERSION, RunConfig};
+use crate::eval::{EvalMetrics, batch_shape, check_fits, evaluate};
+use crate::metrics::{EpochMetrics, Metrics};
+use crate::progress::{Progress, ProgressMode};
+use crate::{Result, TrainError};
+
+/// How to run [`train`] (what is not part of the run's config).
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Continue the run in the output folder from its last complete epoch.
+    pub resume: bool,
+    /// Replace a run already in the output folder.
+    pub overwrite: bool,
+    /// Where the tensors live.
+    pub device: Device,
+    /// How progress is shown.
+    pub progress: ProgressMode,
+    /// Stop after this many epochs in this call (the run can be resumed later).
+    pub max_epochs_this_call: Option<usize>,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            resume: false,
+            overwrite: false,
+            device: Device::Cpu,
+            progress: ProgressMode::Auto,
+            max_epochs_this_call: None,
+        }
+    }
+}
+
+/// What [`train`] did.
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    /// Every completed epoch of the run (including ones before a resume).
+    pub metrics: Vec<EpochMetrics>,
+    /// True when early stopping ended the run.
+    pub stopped_early: bool,
+    /// Test-set metrics of the final weights.
+    pub test: EvalMetrics,
+}
+
+/// Trains `cfg` into the run folder `out` (see [`crate::checkpoint`] for its layout).
+///
+/// With `opts.resume`, the run's own `config.json` is used, with the epoch
+/// count of `cfg.train.epochs`, and training continues from the newest complete
+/// checkpoint, reaching the same weights as an uninterrupted run (with a
+/// changed epoch count, a cosine schedule follows the new count).
+pub fn train(cfg: &RunConfig, out: &Path, opts: &TrainOptions) -> Result<TrainReport> {
+    let data = if opts.resume && out.join(CONFIG_FILE).is_file() {
+        checkpoint::read_json::<RunConfig>(&out.join(CONFIG_FILE))?.data
+    } else {
+        cfg.data.clone()
+    };
+    train_on(cfg, data.load()?, out, opts)
+}
+
+/// [`train`] on data already loaded (it must be what `cfg.data` describes:
+/// `config.json` records `cfg.data` so that the run can be evaluated later).
+pub fn train_on(
+    cfg: &RunConfig,
+    split: Split,
+    out: &Path,
+    opts: &TrainOptions,
+) -> Result<TrainReport> {
+    let mut cfg = cfg.clone();
+    let resume_from = if opts.resume {
+        checkpoint::latest_checkpoint(out)?
+    } else {
+        None
+    };
+    if opts.resume {
+        let path = out.join(CONFIG_FILE);
+        if path.is_file() {
+            let saved: RunConfig = checkpoint::read_json(&path)?;
+            let epochs = cfg.train.epochs;
+            cfg = saved;
+            cfg.train.epochs = epochs;
+        }
+    } else if out.join(CONFIG_FILE).exists() && !opts.overwrite {
+        return Err(TrainError::RunExists(out.into()));
+    }
+    cfg.validate()?;
+    let device = &opts.device;
+
+    let Split {
+        train: train_set,
+        test: test_set,
+    } = split;
+    let varmap = VarMap::new();
+    let model = build(
+        &cfg.model,
+        VarBuilder::from_varmap(&varmap, DType::F32, device),
+    )?;
+    check_fits(model.as_ref(), &train_set, "the training set")?;
+    check_fits(model.as_ref(), &test_set, "the test set")?;
+
+    let t = &cfg.train;
+    let seed = t.seed;
+    let adam_cfg = AdamConfig {
+        lr: t.lr,
+        beta1: t.beta1,
+        beta2: t.beta2,
+        eps: t.eps,
+        weight_decay: t.weight_decay,
+    };
+    let mut adam = Adam::new(checkpoint::named_vars(&varmap), adam_cfg)?;
+    let mut shuffle_rng = stream(seed, "shuffle");
+    let mut noise_rng = stream(seed, "noise");
+    let mut sample_rng = stream(seed, "sample");
+    let mut metrics = Metrics::default();
+    let mut best_val: Option<f64> = None;
+    let mut bad_epochs = 0usize;
+    let mut start_epoch = 0usize;
+
+    if let Some(ck) = &resume_from {
+        checkpoint::load_weights(&varmap, &ck.join(MODEL_FILE))?;
+        let state: TrainState = checkpoint::read_json(&ck.join(STATE_FILE))?;
+        let opt_path = ck.join(OPTIMIZER_FILE);
+        let opt_state = checkpoint::read_safetensors(&opt_path, device)?;
+        adam.load_state(&opt_state, state.adam_step, &opt_path.display().to_string())?;
+        shuffle_rng = state.rng.shuffle.restore();
+        noise_rng = state.rng.noise.restore();
+        sample_rng = state.rng.sample.restore();
+        metrics = checkpoint::read_json(&ck.join(checkpoint::METRICS_FILE))?;
+        best_val = state.best_val;
+        bad_epochs = state.bad_epochs;
+        start_epoch = state.epochs_done;
+        tracing::info!("resuming {} after epoch {start_epoch}", out.display());
+    } else {
+        if out.exists() && opts.overwrite {
+            for f in [CONFIG_FILE, MODEL_FILE, checkpoint::METRICS_FILE] {
+                let p = out.join(f);
+                if p.exists() {
+                    std::fs::remove_file(&p).map_err(crate::error::io_err(&p))?;
+                }
+            }
+            let ck = out.join(checkpoint::CHECKPOINTS_DIR);
+            if ck.exists() {
+                std::fs::remove_dir_all(&ck).map_err(crate::error::io_err(&ck))?;
+            }
+        }
+        std::fs::create_dir_all(out).map_err(crate::error::io_err(out))?;
+        seeded_init(&varmap, &mut stream(seed, "init"))?;
+        checkpoint::write_json(&out.join(CONFIG_FILE), &cfg)?;
+    }
+
+    let layout = model.input_layout();
+    let noise = model.noise().filter(|n| !matches!(n, Noise::None)).cloned();
+    let batcher = Batcher {
+        batch_size: t.batch_size,
+        shuffle: true,
+        drop_last: t.drop_last,
+    };
+    let n = train_set.len();
+    let mut progress = Progress::new(opts.progress);
+    let mut clean = Vec::new();
+    let mut noisy = Vec::new();
+    let stop_at = match opts.max_epochs_this_call {
+        Some(k) => (start_epoch + k).min(t.epochs),
+        None => t.epochs,
+    };
+    let already_stopped = metrics.stopped_early;
+
+    for epoch in start_epoch..stop_at {
+        if already_stopped {
+            break;
+        }
+        let lr = t.schedule.lr(t.lr, epoch, t.epochs);
+        adam.set_lr(lr);
+        let order = batcher.epoch(n, &mut shuffle_rng);
+        progress.start_epoch(epoch + 1, t.epochs, batcher.num_batches(n));
+        let started = Instant::now();
+        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+        for (bi, idx) in order.iter().enumerate() {
+            train_set.gather(idx, &mut clean)?;
+            let shape = batch_shape(layout, idx.len());
+            let target = Tensor::from_slice(&clean, shape.as_slice(), device)?;
+            let input = match &noise {
+                Some(nz) => {
+                    noisy.clone_from(&clean);
+                    nz.apply(&mut noisy, &mut noise_rng);
+                    Tensor::from_slice(&noisy, shape.as_slice(), device)?
+                }
+                None => target.clone(),
+            };
+            let out = model.forward(&input, Some(&mut sample_rng))?;
+            let parts = model.loss(&out, &target)?;
+            let value = parts.total.to_scalar::<f32>()? as f64;
+            if !value.is_finite() {
+                progress.end_epoch("diverged");
+                return Err(TrainError::NonFinite {
+                    epoch: epoch + 1,
+                    batch: bi,
+                    loss: value,
+                });
+            }
+            let grads = parts.total.backward()?;
+            adam.step(&grads)?;
+            loss_sum += value * idx.len() as f64;
+            seen += idx.len();
+            progress.batch(
+                loss_sum / seen as f64,
+                seen as f64 / started.elapsed().as_secs_f64(),
+            );
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let val = evaluate(model.as_ref(), &test_set, t.eval_batch_size, device, seed)?;
+        if !val.loss.is_finite() {
+            progress.end_epoch("diverged");
+            return Err(TrainError::NonFinite {
+                epoch: epoch + 1,
+                batch: order.len(),
+                loss: val.loss,
+            });
+        }
+        let improved = match (best_val, &t.early_stopping) {
+            (None, _) => true,
+            (Some(b), Some(es)) => val.loss < b - es.min_delta,
+            (Some(b), None) => val.loss < b,
+        };
+        if improved {
+            best_val = Some(val.loss);
+            bad_epochs = 0;
+            metrics.best_epoch = Some(epoch + 1);
+        } else {
+            bad_epochs += 1;
+        }
+        let em = EpochMetrics {
+            epoch: epoch + 1,
+            lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            val_loss: val.loss,
+            val_recon: val.recon,
+            val_kl: val.kl,
+            val_sparsity: val.sparsity,
+            seconds,
+            images_per_sec: seen as f64 / seconds.max(1e-9),
+        };
+        progress.end_epoch(&format!(
+            "epoch {}/{} train_loss {:.4} val_loss {:.4} {:.1}s {:.0} img/s",
+            em.epoch, t.epochs, em.train_loss, em.val_loss, em.seconds, em.images_per_sec
+        ));
+        metrics.epochs.push(em);
+        if let Some(es) = &t.early_stopping {
+            if bad_epochs >= es.patience {
+                metrics.stopped_early = true;
+            }
+        }
+        let state = TrainState {
+            format_version: FORMAT_VERSION,
+            epochs_done: epoch + 1,
+            adam_step: adam.step_count(),
+            rng: RngStates {
+                shuffle: RngState::of(&shuffle_rng),
+                noise: RngState::of(&noise_rng),
+                sample: RngState::of(&sample_rng),
+            },
+            best_val,
+            bad_epochs,
+        };
+        checkpoint::save_checkpoint(
+            out,
+            &varmap,
+            CheckpointData {
+                kind: &cfg.model.kind().to_string(),
+                optimizer: adam.state_tensors(),
+                state: &state,
+                metrics: &metrics,
+            },
+        )?;
+        if metrics.stopped_early {
+            tracing::info!(
+                "early stopping after epoch {}: no improvement for {bad_epochs} epochs",
+                epoch + 1
+            );
+            break;
+        }
+    }
+    let test = evaluate(model.as_ref(), &test_set, t.eval_batch_size, device, seed)?;
+    Ok(TrainReport {
+        metrics: metrics.epochs,
+        stopped_early: metrics.stopped_early,
+        test,
+    })
+}

@@ -1,0 +1,72 @@
+//! `cargo xtask`: project automation (train-all), in Rust so it runs wherever cargo does.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod train_all;
+
+#[derive(Debug, Parser)]
+#[command(name = "xtask", about = "ae project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train all five variants on the embedded MNIST at their default settings
+    /// and write runs/<variant>/ plus runs/summary.md.
+    TrainAll {
+        /// A smoke test on a small slice (1,000 training and 500 test images, 1 epoch).
+        #[arg(long)]
+        quick: bool,
+        /// Where the runs go.
+        #[arg(long, default_value = "runs")]
+        out: PathBuf,
+        /// Seed of every run.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Only these variants (comma separated), in this order.
+        #[arg(long, value_delimiter = ',')]
+        only: Option<Vec<ae_models::ModelKind>>,
+        /// Override the epochs of every variant.
+        #[arg(long)]
+        epochs: Option<usize>,
+    },
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+    let result = match Cli::parse().command {
+        Command::TrainAll {
+            quick,
+            out,
+            seed,
+            only,
+            epochs,
+        } => {
+            let opts = train_all::Options {
+                quick,
+                out,
+                seed,
+                only,
+                epochs,
+            };
+            train_all::run(&opts).map(|summary| println!("{summary}"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
