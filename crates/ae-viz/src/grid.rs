@@ -45,7 +45,14 @@ pub struct ImageGrid {
 impl ImageGrid {
     /// A grid of images of `channels x height x width`, scale 1, padding 2.
     pub fn new(channels: usize, height: usize, width: usize) -> Self {
-        Self { channels, height, width, scale: 1, padding: 2, background: 128 }
+        Self {
+            channels,
+            height,
+            width,
+            scale: 1,
+            padding: 2,
+            background: 128,
+        }
     }
 
     /// Draws each image pixel as a `scale x scale` block.
@@ -74,7 +81,13 @@ impl ImageGrid {
     /// Draws `rows * cols` images from `pixels` (row-major: image `r * cols + c`
     /// goes to row `r`, column `c`). Values are clamped to [0,1]; NaN draws black.
     pub fn render(&self, pixels: &[f32], rows: usize, cols: usize) -> Result<Rgb8Image> {
-        let (c, h, w, s, p) = (self.channels, self.height, self.width, self.scale, self.padding);
+        let (c, h, w, s, p) = (
+            self.channels,
+            self.height,
+            self.width,
+            self.scale,
+            self.padding,
+        );
         if c == 0 || h == 0 || w == 0 || s == 0 || rows == 0 || cols == 0 {
             return Err(VizError::Shape(format!(
                 "a {rows}x{cols} grid of {c}x{h}x{w} images at scale {s}"
@@ -101,7 +114,11 @@ impl ImageGrid {
         }
         let mut data = vec![self.background; width * height * 3];
         let to_u8 = |v: f32| -> u8 {
-            if v.is_nan() { 0 } else { (v.clamp(0.0, 1.0) * 255.0).round() as u8 }
+            if v.is_nan() {
+                0
+            } else {
+                (v.clamp(0.0, 1.0) * 255.0).round() as u8
+            }
         };
         for r in 0..rows {
             for col in 0..cols {
@@ -131,11 +148,21 @@ impl ImageGrid {
                 }
             }
         }
-        Ok(Rgb8Image { width, height, data })
+        Ok(Rgb8Image {
+            width,
+            height,
+            data,
+        })
     }
 
     /// Renders the grid and writes it to `path` as a PNG (atomically).
-    pub fn write(&self, path: &Path, pixels: &[f32], rows: usize, cols: usize) -> Result<Rgb8Image> {
+    pub fn write(
+        &self,
+        path: &Path,
+        pixels: &[f32],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Rgb8Image> {
         let img = self.render(pixels, rows, cols)?;
         write_png(path, &img)?;
         Ok(img)
@@ -145,7 +172,10 @@ impl ImageGrid {
 /// Writes an RGB picture as a PNG file, atomically: a temporary file in the
 /// same folder is written, flushed and synced, then renamed onto `path`.
 pub fn write_png(path: &Path, img: &Rgb8Image) -> Result<()> {
-    let io = |source| VizError::Io { path: path.to_path_buf(), source };
+    let io = |source| VizError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -156,7 +186,10 @@ pub fn write_png(path: &Path, img: &Rgb8Image) -> Result<()> {
         let mut enc = png::Encoder::new(&mut out, img.width as u32, img.height as u32);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
-        let png_err = |source| VizError::Png { path: path.to_path_buf(), source };
+        let png_err = |source| VizError::Png {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut writer = enc.write_header().map_err(png_err)?;
         writer.write_image_data(&img.data).map_err(png_err)?;
         writer.finish().map_err(png_err)?;
@@ -175,7 +208,10 @@ mod tests {
     fn grey_grid_places_images_and_padding() {
         // Two 1x2x2 images: all black and all white, side by side.
         let px = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0];
-        let img = ImageGrid::new(1, 2, 2).padding(1).render(&px, 1, 2).unwrap();
+        let img = ImageGrid::new(1, 2, 2)
+            .padding(1)
+            .render(&px, 1, 2)
+            .unwrap();
         assert_eq!((img.width, img.height), (7, 4));
         assert_eq!(img.pixel(0, 0), [128; 3]); // padding
         assert_eq!(img.pixel(1, 1), [0; 3]); // first image
@@ -186,14 +222,21 @@ mod tests {
     #[test]
     fn rgb_channels_are_kept_apart() {
         let px = [1.0, 0.0, 0.5]; // one 3x1x1 image
-        let img = ImageGrid::new(3, 1, 1).padding(0).render(&px, 1, 1).unwrap();
+        let img = ImageGrid::new(3, 1, 1)
+            .padding(0)
+            .render(&px, 1, 1)
+            .unwrap();
         assert_eq!(img.pixel(0, 0), [255, 0, 128]);
     }
 
     #[test]
     fn scale_repeats_pixels_and_values_are_clamped() {
         let px = [2.0, -1.0];
-        let img = ImageGrid::new(1, 1, 2).padding(0).scale(3).render(&px, 1, 1).unwrap();
+        let img = ImageGrid::new(1, 1, 2)
+            .padding(0)
+            .scale(3)
+            .render(&px, 1, 1)
+            .unwrap();
         assert_eq!((img.width, img.height), (6, 3));
         assert_eq!(img.pixel(2, 2), [255; 3]);
         assert_eq!(img.pixel(3, 0), [0; 3]);
@@ -201,10 +244,20 @@ mod tests {
 
     #[test]
     fn wrong_pixel_count_is_an_error_not_a_panic() {
-        let err = ImageGrid::new(1, 28, 28).render(&[0.0; 10], 2, 5).unwrap_err();
-        assert!(err.to_string().contains("needs 7840 values, got 10"), "{err}");
+        let err = ImageGrid::new(1, 28, 28)
+            .render(&[0.0; 10], 2, 5)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("needs 7840 values, got 10"),
+            "{err}"
+        );
         assert!(ImageGrid::new(1, 0, 28).render(&[], 1, 1).is_err());
-        assert!(ImageGrid::new(1, 28, 28).scale(1000).render(&[0.0; 784], 1, 1).is_err());
+        assert!(
+            ImageGrid::new(1, 28, 28)
+                .scale(1000)
+                .render(&[0.0; 784], 1, 1)
+                .is_err()
+        );
     }
 
     #[test]
@@ -217,7 +270,10 @@ mod tests {
         let mut reader = dec.read_info().unwrap();
         let mut buf = vec![0; reader.output_buffer_size()];
         let info = reader.next_frame(&mut buf).unwrap();
-        assert_eq!((info.width as usize, info.height as usize), (img.width, img.height));
+        assert_eq!(
+            (info.width as usize, info.height as usize),
+            (img.width, img.height)
+        );
         assert_eq!(&buf[..info.buffer_size()], &img.data[..]);
         // Only the PNG is left in the folder: no temporary files.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -225,7 +281,11 @@ mod tests {
 
     #[test]
     fn writing_into_a_missing_folder_names_the_file() {
-        let img = Rgb8Image { width: 1, height: 1, data: vec![0; 3] };
+        let img = Rgb8Image {
+            width: 1,
+            height: 1,
+            data: vec![0; 3],
+        };
         let err = write_png(Path::new("/nonexistent-dir/x.png"), &img).unwrap_err();
         assert!(err.to_string().contains("/nonexistent-dir/x.png"), "{err}");
     }

@@ -30,7 +30,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum VizError {
     /// The pixel buffer does not hold `rows * cols` images of the grid's shape.
-    #[error("image grid of {rows}x{cols} images of {channels}x{height}x{width} needs {expected} values, got {got}")]
+    #[error(
+        "image grid of {rows}x{cols} images of {channels}x{height}x{width} needs {expected} values, got {got}"
+    )]
     PixelCount {
         /// Grid rows.
         rows: usize,
