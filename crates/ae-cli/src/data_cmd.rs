@@ -52,6 +52,11 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             Ok(())
         }
         DataCommand::Inspect { files } => {
+            if let [one] = files.as_slice() {
+                // One file: its error is the one line printed.
+                println!("{}", ae_data::inspect::inspect(one)?);
+                return Ok(());
+            }
             let mut failed = 0;
             for f in &files {
                 match ae_data::inspect::inspect(f) {

@@ -451,9 +451,89 @@ fn data_inspect_reports_mnist_and_rejects_junk() {
     let tmp = tempfile::tempdir().unwrap();
     let junk = tmp.path().join("junk.idx");
     std::fs::write(&junk, b"\x01\x02\x03\x04hello").unwrap();
+    // One bad file: one line naming it, exit 1.
     let err = fails(&["data", "inspect", junk.to_str().unwrap()]);
-    assert!(err.contains("could not be read"), "{err}");
-    let out = run(&["data", "inspect", junk.to_str().unwrap()]);
+    assert!(err.contains("junk.idx") && err.contains("IDX"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    // Several files: the good ones are reported, the bad ones named, and the exit is 1.
+    let good = root.join("t10k-labels-idx1-ubyte.gz");
+    let out = run(&["data", "inspect", good.to_str().unwrap(), junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("10 classes"));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("junk.idx"), "{stderr}");
+    assert!(stderr.contains("junk.idx") && stderr.contains("1 of 2 files"), "{stderr}");
+}
+
+/// Serves `files` (name -> bytes) over HTTP/1.1 on loopback for at most `max_requests` requests.
+fn serve(files: Vec<(String, Vec<u8>)>, max_requests: usize) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(max_requests) {
+            let Ok(mut stream) = stream else { continue };
+            let mut line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                    break;
+                }
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+            let resp = match files.iter().find(|(n, _)| *n == path) {
+                Some((_, body)) => {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(body);
+                    r
+                }
+                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+            };
+            let _ = stream.write_all(&resp);
+        }
+    });
+    format!("http://{addr}/")
+}
+
+#[test]
+fn data_fetch_verifies_checksums_and_leaves_nothing_on_failure() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
+    let names = [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ];
+    let files: Vec<(String, Vec<u8>)> =
+        names.iter().map(|n| (n.to_string(), bytes(root.join(n)))).collect();
+    let tmp = tempfile::tempdir().unwrap();
+
+    // A good mirror: the four files arrive, verified, and load.
+    let good = tmp.path().join("good");
+    let url = serve(files.clone(), 8);
+    ok(&["data", "fetch", "mnist", "--data-dir", good.to_str().unwrap(), "--base-url", &url]);
+    for n in names {
+        assert!(same_file(good.join(n), root.join(n)), "{n}");
+    }
+
+    // A mirror serving a corrupted test-label file: an error naming it, and no file of it left.
+    let mut bad_files = files;
+    let last = bad_files.last_mut().unwrap();
+    let mid = last.1.len() / 2;
+    last.1[mid] ^= 0x40;
+    let bad = tmp.path().join("bad");
+    let url = serve(bad_files, 8);
+    let err = fails(&["data", "fetch", "mnist", "--data-dir", bad.to_str().unwrap(), "--base-url", &url]);
+    assert!(err.contains("t10k-labels-idx1-ubyte"), "{err}");
+    let left: Vec<String> = std::fs::read_dir(&bad)
+        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(!left.iter().any(|n| n.starts_with("t10k-labels") || n.contains("tmp")), "{left:?}");
 }

@@ -76,3 +76,8 @@ pub fn build(cfg: &ModelConfig, vb: VarBuilder<'_>) -> Result<Box<dyn Autoencode
         ModelConfig::Vae(c) => Box::new(Vae::new(c, vb)?),
     })
 }
+
+/// The README's library example, compiled and run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
