@@ -3,11 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use ae_data::noise::Noise;
-use ae_data::rng::stream;
 use ae_data::{ImageSet, Split};
 use ae_models::InputLayout;
 use ae_train::{LoadedRun, evaluate, load_run, parse_device};
-use ae_viz::ImageGrid;
+use ae_viz::{PlotOptions, plots, write_png};
 use anyhow::{Context, Result, bail};
 use candle_core::Tensor;
 use clap::{Args, ValueEnum};
@@ -32,7 +31,7 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    fn load(&self) -> Result<LoadedRun> {
+    pub(crate) fn load(&self) -> Result<LoadedRun> {
         let device = parse_device(&self.device)?;
         load_run(&self.checkpoint, &device)
             .with_context(|| format!("loading the run {}", self.checkpoint.display()))
@@ -139,6 +138,16 @@ fn batch_shape(run: &LoadedRun, b: usize) -> Vec<usize> {
     }
 }
 
+/// Picture options of a command on `run`: `n` images per row, `--seed`.
+fn plot_options(run: &LoadedRun, args: &RunArgs, n: usize) -> PlotOptions {
+    PlotOptions {
+        n,
+        seed: args.seed,
+        batch_size: run.config.train.eval_batch_size,
+        ..PlotOptions::default()
+    }
+}
+
 fn check_png(path: &Path) -> Result<()> {
     if path
         .extension()
@@ -152,10 +161,6 @@ fn check_png(path: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn grid_for(set: &ImageSet) -> ImageGrid {
-    ImageGrid::new(set.channels(), set.height(), set.width()).scale(2)
 }
 
 #[derive(Debug, Args)]
@@ -178,11 +183,9 @@ pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
     if n == 0 {
         bail!("-n must be at least 1");
     }
-    let rec = map_batches(&run, &test, n, |x| Ok(run.model.reconstruct(x)?))?;
-    let mut pixels = Vec::with_capacity(2 * rec.len());
-    pixels.extend_from_slice(&test.pixels()[..n * test.dim()]);
-    pixels.extend_from_slice(&rec);
-    grid_for(&test).write(&a.out, &pixels, 2, n)?;
+    let opts = plot_options(&run, &a.run, n);
+    let pic = plots::reconstructions(run.model.as_ref(), &test, &opts, &run.device)?;
+    write_png(&a.out, &pic.image)?;
     println!(
         "wrote {} (top: {n} test images, bottom: reconstructions)",
         a.out.display()
@@ -248,20 +251,6 @@ pub struct DenoiseArgs {
     pub noise: Option<Noise>,
 }
 
-fn psnr(a: &[f32], b: &[f32]) -> f64 {
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| ((x - y) as f64).powi(2))
-        .sum::<f64>()
-        / a.len().max(1) as f64;
-    if mse > 0.0 {
-        10.0 * (1.0 / mse).log10()
-    } else {
-        f64::INFINITY
-    }
-}
-
 pub fn denoise(a: DenoiseArgs) -> Result<()> {
     check_png(&a.out)?;
     let run = a.run.load()?;
@@ -270,28 +259,18 @@ pub fn denoise(a: DenoiseArgs) -> Result<()> {
     if n == 0 {
         bail!("-n must be at least 1");
     }
-    let noise = match (&a.noise, run.model.noise()) {
-        (Some(n), _) => *n,
-        (None, Some(n)) if !matches!(n, Noise::None) => *n,
-        _ => Noise::Gaussian { std: 0.4 },
+    let opts = PlotOptions {
+        noise: a.noise,
+        ..plot_options(&run, &a.run, n)
     };
-    noise.validate()?;
-    let idx: Vec<usize> = (0..n).collect();
-    let mut clean = Vec::new();
-    test.gather(&idx, &mut clean)?;
-    let mut noisy = clean.clone();
-    noise.apply(&mut noisy, &mut stream(a.run.seed, "denoise"));
-    let x = Tensor::from_slice(&noisy, batch_shape(&run, n).as_slice(), &run.device)?;
-    let den = run.model.reconstruct(&x)?.flatten_all()?.to_vec1::<f32>()?;
-    let mut pixels = noisy.clone();
-    pixels.extend_from_slice(&den);
-    pixels.extend_from_slice(&clean);
-    grid_for(&test).write(&a.out, &pixels, 3, n)?;
+    let (pic, stats) = plots::denoising(run.model.as_ref(), &test, &opts, &run.device)?;
+    write_png(&a.out, &pic.image)?;
     println!(
-        "wrote {} (rows: noisy {noise}, denoised, clean); PSNR noisy {:.2} dB, denoised {:.2} dB",
+        "wrote {} (rows: noisy {}, denoised, clean); PSNR noisy {:.2} dB, denoised {:.2} dB",
         a.out.display(),
-        psnr(&noisy, &clean),
-        psnr(&den, &clean)
+        stats.noise,
+        stats.psnr_noisy,
+        stats.psnr_denoised
     );
     Ok(())
 }
@@ -314,28 +293,16 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         bail!("-n must be between 1 and 4096, got {}", a.n);
     }
     let run = a.run.load()?;
-    let mut rng = stream(a.run.seed, "prior");
-    let Some(logits) = run.model.sample_prior(a.n, &mut rng, &run.device)? else {
+    let shape = run.config.model.input();
+    let Some(pic) = plots::prior_samples(run.model.as_ref(), shape, a.n, a.run.seed, &run.device)?
+    else {
         bail!(
             "{}: the {} model has no prior to sample from: train a vae",
             a.run.checkpoint.display(),
             run.config.model.kind()
         );
     };
-    let px = candle_nn::ops::sigmoid(&logits)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
-    let shape = run.config.model.input();
-    let cols = (a.n as f64).sqrt().ceil() as usize;
-    let rows = a.n.div_ceil(cols);
-    let mut pixels = px;
-    pixels.resize(
-        rows * cols * shape.channels * shape.height * shape.width,
-        0.0,
-    );
-    ImageGrid::new(shape.channels, shape.height, shape.width)
-        .scale(2)
-        .write(&a.out, &pixels, rows, cols)?;
+    write_png(&a.out, &pic.image)?;
     println!("wrote {} ({} samples from the prior)", a.out.display(), a.n);
     Ok(())
 }

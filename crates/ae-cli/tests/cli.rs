@@ -457,11 +457,19 @@ fn data_inspect_reports_mnist_and_rejects_junk() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     // Several files: the good ones are reported, the bad ones named, and the exit is 1.
     let good = root.join("t10k-labels-idx1-ubyte.gz");
-    let out = run(&["data", "inspect", good.to_str().unwrap(), junk.to_str().unwrap()]);
+    let out = run(&[
+        "data",
+        "inspect",
+        good.to_str().unwrap(),
+        junk.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("10 classes"));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("junk.idx") && stderr.contains("1 of 2 files"), "{stderr}");
+    assert!(
+        stderr.contains("junk.idx") && stderr.contains("1 of 2 files"),
+        "{stderr}"
+    );
 }
 
 /// Serves `files` (name -> bytes) over HTTP/1.1 on loopback for at most `max_requests` requests.
@@ -483,7 +491,12 @@ fn serve(files: Vec<(String, Vec<u8>)>, max_requests: usize) -> String {
                     break;
                 }
             }
-            let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+            let path = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_string();
             let resp = match files.iter().find(|(n, _)| *n == path) {
                 Some((_, body)) => {
                     let mut r = format!(
@@ -494,7 +507,8 @@ fn serve(files: Vec<(String, Vec<u8>)>, max_requests: usize) -> String {
                     r.extend_from_slice(body);
                     r
                 }
-                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
             };
             let _ = stream.write_all(&resp);
         }
@@ -511,14 +525,24 @@ fn data_fetch_verifies_checksums_and_leaves_nothing_on_failure() {
         "t10k-images-idx3-ubyte.gz",
         "t10k-labels-idx1-ubyte.gz",
     ];
-    let files: Vec<(String, Vec<u8>)> =
-        names.iter().map(|n| (n.to_string(), bytes(root.join(n)))).collect();
+    let files: Vec<(String, Vec<u8>)> = names
+        .iter()
+        .map(|n| (n.to_string(), bytes(root.join(n))))
+        .collect();
     let tmp = tempfile::tempdir().unwrap();
 
     // A good mirror: the four files arrive, verified, and load.
     let good = tmp.path().join("good");
     let url = serve(files.clone(), 8);
-    ok(&["data", "fetch", "mnist", "--data-dir", good.to_str().unwrap(), "--base-url", &url]);
+    ok(&[
+        "data",
+        "fetch",
+        "mnist",
+        "--data-dir",
+        good.to_str().unwrap(),
+        "--base-url",
+        &url,
+    ]);
     for n in names {
         assert!(same_file(good.join(n), root.join(n)), "{n}");
     }
@@ -530,10 +554,26 @@ fn data_fetch_verifies_checksums_and_leaves_nothing_on_failure() {
     last.1[mid] ^= 0x40;
     let bad = tmp.path().join("bad");
     let url = serve(bad_files, 8);
-    let err = fails(&["data", "fetch", "mnist", "--data-dir", bad.to_str().unwrap(), "--base-url", &url]);
+    let err = fails(&[
+        "data",
+        "fetch",
+        "mnist",
+        "--data-dir",
+        bad.to_str().unwrap(),
+        "--base-url",
+        &url,
+    ]);
     assert!(err.contains("t10k-labels-idx1-ubyte"), "{err}");
     let left: Vec<String> = std::fs::read_dir(&bad)
-        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
-    assert!(!left.iter().any(|n| n.starts_with("t10k-labels") || n.contains("tmp")), "{left:?}");
+    assert!(
+        !left
+            .iter()
+            .any(|n| n.starts_with("t10k-labels") || n.contains("tmp")),
+        "{left:?}"
+    );
 }

@@ -1,6 +1,6 @@
-//! Image grids: lay out many small images (grey or RGB, values in [0,1]) as one PNG.
+//! Image grids: lay out many small images (grey or RGB, values in `[0, 1]`) as one PNG.
 
-use std::io::{BufWriter, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
 use crate::{Result, VizError};
@@ -25,10 +25,22 @@ impl Rgb8Image {
         let i = (y * self.width + x) * 3;
         [self.data[i], self.data[i + 1], self.data[i + 2]]
     }
+
+    /// The number of distinct colours (a blank picture has one).
+    pub fn distinct_colours(&self) -> usize {
+        let mut seen: Vec<[u8; 3]> = self
+            .data
+            .chunks_exact(3)
+            .map(|p| [p[0], p[1], p[2]])
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len()
+    }
 }
 
 /// Lays out `rows x cols` images of one shape (`channels x height x width`,
-/// channel-first, values in [0,1]) as a grid with padding between them.
+/// channel-first, values in `[0, 1]`) as a grid with padding between them.
 ///
 /// One channel is drawn in grey, three as RGB; any other channel count is
 /// drawn from its first channel in grey.
@@ -73,13 +85,44 @@ impl ImageGrid {
         self
     }
 
+    /// A grid for images of `channels x height x width` whose scale makes each
+    /// image about 56 pixels on its longer side (MNIST's 28x28 is drawn at
+    /// scale 2), between 1 and 4.
+    pub fn auto(channels: usize, height: usize, width: usize) -> Self {
+        let side = height.max(width).max(1);
+        Self::new(channels, height, width).scale((56 / side).clamp(1, 4))
+    }
+
     /// Values one image takes.
     pub fn image_len(&self) -> usize {
         self.channels * self.height * self.width
     }
 
+    /// The top-left pixel `(x, y)` of the image at `row`, `col` in the picture.
+    pub fn cell_origin(&self, row: usize, col: usize) -> (usize, usize) {
+        let (w, h) = self.cell_size();
+        (
+            self.padding + col * (w + self.padding),
+            self.padding + row * (h + self.padding),
+        )
+    }
+
+    /// The size `(width, height)` of one image in the picture, in pixels.
+    pub fn cell_size(&self) -> (usize, usize) {
+        (self.width * self.scale, self.height * self.scale)
+    }
+
+    /// The size `(width, height)` of the picture of `rows x cols` images.
+    pub fn picture_size(&self, rows: usize, cols: usize) -> (usize, usize) {
+        let (w, h) = self.cell_size();
+        (
+            cols * w + (cols + 1) * self.padding,
+            rows * h + (rows + 1) * self.padding,
+        )
+    }
+
     /// Draws `rows * cols` images from `pixels` (row-major: image `r * cols + c`
-    /// goes to row `r`, column `c`). Values are clamped to [0,1]; NaN draws black.
+    /// goes to row `r`, column `c`). Values are clamped to `[0, 1]`; NaN draws black.
     pub fn render(&self, pixels: &[f32], rows: usize, cols: usize) -> Result<Rgb8Image> {
         let (c, h, w, s, p) = (
             self.channels,
@@ -186,6 +229,10 @@ pub fn write_png(path: &Path, img: &Rgb8Image) -> Result<()> {
         let mut enc = png::Encoder::new(&mut out, img.width as u32, img.height as u32);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
+        // Charts and grids are flat areas and thin lines: the best deflate
+        // level with per-row filter choice makes them several times smaller.
+        enc.set_compression(png::Compression::Best);
+        enc.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
         let png_err = |source| VizError::Png {
             path: path.to_path_buf(),
             source,
@@ -198,6 +245,49 @@ pub fn write_png(path: &Path, img: &Rgb8Image) -> Result<()> {
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
+}
+
+/// Reads a PNG file (any colour type and bit depth) as 8-bit RGB; alpha is dropped.
+pub fn read_png(path: &Path) -> Result<Rgb8Image> {
+    let file = std::fs::File::open(path).map_err(|source| VizError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let dec_err = |source| VizError::PngDecode {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut dec = png::Decoder::new(BufReader::new(file));
+    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = dec.read_info().map_err(dec_err)?;
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).map_err(dec_err)?;
+    let (width, height) = (info.width as usize, info.height as usize);
+    let step = match info.color_type {
+        png::ColorType::Grayscale => 1,
+        png::ColorType::GrayscaleAlpha => 2,
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        png::ColorType::Indexed => {
+            return Err(VizError::Shape(format!(
+                "{}: an indexed PNG that was not expanded",
+                path.display()
+            )));
+        }
+    };
+    let mut data = Vec::with_capacity(width * height * 3);
+    for px in buf[..info.buffer_size()].chunks_exact(step) {
+        if step < 3 {
+            data.extend_from_slice(&[px[0]; 3]);
+        } else {
+            data.extend_from_slice(&px[..3]);
+        }
+    }
+    Ok(Rgb8Image {
+        width,
+        height,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -277,6 +367,41 @@ mod tests {
         assert_eq!(&buf[..info.buffer_size()], &img.data[..]);
         // Only the PNG is left in the folder: no temporary files.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn geometry_helpers_match_the_rendered_picture() {
+        let grid = ImageGrid::auto(1, 28, 28);
+        assert_eq!(grid.cell_size(), (56, 56));
+        assert_eq!(ImageGrid::auto(3, 100, 60).cell_size(), (60, 100));
+        assert_eq!(ImageGrid::auto(1, 8, 8).cell_size(), (32, 32));
+        let grid = ImageGrid::new(1, 2, 3).scale(2).padding(1);
+        let px: Vec<f32> = (0..2 * 2 * 6).map(|i| (i % 2) as f32).collect();
+        let img = grid.render(&px, 2, 2).unwrap();
+        assert_eq!(grid.picture_size(2, 2), (img.width, img.height));
+        assert_eq!(grid.cell_origin(1, 1), (1 + 6 + 1, 1 + 4 + 1));
+        // The first pixel of image (1, 1) is its first value (0 -> black).
+        let (x, y) = grid.cell_origin(1, 1);
+        assert_eq!(img.pixel(x, y), [0; 3]);
+        assert_eq!(img.pixel(x + 2, y), [255; 3]);
+    }
+
+    #[test]
+    fn read_png_returns_what_write_png_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.png");
+        let img = Rgb8Image {
+            width: 3,
+            height: 2,
+            data: (0..18).map(|i| i * 13).collect(),
+        };
+        write_png(&path, &img).unwrap();
+        assert_eq!(read_png(&path).unwrap(), img);
+        assert_eq!(img.distinct_colours(), 6);
+        let err = read_png(&dir.path().join("missing.png")).unwrap_err();
+        assert!(err.to_string().contains("missing.png"), "{err}");
+        std::fs::write(dir.path().join("bad.png"), b"not a png").unwrap();
+        assert!(read_png(&dir.path().join("bad.png")).is_err());
     }
 
     #[test]

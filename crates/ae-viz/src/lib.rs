@@ -1,13 +1,22 @@
 //! `ae-viz`: pictures of what autoencoders learned, written as PNG files.
 //!
-//! This crate owns every picture the toolkit writes. Today that is the image
-//! grid ([`ImageGrid`]): originals above reconstructions (the classic `2 x n`
-//! figure), noisy / denoised / clean rows, and sample grids. Loss curves,
-//! latent-space scatter plots and the HTML run report build on it.
+//! This crate owns every picture the toolkit writes:
 //!
-//! Pictures are deterministic: the same pixels give the same bytes, and every
-//! file is written atomically (temporary file in the same folder, then
-//! rename), so a crash never leaves a half-written PNG behind.
+//! - [`ImageGrid`]: many small images as one grid (originals above
+//!   reconstructions, noisy / denoised / clean rows, sample grids), for images
+//!   of any size and 1 (grey) or 3 (RGB) channels.
+//! - Charts drawn with `plotters` ([`chart`]): loss curves, latent-space
+//!   scatter plots, histograms. Text is drawn with an embedded subset of
+//!   DejaVu Sans (see `fonts/LICENSE.txt`), so no system font is needed.
+//! - A small deterministic PCA ([`pca::pca2`]) for the latent scatter plot of
+//!   codes wider than two dimensions.
+//! - Figures of a trained model ([`plots`]): [`plot_run`] writes every picture
+//!   that applies to a run, plus a `plots.json` manifest ([`PlotManifest`])
+//!   that the HTML run report reads.
+//!
+//! Pictures are deterministic: the same checkpoint, images and seed give the
+//! same bytes, and every file is written atomically (temporary file in the
+//! same folder, then rename), so a crash never leaves a half-written PNG behind.
 //!
 //! ```
 //! use ae_viz::ImageGrid;
@@ -20,9 +29,17 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod chart;
+mod font;
 mod grid;
+pub mod pca;
+pub mod plots;
 
-pub use grid::{ImageGrid, Rgb8Image, write_png};
+pub use grid::{ImageGrid, Rgb8Image, read_png, write_png};
+pub use plots::{
+    DenoiseStats, MANIFEST_FILE, Picture, PictureInfo, PlotManifest, PlotOptions, plot_run,
+    test_images, vanilla_peer,
+};
 
 use std::path::PathBuf;
 
@@ -52,6 +69,17 @@ pub enum VizError {
     /// A shape that cannot be drawn (zero size, unsupported channel count, too large).
     #[error("cannot draw {0}")]
     Shape(String),
+    /// Data that cannot be plotted (empty, not finite, mismatched lengths).
+    #[error("cannot plot {0}")]
+    Data(String),
+    /// Drawing a chart failed.
+    #[error("drawing the chart '{chart}' failed: {message}")]
+    Chart {
+        /// Which chart.
+        chart: String,
+        /// What the drawing library said.
+        message: String,
+    },
     /// Writing the PNG failed.
     #[error("{path}: {source}")]
     Io {
@@ -68,6 +96,34 @@ pub enum VizError {
         /// The underlying error.
         source: png::EncodingError,
     },
+    /// A PNG file could not be decoded.
+    #[error("{path}: not a readable PNG: {source}")]
+    PngDecode {
+        /// The file being read.
+        path: PathBuf,
+        /// The underlying error.
+        source: png::DecodingError,
+    },
+    /// A JSON file (the plot manifest) could not be read or written.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: serde_json::Error,
+    },
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// The model failed.
+    #[error(transparent)]
+    Model(#[from] ae_models::ModelError),
+    /// Loading a run or evaluating it failed.
+    #[error(transparent)]
+    Train(#[from] ae_train::TrainError),
+    /// Loading images or applying noise failed.
+    #[error(transparent)]
+    Dataset(#[from] ae_data::DataError),
 }
 
 /// Result type of `ae-viz`.
