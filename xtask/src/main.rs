@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod report;
 mod train_all;
+mod uses;
 
 #[derive(Debug, Parser)]
 #[command(name = "xtask", about = "ae project tasks")]
@@ -17,7 +19,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Train all five variants on the embedded MNIST at their default settings
-    /// and write runs/<variant>/ plus runs/summary.md.
+    /// and write runs/<variant>/ (with its pictures), runs/summary.md and runs/report.html.
     TrainAll {
         /// A smoke test on a small slice (1,000 training and 500 test images, 1 epoch).
         #[arg(long)]
@@ -35,6 +37,12 @@ enum Command {
         #[arg(long)]
         epochs: Option<usize>,
     },
+    /// One-class MNIST: a detector per digit, ROC-AUC beside PCA-16 and Deep SVDD;
+    /// writes runs/anomaly-benchmark.md and .json.
+    AnomalyBenchmark(uses::AnomalyArgs),
+    /// Every measured use (PCA, anomalies, denoising, compression, probe, IWAE);
+    /// writes runs/uses.md and runs/uses.json.
+    Uses(uses::UsesArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +69,8 @@ fn main() -> ExitCode {
             };
             train_all::run(&opts).map(|summary| println!("{summary}"))
         }
+        Command::AnomalyBenchmark(a) => uses::run_anomaly(&a).map(|md| println!("{md}")),
+        Command::Uses(a) => uses::run_uses(&a).map(|md| println!("{md}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

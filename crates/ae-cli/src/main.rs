@@ -4,8 +4,10 @@
 mod data_cmd;
 mod model_opts;
 mod output;
+mod plot_cmd;
 mod train_cmd;
 mod use_cmd;
+mod uses_cmd;
 
 use std::process::ExitCode;
 
@@ -33,9 +35,27 @@ enum Command {
     Denoise(use_cmd::DenoiseArgs),
     /// Write a grid of samples from a VAE's prior as a PNG.
     Sample(use_cmd::SampleArgs),
+    /// Write every picture that applies to a run (loss curves, reconstructions, latent space, ...) as PNGs.
+    Plot(plot_cmd::PlotArgs),
     /// Data sets: download, inspect IDX files.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
+    /// PCA against autoencoders of the same code size: test MSE and BCE side by side.
+    ComparePca(Box<uses_cmd::ComparePcaArgs>),
+    /// Anomaly detection: fit a detector on normal data, score images, evaluate ROC-AUC / PR-AUC.
+    #[command(subcommand)]
+    Anomaly(uses_cmd::AnomalyCommand),
+    /// Compress IDX images to quantised latent codes (.aez).
+    Compress(uses_cmd::CompressArgs),
+    /// Decompress a .aez file to IDX images with the model that made it.
+    Decompress(uses_cmd::DecompressArgs),
+    /// Linear probe: logistic regression on the codes, test accuracy (beside pixels and PCA).
+    Probe(uses_cmd::ProbeArgs),
+    /// A VAE's test log-likelihood by importance sampling (the IWAE bound), nats per image.
+    #[command(alias = "loglik")]
+    Iwae(uses_cmd::IwaeArgs),
+    /// PSNR and SSIM of noisy and denoised test images for several noises.
+    DenoiseTable(uses_cmd::DenoiseTableArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,7 +68,15 @@ fn main() -> ExitCode {
         Command::Encode(a) => use_cmd::encode(a),
         Command::Denoise(a) => use_cmd::denoise(a),
         Command::Sample(a) => use_cmd::sample(a),
+        Command::Plot(a) => plot_cmd::run(a),
         Command::Data(c) => data_cmd::run(c),
+        Command::ComparePca(a) => uses_cmd::compare_pca(*a),
+        Command::Anomaly(c) => uses_cmd::anomaly(c),
+        Command::Compress(a) => uses_cmd::compress(a),
+        Command::Decompress(a) => uses_cmd::decompress(a),
+        Command::Probe(a) => uses_cmd::probe(a),
+        Command::Iwae(a) => uses_cmd::iwae(a),
+        Command::DenoiseTable(a) => uses_cmd::denoise_table(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

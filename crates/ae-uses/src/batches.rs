@@ -1,0 +1,111 @@
+//! Running a model over a whole image set in batches, and checking that the
+//! images fit the model.
+
+use ae_data::ImageSet;
+use ae_models::{Autoencoder, InputLayout};
+use candle_core::{Device, Tensor};
+
+use crate::error::{Result, UsesError};
+
+/// Images per batch when a caller does not choose.
+pub const DEFAULT_BATCH: usize = 1000;
+
+/// `CxHxW` of the images a model takes.
+pub fn model_image_size(model: &dyn Autoencoder) -> String {
+    match model.input_layout() {
+        InputLayout::Flat { dim } => format!("{dim} values (flat)"),
+        InputLayout::Image {
+            channels,
+            height,
+            width,
+        } => format!("{channels}x{height}x{width}"),
+    }
+}
+
+/// Fails with a clear [`UsesError::Mismatch`] unless the images of `set`
+/// (`what`, e.g. "the test images of mnist") fit the model's input.
+pub fn check_fits(model: &dyn Autoencoder, set: &ImageSet, what: &str) -> Result<()> {
+    let (c, h, w) = (set.channels(), set.height(), set.width());
+    let ok = match model.input_layout() {
+        InputLayout::Flat { dim } => dim == c * h * w,
+        InputLayout::Image {
+            channels,
+            height,
+            width,
+        } => (channels, height, width) == (c, h, w),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(UsesError::Mismatch(format!(
+            "{what} are images of {c}x{h}x{w} ({} values) but the model takes {}: \
+             use data of the size the model was trained on",
+            c * h * w,
+            model_image_size(model)
+        )))
+    }
+}
+
+/// The tensor of the images `idx` of `set`, shaped for `model`.
+pub fn batch_tensor(
+    model: &dyn Autoencoder,
+    set: &ImageSet,
+    idx: &[usize],
+    buf: &mut Vec<f32>,
+    device: &Device,
+) -> Result<Tensor> {
+    set.gather(idx, buf)?;
+    let shape = model.input_layout().shape(idx.len());
+    Ok(Tensor::from_slice(buf, shape.as_slice(), device)?)
+}
+
+/// Runs `f` on every batch of `set` (images in order), concatenating the
+/// flattened `f32` outputs.
+pub fn map_batches(
+    model: &dyn Autoencoder,
+    set: &ImageSet,
+    batch: usize,
+    device: &Device,
+    mut f: impl FnMut(&Tensor) -> Result<Tensor>,
+) -> Result<Vec<f32>> {
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for chunk in idx.chunks(batch.max(1)) {
+        let x = batch_tensor(model, set, chunk, &mut buf, device)?;
+        out.extend(
+            f(&x)?
+                .to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?,
+        );
+    }
+    Ok(out)
+}
+
+/// The codes of every image of `set`, `[N, latent_dim]` row-major (the VAE
+/// gives its posterior mean).
+pub fn encode_set(
+    model: &dyn Autoencoder,
+    set: &ImageSet,
+    batch: usize,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    check_fits(model, set, "the images to encode")?;
+    map_batches(model, set, batch, device, |x| {
+        Ok(model.encode(x)?.flatten_from(1)?)
+    })
+}
+
+/// The reconstructions in [0, 1] of every image of `set`, `[N, C*H*W]` row-major.
+pub fn reconstruct_set(
+    model: &dyn Autoencoder,
+    set: &ImageSet,
+    batch: usize,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    check_fits(model, set, "the images to reconstruct")?;
+    map_batches(model, set, batch, device, |x| {
+        Ok(model.reconstruct(x)?.flatten_from(1)?)
+    })
+}

@@ -1,0 +1,117 @@
+//! The log-likelihood of test images under a VAE, estimated by importance
+//! sampling with `K` samples of the posterior (the IWAE bound of Burda et al. 2016):
+//!
+//! `log p(x) ≥ L_K = E[ log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x) ]`, `z_k ~ q(z|x)`,
+//!
+//! with `p(x|z)` the Bernoulli likelihood of the decoder (`-BCE` summed over
+//! pixels, as in the training loss), `p(z) = N(0, I)` and `q(z|x) =
+//! N(μ, σ²)`. `L_1` is the ELBO; `L_K` grows with `K` towards `log p(x)`.
+//! Values are in nats per image; `ε` is drawn from our seeded RNG.
+
+use ae_data::{AeRng, ImageSet};
+use ae_models::{Autoencoder, ModelKind};
+use candle_core::{D, DType, Device, Tensor};
+use rand::Rng;
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+
+use crate::anomaly::bce_rows;
+use crate::batches::{batch_tensor, check_fits};
+use crate::error::{Result, UsesError};
+
+/// The IWAE estimate over a set of images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IwaeResult {
+    /// Importance samples per image.
+    pub k: usize,
+    /// Images.
+    pub images: usize,
+    /// Mean of `L_K` over the images, nats per image.
+    pub log_likelihood: f64,
+    /// `L_K` of each image.
+    pub per_image: Vec<f64>,
+}
+
+const LN_2PI: f64 = 1.837_877_066_409_345_3;
+
+/// `L_K` of every image of `set` under the VAE `model`, `batch` images at a
+/// time, `ε` from `rng` (drawn image by image, sample by sample, dimension by dimension).
+pub fn iwae(
+    model: &dyn Autoencoder,
+    set: &ImageSet,
+    k: usize,
+    batch: usize,
+    device: &Device,
+    rng: &mut AeRng,
+) -> Result<IwaeResult> {
+    if model.kind() != ModelKind::Vae {
+        return Err(UsesError::Invalid(format!(
+            "a log-likelihood needs a vae; this model is {}",
+            model.kind()
+        )));
+    }
+    if k == 0 {
+        return Err(UsesError::Invalid("K must be at least 1".into()));
+    }
+    check_fits(model, set, "the images to score")?;
+    if set.is_empty() {
+        return Err(UsesError::Invalid("no image to score".into()));
+    }
+    let latent = model.latent_dim();
+    // Rows decoded at once: about 64k images' worth of logits at most.
+    let batch = batch.max(1).min((65_536 / k).max(1));
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let mut buf = Vec::new();
+    let mut per_image = Vec::with_capacity(set.len());
+    for chunk in idx.chunks(batch) {
+        let b = chunk.len();
+        let x = batch_tensor(model, set, chunk, &mut buf, device)?;
+        let Some((mu, logvar)) = model.encode_dist(&x)? else {
+            return Err(UsesError::Invalid("the model gives no posterior".into()));
+        };
+        let (mu, logvar) = (mu.to_dtype(DType::F32)?, logvar.to_dtype(DType::F32)?);
+        // [b*k, latent]: image i's k samples are rows i*k .. (i+1)*k.
+        let eps: Vec<f32> = (0..b * k * latent)
+            .map(|_| rng.sample::<f32, _>(StandardNormal))
+            .collect();
+        let eps = Tensor::from_vec(eps, (b, k, latent), device)?;
+        let mu3 = mu.unsqueeze(1)?.broadcast_as((b, k, latent))?;
+        let lv3 = logvar.unsqueeze(1)?.broadcast_as((b, k, latent))?;
+        let z = (&mu3 + (lv3.affine(0.5, 0.0)?.exp()? * &eps)?)?;
+        let flat_x = x.flatten_from(1)?.to_dtype(DType::F32)?;
+        let dim = flat_x.dim(1)?;
+        let xk = flat_x
+            .unsqueeze(1)?
+            .broadcast_as((b, k, dim))?
+            .reshape((b * k, dim))?;
+        let logits = model
+            .decode(&z.reshape((b * k, latent))?)?
+            .flatten_from(1)?
+            .to_dtype(DType::F32)?;
+        let log_px = bce_rows(&logits, &xk)?.neg()?.reshape((b, k))?;
+        let half_ln2pi = 0.5 * LN_2PI * latent as f64;
+        let log_pz = z.sqr()?.sum(D::Minus1)?.affine(-0.5, -half_ln2pi)?;
+        let log_qz = (eps.sqr()? + &lv3)?
+            .sum(D::Minus1)?
+            .affine(-0.5, -half_ln2pi)?;
+        let log_w = ((log_px + log_pz)? - log_qz)?.to_dtype(DType::F64)?;
+        let rows = log_w.to_vec2::<f64>()?;
+        for row in rows {
+            let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
+            per_image.push(m + s.ln() - (k as f64).ln());
+        }
+    }
+    let log_likelihood = per_image.iter().sum::<f64>() / per_image.len() as f64;
+    if !log_likelihood.is_finite() {
+        return Err(UsesError::Invalid(format!(
+            "the log-likelihood estimate is {log_likelihood}: the model gives non-finite values"
+        )));
+    }
+    Ok(IwaeResult {
+        k,
+        images: per_image.len(),
+        log_likelihood,
+        per_image,
+    })
+}

@@ -1,0 +1,57 @@
+//! `ae-uses`: what autoencoders are for, measured against the baselines they compete with.
+//!
+//! | use | module | measured by |
+//! |---|---|---|
+//! | dimensionality reduction | [`compare`], [`pca`] | test MSE / BCE of PCA and an autoencoder with the same code size |
+//! | anomaly detection | [`anomaly`] | per-image reconstruction error (or the VAE's negative ELBO), a threshold from a contamination rate or a percentile, ROC-AUC and PR-AUC ([`stats`]) |
+//! | denoising | [`denoise`] | PSNR and SSIM of noisy and denoised images |
+//! | compression | [`aez`], [`baselines`] | the `.aez` format of quantised codes; bytes per image and PSNR against gzip and PNG |
+//! | feature learning | [`probe`] | multinomial logistic regression (linfa-logistic) on codes, pixels or PCA codes |
+//! | generation | [`iwae`] | the IWAE bound on the test log-likelihood of a VAE, nats per image |
+//!
+//! The maths that a well-kept crate already does is taken from it: the
+//! eigendecomposition of the covariance from `nalgebra`, the covariance
+//! product from candle's matmul, the logistic regression from
+//! `linfa-logistic`. ROC-AUC, average precision, SSIM and the `.aez` format are
+//! small and written here (see `docs/uses.md` for why). Everything random
+//! (noise, VAE samples) comes from `ae_data::rng` streams.
+//!
+//! ```
+//! use ae_uses::stats::{roc_auc, average_precision};
+//! // Anomalies (true) all score above the normal items: a perfect detector.
+//! let scores = [0.1, 0.2, 0.9, 0.8];
+//! let anomalous = [false, false, true, true];
+//! assert_eq!(roc_auc(&scores, &anomalous)?, 1.0);
+//! assert_eq!(average_precision(&scores, &anomalous)?, 1.0);
+//! // Every score tied: chance.
+//! assert_eq!(roc_auc(&[1.0; 4], &anomalous)?, 0.5);
+//! # Ok::<(), ae_uses::UsesError>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod aez;
+pub mod anomaly;
+pub mod baselines;
+pub mod batches;
+pub mod compare;
+pub mod denoise;
+mod error;
+pub mod iwae;
+pub mod pca;
+pub mod probe;
+pub mod runs;
+pub mod stats;
+
+pub use aez::{
+    AezFile, AezHeader, compress, decode_aez, decompress, encode_aez, model_fingerprint,
+};
+pub use anomaly::{
+    ANOMALY_FILE, AnomalyEval, AnomalySpec, ScoreKind, ThresholdRule, anomaly_labels,
+    anomaly_scores, evaluate_scores, fit_one_class,
+};
+pub use compare::{CompareOptions, PcaRow, compare_pca, pca_errors};
+pub use denoise::{DenoiseRow, denoise_table, standard_noises};
+pub use error::{Result, UsesError};
+pub use iwae::{IwaeResult, iwae};
+pub use pca::Pca;
+pub use probe::{ProbeOptions, ProbeResult, linear_probe};
