@@ -48,6 +48,8 @@ enum Command {
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // See docs/performance.md: glibc's mmap threshold makes every candle buffer a page-fault storm.
+    ae_kernels::tune_glibc_malloc();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

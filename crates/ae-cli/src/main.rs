@@ -61,6 +61,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    // candle allocates a fresh buffer per op: let glibc recycle them from the heap
+    // instead of mmap-ing and page-faulting each one (2-3x on the conv models;
+    // docs/performance.md).
+    ae_kernels::tune_glibc_malloc();
     let result = match cli.command {
         Command::Train(a) => train_cmd::run(*a),
         Command::Eval(a) => use_cmd::eval(a),

@@ -1,9 +1,10 @@
 //! The convolutional autoencoder, and the conv encoder/decoder stacks it shares with the conv VAE.
 
 use ae_data::AeRng;
+use ae_kernels::nn::{Conv2d, ConvTranspose2d};
 use ae_losses::{Reduction, bce_with_logits};
 use candle_core::{Module, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, VarBuilder};
+use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, VarBuilder};
 
 use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts, code_to_shape};
 use crate::config::{Activation, ConvConfig, ImageShape, ModelKind, bottleneck};
@@ -11,14 +12,26 @@ use crate::error::Result;
 
 /// 2x2 max pooling with stride 2, `[N, C, H, W]` → `[N, C, H/2, W/2]` (H, W even).
 ///
-/// Written as a reshape and two max reductions instead of
-/// `Tensor::max_pool2d`, whose backward pass in candle 0.11 scales the
-/// gradient by 1/4 (it multiplies by the window's fraction of maxima instead
-/// of dividing by their count). The reduction's gradient goes to the maximum of
-/// each window (to every maximum when several are equal).
+/// `ae_kernels::max_pool2d`, not `Tensor::max_pool2d`, whose backward pass in
+/// candle 0.11 scales the gradient by 1/4 (it multiplies by the window's
+/// fraction of maxima instead of dividing by their count). The gradient goes to
+/// the maximum of each window (the first one when several are equal, as in
+/// PyTorch).
 pub(crate) fn max_pool2(x: &Tensor) -> Result<Tensor> {
-    let (n, c, h, w) = x.dims4()?;
-    Ok(x.reshape((n, c, h / 2, 2, w / 2, 2))?.max(5)?.max(3)?)
+    Ok(ae_kernels::max_pool2d(x, 2)?)
+}
+
+/// `act(layer(x))`, with the ReLU fused into the convolution when it is one.
+fn conv_act(
+    x: &Tensor,
+    act: Activation,
+    relu: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+    plain: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+) -> Result<Tensor> {
+    Ok(match act {
+        Activation::Relu => relu(x)?,
+        other => other.apply(&plain(x)?)?,
+    })
 }
 
 /// Conv2d(k, 'same') - activation - MaxPool 2, per entry of `channels`
@@ -44,7 +57,7 @@ impl ConvEncoder {
         let mut c_in = input.channels;
         let mut convs = Vec::with_capacity(channels.len());
         for (i, &c_out) in channels.iter().enumerate() {
-            convs.push(candle_nn::conv2d(c_in, c_out, kernel, cfg, vb.pp(i))?);
+            convs.push(ae_kernels::nn::conv2d(c_in, c_out, kernel, cfg, vb.pp(i))?);
             c_in = c_out;
         }
         Ok(ConvEncoder { convs, act })
@@ -54,7 +67,12 @@ impl ConvEncoder {
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
         for conv in &self.convs {
-            h = max_pool2(&self.act.apply(&conv.forward(&h)?)?)?;
+            h = max_pool2(&conv_act(
+                &h,
+                self.act,
+                |x| conv.forward_relu(x),
+                |x| conv.forward(x),
+            )?)?;
         }
         Ok(h)
     }
@@ -90,7 +108,7 @@ impl ConvDecoder {
         let mut c_in = channels.last().copied().unwrap_or(input.channels);
         for j in 0..d {
             let c_out = channels[d - 1 - j];
-            deconvs.push(candle_nn::conv_transpose2d(
+            deconvs.push(ae_kernels::nn::conv_transpose2d(
                 c_in,
                 c_out,
                 kernel,
@@ -103,7 +121,7 @@ impl ConvDecoder {
             padding: kernel / 2,
             ..Default::default()
         };
-        let out = candle_nn::conv2d(c_in, input.channels, kernel, out_cfg, vb.pp(d))?;
+        let out = ae_kernels::nn::conv2d(c_in, input.channels, kernel, out_cfg, vb.pp(d))?;
         Ok(ConvDecoder { deconvs, out, act })
     }
 
@@ -111,7 +129,12 @@ impl ConvDecoder {
     pub(crate) fn forward(&self, z: &Tensor) -> Result<Tensor> {
         let mut h = z.clone();
         for deconv in &self.deconvs {
-            h = self.act.apply(&deconv.forward(&h)?)?;
+            h = conv_act(
+                &h,
+                self.act,
+                |x| deconv.forward_relu(x),
+                |x| deconv.forward(x),
+            )?;
         }
         Ok(self.out.forward(&h)?)
     }

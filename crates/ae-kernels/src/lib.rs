@@ -1,0 +1,264 @@
+//! Fast differentiable CPU convolutions for candle: im2col + GEMM kernels wrapped as candle
+//! custom ops, with fused backward passes built from the same kernels.
+//!
+//! candle 0.11's CPU `conv_transpose2d` is a direct loop, and `conv2d`'s backward pass uses it
+//! (plus a large-kernel `conv2d` for the weight gradient), which makes training convolutional
+//! models on CPU an order of magnitude slower than it needs to be. This crate provides:
+//!
+//! * [`conv2d`] / [`conv_transpose2d`]: functional ops (bias fused) computing the same numbers
+//!   as `Tensor::conv2d` / `Tensor::conv_transpose2d` + bias, with one GEMM per image and pass;
+//! * [`nn`]: layers [`nn::Conv2d`] / [`nn::ConvTranspose2d`] and constructors [`nn::conv2d`],
+//!   [`nn::conv_transpose2d`] (and `_no_bias`) mirroring `candle_nn`'s, with the same parameter
+//!   names, shapes and initialisation: replacing `candle_nn::conv2d` by
+//!   `ae_kernels::nn::conv2d` is enough to switch a model over;
+//! * [`conv2d_relu`] / [`conv_transpose2d_relu`]: the same followed by a fused ReLU (no
+//!   separate activation tensor or ReLU backward pass);
+//! * [`relu`] / [`max_pool2d`]: single-pass replacements for `Tensor::relu` /
+//!   `Tensor::max_pool2d`, whose candle backward passes allocate several full-size temporaries
+//!   (and, for max-pool, scale the gradient by `1 / k²`: see [`max_pool2d`]);
+//! * [`tune_glibc_malloc`]: an opt-in, process-wide allocator setting that removes the
+//!   page-fault cost of candle's large per-op allocations (often the largest remaining cost
+//!   once the convolutions are fast; see `docs/performance.md`).
+//!
+//! On CUDA / Metal devices, for dtypes other than `f32`/`f64`, and for configurations the
+//! kernels do not cover (dilation, groups, `output_padding >= stride`), everything falls back to
+//! candle's own ops. Forward values always match candle's within floating-point tolerance, and
+//! so do the convolution gradients; the `relu` / `max_pool2d` gradients follow PyTorch where
+//! candle differs (see their docs). Gradients are first order (the backward passes are not
+//! themselves differentiable).
+#![warn(missing_docs)]
+
+mod cpu;
+mod malloc;
+pub mod nn;
+mod ops;
+mod pool;
+
+use candle_core::{DType, Result, Tensor, bail};
+
+pub use malloc::tune_glibc_malloc;
+pub use nn::{Conv2d, ConvTranspose2d};
+
+use cpu::Geom;
+use ops::{ConvOp, DataOp};
+use pool::{MaxPoolOp, PoolGeom, ReluOp};
+
+/// Whether the fast CPU kernels can handle these tensors (CPU device, `f32`/`f64`, one dtype,
+/// no empty dimension).
+fn fast_path(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> bool {
+    let dtype_ok = matches!(x.dtype(), DType::F32 | DType::F64)
+        && w.dtype() == x.dtype()
+        && b.is_none_or(|b| b.dtype() == x.dtype());
+    x.device().is_cpu() && dtype_ok && x.elem_count() > 0 && w.elem_count() > 0
+}
+
+/// Adds a per-channel bias `[c]` to a `[n, c, h, w]` tensor.
+fn add_bias(y: Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    match b {
+        None => Ok(y),
+        Some(b) => {
+            let c = b.dims1()?;
+            y.broadcast_add(&b.reshape((1, c, 1, 1))?)
+        }
+    }
+}
+
+fn check_bias(b: Option<&Tensor>, channels: usize, op: &str) -> Result<()> {
+    if let Some(b) = b {
+        let len = b.dims1()?;
+        if len != channels {
+            bail!("{op}: bias has {len} elements, expected {channels}")
+        }
+    }
+    Ok(())
+}
+
+/// 2D convolution `y = conv(x, w) + b`, differentiable w.r.t. `x`, `w` and `b`.
+///
+/// * `x`: `[N, C, H, W]`, `w`: `[O, C, KH, KW]` (candle / PyTorch layout), `b`: `[O]`.
+/// * Output: `[N, O, (H + 2*padding - KH) / stride + 1, (W + 2*padding - KW) / stride + 1]`.
+///
+/// Same result as `x.conv2d(w, padding, stride, 1, 1)` followed by a broadcast bias add. On
+/// non-CPU devices or dtypes other than `f32`/`f64` it is exactly that.
+pub fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    padding: usize,
+    stride: usize,
+) -> Result<Tensor> {
+    conv2d_impl(x, w, b, padding, stride, false)
+}
+
+/// `relu(conv2d(x, w, b, padding, stride))` as one op: the ReLU is applied in place while the
+/// output is in cache, and the backward pass masks the gradient per image instead of running
+/// candle's ReLU backward over full-size temporaries. Same values and gradients as
+/// [`conv2d`] followed by [`relu`].
+pub fn conv2d_relu(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    padding: usize,
+    stride: usize,
+) -> Result<Tensor> {
+    conv2d_impl(x, w, b, padding, stride, true)
+}
+
+fn conv2d_impl(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    padding: usize,
+    stride: usize,
+    relu: bool,
+) -> Result<Tensor> {
+    let (n, c, h, wd) = x.dims4()?;
+    let (o, c_k, kh, kw) = w.dims4()?;
+    if c != c_k {
+        bail!("conv2d: input has {c} channels but the kernel expects {c_k}")
+    }
+    check_bias(b, o, "conv2d")?;
+    let Some(g) = Geom::conv(c, (h, wd), o, (kh, kw), padding, stride) else {
+        bail!(
+            "conv2d: kernel {kh}x{kw} does not fit input {h}x{wd} with padding {padding}, \
+             or stride {stride} is zero"
+        )
+    };
+    if !fast_path(x, w, b) {
+        let y = add_bias(x.conv2d(w, padding, stride, 1, 1)?, b)?;
+        return if relu { y.relu() } else { Ok(y) };
+    }
+    let op = ConvOp { g, n, relu };
+    let x = x.contiguous()?;
+    let w = w.contiguous()?;
+    match b {
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
+        None => x.apply_op2(&w, op),
+    }
+}
+
+/// 2D transposed convolution `y = conv_transpose(x, w) + b`, differentiable w.r.t. `x`, `w`
+/// and `b`.
+///
+/// * `x`: `[N, C_in, H, W]`, `w`: `[C_in, C_out, KH, KW]` (candle / PyTorch layout),
+///   `b`: `[C_out]`.
+/// * Output: `[N, C_out, (H - 1)*stride - 2*padding + KH + output_padding, ...]`.
+///
+/// Same result as `x.conv_transpose2d(w, padding, output_padding, stride, 1)` followed by a
+/// broadcast bias add. `output_padding >= stride` (which PyTorch rejects) is delegated to
+/// candle's op, as are non-CPU devices and dtypes other than `f32`/`f64`.
+pub fn conv_transpose2d(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    padding: usize,
+    output_padding: usize,
+    stride: usize,
+) -> Result<Tensor> {
+    conv_transpose2d_impl(x, w, b, padding, output_padding, stride, false)
+}
+
+/// `relu(conv_transpose2d(x, w, b, padding, output_padding, stride))` as one op (see
+/// [`conv2d_relu`]). Same values and gradients as [`conv_transpose2d`] followed by [`relu`].
+pub fn conv_transpose2d_relu(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    padding: usize,
+    output_padding: usize,
+    stride: usize,
+) -> Result<Tensor> {
+    conv_transpose2d_impl(x, w, b, padding, output_padding, stride, true)
+}
+
+fn conv_transpose2d_impl(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    padding: usize,
+    output_padding: usize,
+    stride: usize,
+    relu: bool,
+) -> Result<Tensor> {
+    let (n, c_in, h, wd) = x.dims4()?;
+    let (c_in_k, c_out, kh, kw) = w.dims4()?;
+    if c_in != c_in_k {
+        bail!("conv_transpose2d: input has {c_in} channels but the kernel expects {c_in_k}")
+    }
+    check_bias(b, c_out, "conv_transpose2d")?;
+    if stride == 0 {
+        bail!("conv_transpose2d: stride must be positive")
+    }
+    let out_size = |i: usize, k: usize| {
+        let full = i.saturating_sub(1) * stride + k + output_padding;
+        if i == 0 || full < 2 * padding {
+            None
+        } else {
+            Some(full - 2 * padding)
+        }
+    };
+    let (Some(ho), Some(wo)) = (out_size(h, kh), out_size(wd, kw)) else {
+        bail!(
+            "conv_transpose2d: padding {padding} too large for input {h}x{wd}, \
+             kernel {kh}x{kw}, stride {stride}"
+        )
+    };
+    // The transposed convolution is the adjoint of a convolution of a `ho x wo` image with
+    // `c_out` channels into `h x w` outputs with `c_in` channels.
+    let g = Geom::conv(c_out, (ho, wo), c_in, (kh, kw), padding, stride)
+        .filter(|g| g.ho == h && g.wo == wd);
+    let g = match g {
+        Some(g) if fast_path(x, w, b) && output_padding < stride => g,
+        _ => {
+            let y = x.conv_transpose2d(w, padding, output_padding, stride, 1)?;
+            let y = add_bias(y, b)?;
+            return if relu { y.relu() } else { Ok(y) };
+        }
+    };
+    let op = DataOp { g, n, relu };
+    let x = x.contiguous()?;
+    let w = w.contiguous()?;
+    match b {
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
+        None => x.apply_op2(&w, op),
+    }
+}
+
+/// `max(x, 0)`, differentiable; the gradient is `grad * (x > 0)` (PyTorch's convention;
+/// candle's `Tensor::relu` passes the gradient where `x >= 0`, which differs only at exactly
+/// zero). Non-CPU devices and dtypes other than `f32`/`f64` use `Tensor::relu`.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    if !(x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)) {
+        return x.relu();
+    }
+    x.contiguous()?.apply_op1(ReluOp)
+}
+
+/// `kernel x kernel` max pooling with stride `kernel` and no padding over `[N, C, H, W]`
+/// (output `[N, C, H / kernel, W / kernel]`), the same forward values as
+/// `x.max_pool2d(kernel)`.
+///
+/// The gradient goes entirely to the first maximal element of each window, as in PyTorch.
+/// **This differs from candle 0.11**, whose `max_pool2d` backward multiplies the gradient by
+/// `(number of maxima in the window) / kernel²` (e.g. a quarter of the true gradient for
+/// 2x2 pooling without ties). Non-CPU devices and dtypes other than `f32`/`f64` use candle's
+/// op (and its gradient).
+pub fn max_pool2d(x: &Tensor, kernel: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    if kernel == 0 || kernel > h || kernel > w {
+        bail!("max_pool2d: kernel {kernel} does not fit input {h}x{w}")
+    }
+    if !(x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)) {
+        return x.max_pool2d(kernel);
+    }
+    let op = MaxPoolOp {
+        g: PoolGeom {
+            planes: n * c,
+            h,
+            w,
+            k: kernel,
+        },
+        dims: [n, c, h, w],
+    };
+    x.contiguous()?.apply_op1(op)
+}
