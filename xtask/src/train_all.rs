@@ -100,14 +100,7 @@ fn mean_code(run: &LoadedRun, set: &ImageSet) -> Result<f64> {
     let mut buf = Vec::new();
     for chunk in idx.chunks(1000) {
         set.gather(chunk, &mut buf)?;
-        let shape: Vec<usize> = match run.model.input_layout() {
-            ae_models::InputLayout::Flat { dim } => vec![chunk.len(), dim],
-            ae_models::InputLayout::Image {
-                channels,
-                height,
-                width,
-            } => vec![chunk.len(), channels, height, width],
-        };
+        let shape = run.model.input_layout().shape(chunk.len());
         let x = Tensor::from_slice(&buf, shape.as_slice(), &run.device)?;
         let z = run.model.encode(&x)?;
         sum += z.abs()?.sum_all()?.to_scalar::<f32>()? as f64;

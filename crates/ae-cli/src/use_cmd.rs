@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use ae_data::noise::Noise;
 use ae_data::{ImageSet, Split};
-use ae_models::InputLayout;
 use ae_train::{LoadedRun, evaluate, load_run, parse_device};
 use ae_viz::{PlotOptions, plots, write_png};
 use anyhow::{Context, Result, bail};
@@ -121,21 +120,14 @@ fn map_batches(
     let mut buf = Vec::new();
     for chunk in idx.chunks(run.config.train.eval_batch_size.max(1)) {
         set.gather(chunk, &mut buf)?;
-        let x = Tensor::from_slice(&buf, batch_shape(run, chunk.len()).as_slice(), &run.device)?;
+        let x = Tensor::from_slice(
+            &buf,
+            run.model.input_layout().shape(chunk.len()).as_slice(),
+            &run.device,
+        )?;
         out.extend(f(&x)?.flatten_all()?.to_vec1::<f32>()?);
     }
     Ok(out)
-}
-
-fn batch_shape(run: &LoadedRun, b: usize) -> Vec<usize> {
-    match run.model.input_layout() {
-        InputLayout::Flat { dim } => vec![b, dim],
-        InputLayout::Image {
-            channels,
-            height,
-            width,
-        } => vec![b, channels, height, width],
-    }
 }
 
 /// Picture options of a command on `run`: `n` images per row, `--seed`.

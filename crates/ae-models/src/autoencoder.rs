@@ -54,6 +54,19 @@ impl InputLayout {
         }
     }
 
+    /// Whether images of `channels x height x width` fit this layout: the
+    /// same shape for image models, the same number of values for flat ones.
+    pub fn accepts(&self, channels: usize, height: usize, width: usize) -> bool {
+        match *self {
+            InputLayout::Flat { dim } => dim == channels * height * width,
+            InputLayout::Image {
+                channels: c,
+                height: h,
+                width: w,
+            } => (c, h, w) == (channels, height, width),
+        }
+    }
+
     /// Number of values per sample.
     pub fn dim(&self) -> usize {
         self.shape(1).iter().product()

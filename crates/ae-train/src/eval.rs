@@ -4,7 +4,7 @@ use ae_data::ImageSet;
 use ae_data::noise::Noise;
 use ae_data::rng::stream;
 use ae_losses::{Reduction, bce_with_logits, mse_from_logits};
-use ae_models::{Autoencoder, InputLayout};
+use ae_models::Autoencoder;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -34,30 +34,10 @@ pub struct EvalMetrics {
     pub elbo: Option<f64>,
 }
 
-/// Shapes a gathered batch for the model's input layout.
-pub(crate) fn batch_shape(layout: InputLayout, batch: usize) -> Vec<usize> {
-    match layout {
-        InputLayout::Flat { dim } => vec![batch, dim],
-        InputLayout::Image {
-            channels,
-            height,
-            width,
-        } => vec![batch, channels, height, width],
-    }
-}
-
 /// Checks that `set`'s images fit the model's input layout.
 pub(crate) fn check_fits(model: &dyn Autoencoder, set: &ImageSet, what: &str) -> Result<()> {
     let (c, h, w) = (set.channels(), set.height(), set.width());
-    let ok = match model.input_layout() {
-        InputLayout::Flat { dim } => dim == c * h * w,
-        InputLayout::Image {
-            channels,
-            height,
-            width,
-        } => (channels, height, width) == (c, h, w),
-    };
-    if ok {
+    if model.input_layout().accepts(c, h, w) {
         Ok(())
     } else {
         Err(TrainError::Mismatch(format!(
@@ -93,7 +73,7 @@ pub fn evaluate(
     let indices: Vec<usize> = (0..set.len()).collect();
     for idx in indices.chunks(batch_size.max(1)) {
         set.gather(idx, &mut clean)?;
-        let shape = batch_shape(layout, idx.len());
+        let shape = layout.shape(idx.len());
         let target = Tensor::from_slice(&clean, shape.as_slice(), device)?;
         let input = match &noise {
             Some(n) => {

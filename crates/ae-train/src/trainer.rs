@@ -16,7 +16,7 @@ use crate::checkpoint::{
     TrainState,
 };
 use crate::config::{FORMAT_VERSION, RunConfig};
-use crate::eval::{EvalMetrics, batch_shape, check_fits, evaluate};
+use crate::eval::{EvalMetrics, check_fits, evaluate};
 use crate::metrics::{EpochMetrics, Metrics};
 use crate::progress::{Progress, ProgressMode};
 use crate::{Result, TrainError};
@@ -193,7 +193,7 @@ pub fn train_on(
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
         for (bi, idx) in order.iter().enumerate() {
             train_set.gather(idx, &mut clean)?;
-            let shape = batch_shape(layout, idx.len());
+            let shape = layout.shape(idx.len());
             let target = Tensor::from_slice(&clean, shape.as_slice(), device)?;
             let input = match &noise {
                 Some(nz) => {

@@ -26,15 +26,7 @@ pub fn model_image_size(model: &dyn Autoencoder) -> String {
 /// (`what`, e.g. "the test images of mnist") fit the model's input.
 pub fn check_fits(model: &dyn Autoencoder, set: &ImageSet, what: &str) -> Result<()> {
     let (c, h, w) = (set.channels(), set.height(), set.width());
-    let ok = match model.input_layout() {
-        InputLayout::Flat { dim } => dim == c * h * w,
-        InputLayout::Image {
-            channels,
-            height,
-            width,
-        } => (channels, height, width) == (c, h, w),
-    };
-    if ok {
+    if model.input_layout().accepts(c, h, w) {
         Ok(())
     } else {
         Err(UsesError::Mismatch(format!(

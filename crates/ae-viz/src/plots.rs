@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use ae_data::noise::Noise;
 use ae_data::rng::stream;
 use ae_data::{ImageSet, Split};
-use ae_models::{Autoencoder, ImageShape, InputLayout, ModelKind};
+use ae_models::{Autoencoder, ImageShape, ModelKind};
 use ae_train::{LoadedRun, Metrics, load_run};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -210,15 +210,7 @@ fn set_shape(set: &ImageSet) -> [usize; 3] {
 /// Fails unless `set`'s images fit the model's input.
 fn check_fits(model: &dyn Autoencoder, set: &ImageSet) -> Result<()> {
     let [c, h, w] = set_shape(set);
-    let ok = match model.input_layout() {
-        InputLayout::Flat { dim } => dim == c * h * w,
-        InputLayout::Image {
-            channels,
-            height,
-            width,
-        } => (channels, height, width) == (c, h, w),
-    };
-    if !ok {
+    if !model.input_layout().accepts(c, h, w) {
         return Err(VizError::Data(format!(
             "images of {c}x{h}x{w} with a model whose input is {:?}",
             model.input_layout()
