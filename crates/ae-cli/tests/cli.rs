@@ -4,42 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn ae() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ae"));
-    c.env("RUST_LOG", "warn").env_remove("AE_DATA_DIR");
-    c
-}
+mod common;
 
-fn run(args: &[&str]) -> Output {
-    ae().args(args).output().expect("the ae binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "ae {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Fails, exits 1 (not a panic's 101), and says one thing on stderr.
-fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "ae {args:?} should fail cleanly: {err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(err.starts_with("error: "), "{err}");
-    err
-}
+use common::{ae, fails, ok, run};
 
 /// A small, fast training run.
 fn train(dir: &Path, model: &str, extra: &[&str]) -> String {

@@ -4,42 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use ae_data::{IdxArray, IdxData, write_idx};
 
-fn ae() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ae"));
-    c.env("RUST_LOG", "warn").env_remove("AE_DATA_DIR");
-    c
-}
+mod common;
 
-fn run(args: &[&str]) -> Output {
-    ae().args(args).output().expect("the ae binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "ae {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Fails cleanly (exit 1, one `error:` line, no panic); returns stderr.
-fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "ae {args:?} should fail: {err}");
-    assert!(
-        !err.contains("panicked") && err.starts_with("error: "),
-        "{err}"
-    );
-    err
-}
+use common::{fails, ok};
 
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
