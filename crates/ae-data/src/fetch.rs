@@ -395,11 +395,8 @@ fn download(
     {
         return Err(too_large());
     }
-    let tmp = tempfile::Builder::new()
-        .prefix(".ae-fetch-")
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(|e| DataError::io(dir, e))?;
+    let tmp =
+        crate::atomic::temp_in(dir, ".ae-fetch-", ".part").map_err(|e| DataError::io(dir, e))?;
     let mut reader = response
         .into_body()
         .into_with_config()

@@ -572,11 +572,7 @@ pub fn write_idx(path: &Path, arr: &IdxArray, gzip: bool) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let tmp = tempfile::Builder::new()
-        .prefix(".ae-idx-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| DataError::io(dir, e))?;
+    let tmp = crate::atomic::temp_in(dir, ".ae-idx-", ".tmp").map_err(|e| DataError::io(dir, e))?;
     let io = |e| DataError::io(path, e);
     {
         let mut w = BufWriter::with_capacity(1 << 16, tmp.as_file());

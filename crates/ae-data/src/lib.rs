@@ -43,6 +43,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod batch;
 pub mod dataset;
 pub mod error;

@@ -223,7 +223,7 @@ pub fn write_png(path: &Path, img: &Rgb8Image) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    let mut tmp = ae_data::atomic::temp_in(dir, ".tmp-", ".png").map_err(io)?;
     {
         let mut out = BufWriter::new(tmp.as_file_mut());
         let mut enc = png::Encoder::new(&mut out, img.width as u32, img.height as u32);
