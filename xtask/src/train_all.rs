@@ -9,7 +9,7 @@ use ae_data::{DataConfig, ImageSet, Split};
 use ae_models::{ImageShape, ModelKind};
 use ae_train::{EvalMetrics, LoadedRun, ProgressMode, RunConfig, TrainOptions, load_run, train_on};
 use anyhow::{Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -95,18 +95,15 @@ struct Row {
 
 /// Mean activation of the code over `set` (what the sparsity penalty pushes down).
 fn mean_code(run: &LoadedRun, set: &ImageSet) -> Result<f64> {
-    let idx: Vec<usize> = (0..set.len()).collect();
-    let (mut sum, mut count) = (0.0f64, 0usize);
-    let mut buf = Vec::new();
-    for chunk in idx.chunks(1000) {
-        set.gather(chunk, &mut buf)?;
-        let shape = run.model.input_layout().shape(chunk.len());
-        let x = Tensor::from_slice(&buf, shape.as_slice(), &run.device)?;
-        let z = run.model.encode(&x)?;
-        sum += z.abs()?.sum_all()?.to_scalar::<f32>()? as f64;
-        count += z.elem_count();
-    }
-    Ok(sum / count.max(1) as f64)
+    let sums = ae_train::map_batches(
+        run.model.input_layout(),
+        set.pixels(),
+        1000,
+        &run.device,
+        |x| Ok::<_, anyhow::Error>(run.model.encode(x)?.abs()?.sum_all()?),
+    )?;
+    let count = set.len() * run.model.latent_dim();
+    Ok(sums.iter().map(|&s| s as f64).sum::<f64>() / count.max(1) as f64)
 }
 
 /// Trains every selected variant and writes `summary.md`; returns the summary.

@@ -7,7 +7,6 @@ use ae_data::{ImageSet, Split};
 use ae_train::{LoadedRun, evaluate, load_run, parse_device};
 use ae_viz::{PlotOptions, plots, write_png};
 use anyhow::{Context, Result, bail};
-use candle_core::Tensor;
 use clap::{Args, ValueEnum};
 
 use crate::output::{Codes, write_codes};
@@ -108,28 +107,6 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs `f` over `set` in batches shaped for the model, collecting its output rows.
-fn map_batches(
-    run: &LoadedRun,
-    set: &ImageSet,
-    n: usize,
-    mut f: impl FnMut(&Tensor) -> Result<Tensor>,
-) -> Result<Vec<f32>> {
-    let mut out = Vec::new();
-    let idx: Vec<usize> = (0..n.min(set.len())).collect();
-    let mut buf = Vec::new();
-    for chunk in idx.chunks(run.config.train.eval_batch_size.max(1)) {
-        set.gather(chunk, &mut buf)?;
-        let x = Tensor::from_slice(
-            &buf,
-            run.model.input_layout().shape(chunk.len()).as_slice(),
-            &run.device,
-        )?;
-        out.extend(f(&x)?.flatten_all()?.to_vec1::<f32>()?);
-    }
-    Ok(out)
-}
-
 /// Picture options of a command on `run`: `n` images per row, `--seed`.
 fn plot_options(run: &LoadedRun, args: &RunArgs, n: usize) -> PlotOptions {
     PlotOptions {
@@ -201,9 +178,13 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     let run = a.run.load()?;
     let set = a.run.data(&run, a.split)?;
     let k = run.model.latent_dim();
-    let codes = map_batches(&run, &set, set.len(), |x| {
-        Ok(run.model.encode(x)?.flatten_from(1)?)
-    })?;
+    let codes = ae_train::map_batches(
+        run.model.input_layout(),
+        set.pixels(),
+        run.config.train.eval_batch_size,
+        &run.device,
+        |x| Ok::<_, anyhow::Error>(run.model.encode(x)?.flatten_from(1)?),
+    )?;
     if codes.len() != set.len() * k {
         bail!(
             "the model gave {} code values for {} images of latent size {k}",

@@ -4,7 +4,7 @@ use ae_data::ImageSet;
 use ae_data::noise::Noise;
 use ae_data::rng::stream;
 use ae_losses::{Reduction, bce_with_logits, mse_from_logits};
-use ae_models::Autoencoder;
+use ae_models::{Autoencoder, InputLayout};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +32,31 @@ pub struct EvalMetrics {
     /// VAE only: the evidence lower bound per image in nats, `-(BCE sum + KL)`,
     /// one sample of z per image (the negative of PyTorch's VAE example's test loss).
     pub elbo: Option<f64>,
+}
+
+/// Runs `f` on `pixels` (whole images of the layout's size, in order) in
+/// batches of `batch_size` shaped for `layout`, and concatenates its outputs,
+/// flattened to `f32`. The one batching loop the CLI, `ae-viz` and `ae-uses`
+/// share for encoding, reconstructing and scoring.
+pub fn map_batches<E: From<candle_core::Error>>(
+    layout: InputLayout,
+    pixels: &[f32],
+    batch_size: usize,
+    device: &Device,
+    mut f: impl FnMut(&Tensor) -> std::result::Result<Tensor, E>,
+) -> std::result::Result<Vec<f32>, E> {
+    let dim = layout.dim().max(1);
+    let mut out = Vec::new();
+    for chunk in pixels.chunks(batch_size.max(1) * dim) {
+        let x = Tensor::from_slice(chunk, layout.shape(chunk.len() / dim).as_slice(), device)?;
+        out.extend(
+            f(&x)?
+                .to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?,
+        );
+    }
+    Ok(out)
 }
 
 /// Checks that `set`'s images fit the model's input layout.

@@ -58,21 +58,9 @@ pub fn map_batches(
     set: &ImageSet,
     batch: usize,
     device: &Device,
-    mut f: impl FnMut(&Tensor) -> Result<Tensor>,
+    f: impl FnMut(&Tensor) -> Result<Tensor>,
 ) -> Result<Vec<f32>> {
-    let idx: Vec<usize> = (0..set.len()).collect();
-    let mut out = Vec::new();
-    let mut buf = Vec::new();
-    for chunk in idx.chunks(batch.max(1)) {
-        let x = batch_tensor(model, set, chunk, &mut buf, device)?;
-        out.extend(
-            f(&x)?
-                .to_dtype(candle_core::DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()?,
-        );
-    }
-    Ok(out)
+    ae_train::map_batches(model.input_layout(), set.pixels(), batch, device, f)
 }
 
 /// The codes of every image of `set`, `[N, latent_dim]` row-major (the VAE

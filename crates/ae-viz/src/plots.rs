@@ -222,25 +222,6 @@ fn check_fits(model: &dyn Autoencoder, set: &ImageSet) -> Result<()> {
     Ok(())
 }
 
-/// Runs `f` on `pixels` (whole images, in the set's order) in batches shaped
-/// for the model, and concatenates its outputs, flattened.
-fn map_batches(
-    model: &dyn Autoencoder,
-    pixels: &[f32],
-    batch_size: usize,
-    device: &Device,
-    mut f: impl FnMut(&Tensor) -> Result<Tensor>,
-) -> Result<Vec<f32>> {
-    let layout = model.input_layout();
-    let dim = layout.dim();
-    let mut out = Vec::new();
-    for chunk in pixels.chunks(batch_size.max(1) * dim) {
-        let x = Tensor::from_slice(chunk, layout.shape(chunk.len() / dim).as_slice(), device)?;
-        out.extend(f(&x)?.flatten_all()?.to_vec1::<f32>()?);
-    }
-    Ok(out)
-}
-
 /// The reconstructions (in `[0, 1]`) of the first `n` images of `set`.
 pub fn reconstruct_images(
     model: &dyn Autoencoder,
@@ -251,12 +232,12 @@ pub fn reconstruct_images(
 ) -> Result<Vec<f32>> {
     check_fits(model, set)?;
     let n = n.min(set.len());
-    map_batches(
-        model,
+    ae_train::map_batches(
+        model.input_layout(),
         &set.pixels()[..n * set.dim()],
         batch_size,
         device,
-        |x| Ok(model.reconstruct(x)?),
+        |x| Ok::<_, VizError>(model.reconstruct(x)?),
     )
 }
 
@@ -270,12 +251,12 @@ pub fn encode_images(
 ) -> Result<Vec<f32>> {
     check_fits(model, set)?;
     let n = n.min(set.len());
-    map_batches(
-        model,
+    ae_train::map_batches(
+        model.input_layout(),
         &set.pixels()[..n * set.dim()],
         batch_size,
         device,
-        |x| Ok(model.encode(x)?.flatten_from(1)?),
+        |x| Ok::<_, VizError>(model.encode(x)?.flatten_from(1)?),
     )
 }
 
@@ -342,8 +323,8 @@ pub fn denoising(
     let clean = &set.pixels()[..n * set.dim()];
     let mut noisy = clean.to_vec();
     noise.apply(&mut noisy, &mut stream(opts.seed, "denoise"));
-    let den = map_batches(model, &noisy, opts.batch_size, device, |x| {
-        Ok(model.reconstruct(x)?)
+    let den = ae_train::map_batches(model.input_layout(), &noisy, opts.batch_size, device, |x| {
+        Ok::<_, VizError>(model.reconstruct(x)?)
     })?;
     let stats = DenoiseStats {
         noise,
