@@ -16,6 +16,10 @@
 //! * [`relu`] / [`max_pool2d`]: single-pass replacements for `Tensor::relu` /
 //!   `Tensor::max_pool2d`, whose candle backward passes allocate several full-size temporaries
 //!   (and, for max-pool, scale the gradient by `1 / k²`: see [`max_pool2d`]);
+//! * [`linear`] / [`linear_relu`] and the layer [`nn::Linear`]: a fully connected layer with
+//!   the bias (and ReLU) fused into one GEMM, and a one-pass backward;
+//! * [`bce_with_logits_sum`]: the stable binary cross-entropy from logits, summed, as one op;
+//! * [`adam_update`]: a fused, in-place Adam step of one parameter;
 //! * [`tune_glibc_malloc`]: an opt-in, process-wide allocator setting that removes the
 //!   page-fault cost of candle's large per-op allocations (often the largest remaining cost
 //!   once the convolutions are fast; see `docs/performance.md`).
@@ -28,7 +32,10 @@
 //! themselves differentiable).
 #![warn(missing_docs)]
 
+mod adam;
 mod cpu;
+mod dense;
+mod loss;
 mod malloc;
 pub mod nn;
 mod ops;
@@ -36,10 +43,13 @@ mod pool;
 
 use candle_core::{DType, Result, Tensor, bail};
 
+pub use adam::{AdamMoments, AdamStep, adam_update};
 pub use malloc::tune_glibc_malloc;
-pub use nn::{Conv2d, ConvTranspose2d};
+pub use nn::{Conv2d, ConvTranspose2d, Linear};
 
 use cpu::Geom;
+use dense::{DenseGeom, DenseOp};
+use loss::BceOp;
 use ops::{ConvOp, DataOp};
 use pool::{MaxPoolOp, PoolGeom, ReluOp};
 
@@ -261,4 +271,77 @@ pub fn max_pool2d(x: &Tensor, kernel: usize) -> Result<Tensor> {
         dims: [n, c, h, w],
     };
     x.contiguous()?.apply_op1(op)
+}
+
+/// Fully connected layer `y = x Wᵀ + b`, differentiable w.r.t. `x`, `w` and `b`.
+///
+/// * `x`: `[N, IN]`, `w`: `[OUT, IN]` (candle / PyTorch layout), `b`: `[OUT]`.
+/// * Output: `[N, OUT]`.
+///
+/// Same result as `x.matmul(&w.t())` plus a broadcast bias add (what `candle_nn::Linear`
+/// computes for a 2-D input), as one GEMM; the backward pass computes only the gradients of
+/// tracked tensors. Non-CPU devices, dtypes other than `f32`/`f64` and inputs of another rank
+/// use those candle ops.
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    linear_impl(x, w, b, false)
+}
+
+/// `relu(linear(x, w, b))` as one op: the ReLU is applied while the output rows are in
+/// cache, and the backward pass masks the gradient with the op's own output. Same values
+/// and gradients as [`linear`] followed by [`relu`].
+pub fn linear_relu(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    linear_impl(x, w, b, true)
+}
+
+fn linear_impl(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+    let (out, inp) = w.dims2()?;
+    check_bias(b, out, "linear")?;
+    let fast = x.rank() == 2 && fast_path(x, w, b);
+    if !fast {
+        let y = candle_core::Module::forward(&candle_nn::Linear::new(w.clone(), b.cloned()), x)?;
+        return if relu { y.relu() } else { Ok(y) };
+    }
+    let (n, x_in) = x.dims2()?;
+    if x_in != inp {
+        bail!("linear: input has {x_in} features but the weight [{out}, {inp}] expects {inp}")
+    }
+    let op = DenseOp {
+        g: DenseGeom { n, inp, out },
+        relu,
+    };
+    let x = x.contiguous()?;
+    let w = w.contiguous()?;
+    match b {
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
+        None => x.apply_op2(&w, op),
+    }
+}
+
+/// `scale · Σ bce(σ(logits), target)` over all elements, a scalar (shape `[]`), with the
+/// per-element term in the stable form `max(x, 0) - x·y + ln(1 + e^{-|x|})`.
+///
+/// `scale = 1 / numel` gives the per-pixel mean, `1 / N` the per-image sum averaged over a
+/// batch of `N`. Differentiable w.r.t. both inputs: `scale · (σ(x) - y)` and `-scale · x`.
+/// On the CPU (`f32`/`f64`) this is one op whose sum is taken in `f64`; elsewhere it is built
+/// from candle ops. `logits` and `target` must have the same shape and dtype.
+pub fn bce_with_logits_sum(logits: &Tensor, target: &Tensor, scale: f64) -> Result<Tensor> {
+    if logits.dims() != target.dims() {
+        bail!(
+            "bce_with_logits: logits {:?} and target {:?} differ in shape",
+            logits.dims(),
+            target.dims()
+        )
+    }
+    let cpu_ok = logits.device().is_cpu()
+        && target.device().is_cpu()
+        && matches!(logits.dtype(), DType::F32 | DType::F64)
+        && target.dtype() == logits.dtype()
+        && logits.elem_count() > 0;
+    if !cpu_ok {
+        let softplus = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
+        let terms = ((logits.relu()? - (logits * target)?)? + softplus)?;
+        return terms.sum_all()?.affine(scale, 0.0);
+    }
+    let op = BceOp::new(scale, logits.track_op() && !target.track_op());
+    logits.contiguous()?.apply_op2(&target.contiguous()?, op)
 }

@@ -1,4 +1,4 @@
-//! Convolution layers mirroring `candle_nn::{Conv2d, ConvTranspose2d}` on top of the fast
+//! Layers mirroring `candle_nn::{Linear, Conv2d, ConvTranspose2d}` on top of the fast
 //! kernels.
 //!
 //! Constructors take the same arguments, create the same variables (`weight`, `bias`) with
@@ -163,6 +163,67 @@ impl Module for ConvTranspose2d {
         }
         candle_nn::ConvTranspose2d::new(self.weight.clone(), self.bias.clone(), *cfg).forward(x)
     }
+}
+
+/// Fully connected layer, a drop-in for `candle_nn::Linear`: `weight [out, in]`,
+/// optional `bias [out]`.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// A layer from a weight `[out, in]` and an optional bias `[out]`.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+
+    /// The weight, `[out, in]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The bias, `[out]`, if any.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    /// `relu(self.forward(x))`, fused into the layer on the fast path (see
+    /// [`crate::linear_relu`]). `x`: `[N, in]` → `[N, out]`.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        crate::linear_relu(x, &self.weight, self.bias.as_ref())
+    }
+}
+
+impl Module for Linear {
+    /// `x Wᵀ + b`: `[N, in]` → `[N, out]` (one fused op on the CPU; other ranks and
+    /// devices as `candle_nn::Linear`).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        crate::linear(x, &self.weight, self.bias.as_ref())
+    }
+}
+
+impl From<candle_nn::Linear> for Linear {
+    fn from(l: candle_nn::Linear) -> Self {
+        Self::new(l.weight().clone(), l.bias().cloned())
+    }
+}
+
+impl From<Linear> for candle_nn::Linear {
+    fn from(l: Linear) -> Self {
+        Self::new(l.weight, l.bias)
+    }
+}
+
+/// Same as `candle_nn::linear`: `weight [out, in]` (Kaiming-uniform init) and `bias [out]`.
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder<'_>) -> Result<Linear> {
+    candle_nn::linear(in_dim, out_dim, vb).map(Linear::from)
+}
+
+/// Same as `candle_nn::linear_no_bias`.
+pub fn linear_no_bias(in_dim: usize, out_dim: usize, vb: VarBuilder<'_>) -> Result<Linear> {
+    candle_nn::linear_no_bias(in_dim, out_dim, vb).map(Linear::from)
 }
 
 /// Same as `candle_nn::conv2d`: a `kernel_size x kernel_size` convolution with `weight`

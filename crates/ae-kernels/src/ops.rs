@@ -66,7 +66,7 @@ pub(crate) fn data<'a, T: StorageElem>(
 /// Runs a fused backward kernel on the CPU data of `inputs` (each checked against its
 /// dims) and wraps the requested gradients as tensors shaped like `shapes` (first input,
 /// weight, bias).
-fn backward<T: StorageElem>(
+pub(crate) fn backward<T: StorageElem>(
     name: &str,
     inputs: &[(&Tensor, &[usize])],
     shapes: [&[usize]; 3],

@@ -38,15 +38,13 @@ pub fn mse_from_logits(logits: &Tensor, target: &Tensor, reduction: Reduction) -
 /// [`Reduction::Mean`] gives Keras's `"binary_crossentropy"` (per-pixel
 /// mean); [`Reduction::SumPerSample`] gives the VAE reconstruction term of
 /// PyTorch's VAE example (sum per image, mean over the batch).
+///
+/// On the CPU this is one fused op (`ae_kernels::bce_with_logits_sum`: one pass forward, one
+/// backward, summed in `f64`); elsewhere it is built from candle ops.
 pub fn bce_with_logits(logits: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
     same_shape("bce_with_logits: logits vs target", logits, target)?;
-    reduction.apply(&bce_terms(logits, target)?)
-}
-
-/// Per-element stable BCE terms, same shape as `logits`.
-pub(crate) fn bce_terms(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
-    let softplus_neg_abs = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
-    Ok(((logits.relu()? - (logits * target)?)? + softplus_neg_abs)?)
+    let scale = reduction.scale(logits.dims())?;
+    Ok(ae_kernels::bce_with_logits_sum(logits, target, scale)?)
 }
 
 #[cfg(test)]
@@ -55,17 +53,26 @@ mod tests {
     use candle_core::Device;
 
     #[test]
-    fn bce_terms_of_known_values() {
-        let x = Tensor::new(&[0f64, 2.0, -3.0], &Device::Cpu).unwrap();
-        let y = Tensor::new(&[0.5f64, 1.0, 0.0], &Device::Cpu).unwrap();
-        let got = bce_terms(&x, &y).unwrap().to_vec1::<f64>().unwrap();
+    fn bce_of_known_values() {
+        let x = Tensor::new(&[[0f64, 2.0, -3.0]], &Device::Cpu).unwrap();
+        let y = Tensor::new(&[[0.5f64, 1.0, 0.0]], &Device::Cpu).unwrap();
         let expected = [
             std::f64::consts::LN_2,
             (1.0 + (-2f64).exp()).ln(),
             (1.0 + (-3f64).exp()).ln(),
-        ];
-        for (g, e) in got.iter().zip(expected) {
-            assert!((g - e).abs() < 1e-12, "{g} vs {e}");
+        ]
+        .iter()
+        .sum::<f64>();
+        for (r, e) in [
+            (Reduction::Sum, expected),
+            (Reduction::SumPerSample, expected),
+            (Reduction::Mean, expected / 3.0),
+        ] {
+            let got = bce_with_logits(&x, &y, r)
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap();
+            assert!((got - e).abs() < 1e-12, "{r:?}: {got} vs {e}");
         }
     }
 }

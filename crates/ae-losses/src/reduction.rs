@@ -34,28 +34,34 @@ impl Reduction {
     /// Fails on an empty tensor, and for `SumPerSample` on a rank-0 tensor
     /// (there is no batch dimension to average over).
     pub fn apply(self, terms: &Tensor) -> Result<Tensor> {
-        if terms.elem_count() == 0 {
+        let scale = self.scale(terms.dims())?;
+        Ok(terms.sum_all()?.affine(scale, 0.0)?)
+    }
+
+    /// The factor that turns the sum of a tensor of shape `dims` into this reduction:
+    /// `1 / numel`, `1 / N` or `1`.
+    ///
+    /// Fails on an empty shape, and for `SumPerSample` on a rank-0 shape (there is no
+    /// batch dimension to average over).
+    pub fn scale(self, dims: &[usize]) -> Result<f64> {
+        let numel: usize = dims.iter().product();
+        if numel == 0 {
             return Err(LossError::InvalidArgument(format!(
-                "cannot reduce an empty tensor of shape {:?}",
-                terms.dims()
+                "cannot reduce an empty tensor of shape {dims:?}"
             )));
         }
-        let out = match self {
-            Reduction::Mean => terms.mean_all()?,
-            Reduction::Sum => terms.sum_all()?,
-            Reduction::SumPerSample => {
-                let n = match terms.dims().first() {
-                    Some(&n) => n,
-                    None => {
-                        return Err(LossError::InvalidArgument(
-                            "SumPerSample needs a batch dimension, got a scalar".to_string(),
-                        ));
-                    }
-                };
-                terms.sum_all()?.affine(1.0 / n as f64, 0.0)?
-            }
-        };
-        Ok(out)
+        Ok(match self {
+            Reduction::Mean => 1.0 / numel as f64,
+            Reduction::Sum => 1.0,
+            Reduction::SumPerSample => match dims.first() {
+                Some(&n) => 1.0 / n as f64,
+                None => {
+                    return Err(LossError::InvalidArgument(
+                        "SumPerSample needs a batch dimension, got a scalar".to_string(),
+                    ));
+                }
+            },
+        })
     }
 }
 

@@ -1,9 +1,10 @@
 //! Dense autoencoders: vanilla and sparse.
 
 use ae_data::AeRng;
+use ae_kernels::Linear;
 use ae_losses::{Reduction, bce_with_logits, kl_sparsity, l1_activity};
 use candle_core::{Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts, check_batch_shape};
 use crate::config::{Activation, DenseConfig, ModelKind, SparseConfig, Sparsity};
@@ -14,8 +15,18 @@ pub(crate) fn linear_stack(sizes: &[usize], vb: &VarBuilder<'_>) -> Result<Vec<L
     sizes
         .windows(2)
         .enumerate()
-        .map(|(i, w)| Ok(candle_nn::linear(w[0], w[1], vb.pp(i))?))
+        .map(|(i, w)| Ok(ae_kernels::nn::linear(w[0], w[1], vb.pp(i))?))
         .collect()
+}
+
+/// `act(layer(h))`, with a ReLU fused into the layer's GEMM (one op, see
+/// `ae_kernels::linear_relu`).
+pub(crate) fn linear_act(layer: &Linear, h: &Tensor, act: Option<Activation>) -> Result<Tensor> {
+    Ok(match act {
+        Some(Activation::Relu) => layer.forward_relu(h)?,
+        Some(a) => a.apply(&layer.forward(h)?)?,
+        None => layer.forward(h)?,
+    })
 }
 
 /// Runs `layers`, with `act` after every layer but the last and `last` after the last one.
@@ -27,15 +38,12 @@ pub(crate) fn run_stack(
 ) -> Result<Tensor> {
     let mut h = x.clone();
     for (i, layer) in layers.iter().enumerate() {
-        h = layer.forward(&h)?;
         let a = if i + 1 == layers.len() {
             last
         } else {
             Some(act)
         };
-        if let Some(a) = a {
-            h = a.apply(&h)?;
-        }
+        h = linear_act(layer, &h, a)?;
     }
     Ok(h)
 }

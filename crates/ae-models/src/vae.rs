@@ -1,16 +1,17 @@
 //! The variational autoencoder (dense or convolutional), with sampling from our RNG.
 
 use ae_data::AeRng;
+use ae_kernels::Linear;
 use ae_losses::vae_loss;
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts, check_batch_shape};
 use crate::config::{ModelKind, VaeArch, VaeConfig, bottleneck};
 use crate::conv::{ConvDecoder, ConvEncoder};
-use crate::dense::{linear_stack, run_stack};
+use crate::dense::{linear_act, linear_stack, run_stack};
 use crate::error::Result;
 
 enum VaeNet {
@@ -74,7 +75,7 @@ impl Vae {
                 )?;
                 let code = bottleneck(&cfg.input, channels);
                 let features: usize = code.iter().product();
-                let fc = candle_nn::linear(latent, features, vb.pp("decoder").pp("fc"))?;
+                let fc = ae_kernels::nn::linear(latent, features, vb.pp("decoder").pp("fc"))?;
                 let decoder = ConvDecoder::new(
                     &cfg.input,
                     channels,
@@ -91,8 +92,8 @@ impl Vae {
                 (net, features)
             }
         };
-        let mu = candle_nn::linear(features, latent, vb.pp("mu"))?;
-        let logvar = candle_nn::linear(features, latent, vb.pp("logvar"))?;
+        let mu = ae_kernels::nn::linear(features, latent, vb.pp("mu"))?;
+        let logvar = ae_kernels::nn::linear(features, latent, vb.pp("logvar"))?;
         Ok(Vae {
             net,
             mu,
@@ -170,7 +171,7 @@ impl Autoencoder for Vae {
             VaeNet::Conv {
                 fc, decoder, code, ..
             } => {
-                let h = self.cfg.activation.apply(&fc.forward(z)?)?;
+                let h = linear_act(fc, z, Some(self.cfg.activation))?;
                 let h = h.reshape((z.dim(0)?, code[0], code[1], code[2]))?;
                 decoder.forward(&h)
             }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use ae_kernels::{AdamMoments, AdamStep, adam_update};
 use candle_core::{Tensor, Var, backprop::GradStore};
 use serde::{Deserialize, Serialize};
 
@@ -35,11 +36,17 @@ impl Default for AdamConfig {
     }
 }
 
+/// The moments of one variable: plain vectors updated in place with the variable by one
+/// fused pass (`ae_kernels::adam_update`) on the CPU, candle tensors elsewhere.
+enum Moments {
+    Fused(AdamMoments),
+    Tensors { m: Tensor, v: Tensor },
+}
+
 struct Slot {
     name: String,
     var: Var,
-    m: Tensor,
-    v: Tensor,
+    moments: Moments,
 }
 
 /// Adam over a fixed, name-sorted list of variables.
@@ -61,9 +68,14 @@ impl Adam {
         let slots = vars
             .into_iter()
             .map(|(name, var)| {
-                let m = var.zeros_like()?;
-                let v = var.zeros_like()?;
-                Ok(Slot { name, var, m, v })
+                let moments = match AdamMoments::zeros_for(var.as_tensor()) {
+                    Some(m) => Moments::Fused(m),
+                    None => Moments::Tensors {
+                        m: var.zeros_like()?,
+                        v: var.zeros_like()?,
+                    },
+                };
+                Ok(Slot { name, var, moments })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
@@ -99,7 +111,15 @@ impl Adam {
             eps,
             weight_decay,
         } = self.cfg;
-        let t = self.step as i32;
+        let step = AdamStep {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            t: self.step,
+        };
+        let t = self.step.min(i32::MAX as u64) as i32;
         let c1 = 1.0 - beta1.powi(t);
         let c2 = 1.0 - beta2.powi(t);
         // θ -= lr/c1 · m / (sqrt(v/c2) + eps)
@@ -108,10 +128,17 @@ impl Adam {
             let Some(g) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
-            slot.m = ((&slot.m * beta1)? + (g * (1.0 - beta1))?)?;
-            slot.v = ((&slot.v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
-            let denom = ((&slot.v / c2)?.sqrt()? + eps)?;
-            let update = ((&slot.m / &denom)? * step_size)?;
+            let (m, v) = match &mut slot.moments {
+                Moments::Fused(mo) => {
+                    adam_update(slot.var.as_tensor(), g, mo, &step)?;
+                    continue;
+                }
+                Moments::Tensors { m, v } => (m, v),
+            };
+            *m = ((&*m * beta1)? + (g * (1.0 - beta1))?)?;
+            *v = ((&*v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
+            let denom = ((&*v / c2)?.sqrt()? + eps)?;
+            let update = ((&*m / &denom)? * step_size)?;
             let mut theta = slot.var.as_tensor().clone();
             if weight_decay != 0.0 {
                 theta = (&theta * (1.0 - lr * weight_decay))?;
@@ -122,13 +149,17 @@ impl Adam {
     }
 
     /// The moments as named tensors (`m.<name>`, `v.<name>`), to save.
-    pub fn state_tensors(&self) -> HashMap<String, Tensor> {
+    pub fn state_tensors(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         for s in &self.slots {
-            out.insert(format!("m.{}", s.name), s.m.clone());
-            out.insert(format!("v.{}", s.name), s.v.clone());
+            let (m, v) = match &s.moments {
+                Moments::Fused(mo) => mo.to_tensors(s.var.dims())?,
+                Moments::Tensors { m, v } => (m.clone(), v.clone()),
+            };
+            out.insert(format!("m.{}", s.name), m);
+            out.insert(format!("v.{}", s.name), v);
         }
-        out
+        Ok(out)
     }
 
     /// Restores the moments saved by [`Adam::state_tensors`] and the step count.
@@ -140,7 +171,8 @@ impl Adam {
         what: &str,
     ) -> Result<()> {
         for s in &mut self.slots {
-            for (prefix, dst) in [("m", &mut s.m), ("v", &mut s.v)] {
+            let mut loaded = Vec::with_capacity(2);
+            for prefix in ["m", "v"] {
                 let key = format!("{prefix}.{}", s.name);
                 let t = tensors.get(&key).ok_or_else(|| TrainError::Checkpoint {
                     path: what.into(),
@@ -156,8 +188,18 @@ impl Adam {
                         ),
                     });
                 }
-                *dst = t.to_device(s.var.device())?.to_dtype(s.var.dtype())?;
+                loaded.push(t.to_device(s.var.device())?.to_dtype(s.var.dtype())?);
             }
+            let (m, v) = (&loaded[0], &loaded[1]);
+            s.moments = match &s.moments {
+                Moments::Fused(_) => {
+                    Moments::Fused(AdamMoments::from_tensors(m, v, s.var.dtype())?)
+                }
+                Moments::Tensors { .. } => Moments::Tensors {
+                    m: m.clone(),
+                    v: v.clone(),
+                },
+            };
         }
         self.step = step;
         Ok(())
@@ -225,7 +267,7 @@ mod tests {
                 Adam::new(vec![("w".into(), var.clone())], AdamConfig::default()).unwrap();
             for i in 0..10 {
                 if split && i == 5 {
-                    let state = opt.state_tensors();
+                    let state = opt.state_tensors().unwrap();
                     let step = opt.step_count();
                     opt =
                         Adam::new(vec![("w".into(), var.clone())], AdamConfig::default()).unwrap();

@@ -283,7 +283,7 @@ pub fn train_on(
             &varmap,
             CheckpointData {
                 kind: &cfg.model.kind().to_string(),
-                optimizer: adam.state_tensors(),
+                optimizer: adam.state_tensors()?,
                 state: &state,
                 metrics: &metrics,
             },

@@ -1,0 +1,335 @@
+//! Binary cross-entropy from logits, summed and scaled, as one candle custom op.
+//!
+//! Written with candle ops, the stable form `max(x, 0) - x·y + ln(1 + e^{-|x|})` is eight
+//! graph nodes over the whole batch (abs, neg, exp, add, log, relu, mul, sub, add, sum) and
+//! its backward pass as many again, each a full-size temporary. Here the forward pass is one
+//! parallel loop that sums the terms, and the backward pass one loop computing
+//! `scale · g · (σ(x) - y)`.
+//!
+//! The sum is taken in `f64` over fixed chunks added in order, so the value does not depend
+//! on the number of threads.
+
+use candle_core::backend::BackendStorage;
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+use crate::cpu::Real;
+use crate::ops::{StorageElem, data};
+
+/// Elements per parallel task.
+const CHUNK: usize = 1 << 14;
+
+/// Independent partial sums per block (a multiple of the widest SIMD vector of `f32`).
+const LANES: usize = 16;
+
+/// `(term, σ(x))`: the stable per-element BCE of `σ(x)` against `y`,
+/// `max(x, 0) - x·y + ln(1 + e^{-|x|})`, and the sigmoid, from one exponential.
+#[inline(always)]
+fn term_and_sigmoid<T: Real>(x: T, y: T) -> (T, T) {
+    let (e, softplus) = x.exp_neg_abs_log1p();
+    let relu = if x > T::ZERO { x } else { T::ZERO };
+    let num = if x >= T::ZERO { T::ONE } else { e };
+    (relu - x * y + softplus, num / (T::ONE + e))
+}
+
+/// `σ(x)` without overflow for any finite `x`.
+#[inline]
+fn sigmoid<T: Real>(x: T) -> T {
+    if x >= T::ZERO {
+        T::ONE / (T::ONE + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::ONE + e)
+    }
+}
+
+/// One block of at most [`LANES`] elements: adds the terms into `lanes` and, with `out`,
+/// writes `σ(x) - y` there.
+#[inline(always)]
+fn block<T: Real>(lanes: &mut [T; LANES], xb: &[T], yb: &[T], out: Option<&mut [T]>) {
+    // Fixed-size arrays (padded with zeros at the end) so the loops vectorise.
+    let (mut xa, mut ya) = ([T::ZERO; LANES], [T::ZERO; LANES]);
+    xa[..xb.len()].copy_from_slice(xb);
+    ya[..yb.len()].copy_from_slice(yb);
+    let mut terms = [T::ZERO; LANES];
+    let mut sig = [T::ZERO; LANES];
+    for l in 0..LANES {
+        (terms[l], sig[l]) = term_and_sigmoid(xa[l], ya[l]);
+    }
+    for (acc, &t) in lanes.iter_mut().zip(&terms).take(xb.len()) {
+        *acc += t;
+    }
+    if let Some(out) = out {
+        for ((d, &sg), &b) in out.iter_mut().zip(&sig).zip(yb) {
+            *d = sg - b;
+        }
+    }
+}
+
+/// The sum of the terms of one chunk (see [`bce_sum`]).
+#[inline(always)]
+fn chunk_sum<T: Real>(x: &[T], y: &[T], mut r: Option<&mut [T]>) -> f64 {
+    // LANES independent sums in `T` (a float sum in one accumulator cannot be vectorised
+    // without reordering it), added into f64 every 256 elements.
+    let mut total = 0f64;
+    for (k, (xs, ys)) in x.chunks(256).zip(y.chunks(256)).enumerate() {
+        let mut lanes = [T::ZERO; LANES];
+        for (j, (xb, yb)) in xs.chunks(LANES).zip(ys.chunks(LANES)).enumerate() {
+            let start = k * 256 + j * LANES;
+            let out = r.as_deref_mut().map(|r| &mut r[start..start + xb.len()]);
+            block(&mut lanes, xb, yb, out);
+        }
+        total += lanes.iter().map(|v| v.as_f64()).sum::<f64>();
+    }
+    total
+}
+
+/// [`chunk_sum`] compiled for AVX2 (8 `f32` lanes instead of SSE2's 4). Only the vector
+/// width changes: the operations, their order and so the results are the same.
+///
+/// # Safety
+/// The CPU must support AVX2 (checked by [`chunk_sum_dispatch`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn chunk_sum_avx2<T: Real>(x: &[T], y: &[T], r: Option<&mut [T]>) -> f64 {
+    chunk_sum(x, y, r)
+}
+
+/// [`chunk_sum`] with the widest vectors the CPU has.
+fn chunk_sum_dispatch<T: Real>(x: &[T], y: &[T], r: Option<&mut [T]>) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 support was just checked.
+        return unsafe { chunk_sum_avx2(x, y, r) };
+    }
+    chunk_sum(x, y, r)
+}
+
+/// `scale · Σ term(x, y)`, summed in `f64` per chunk, chunks added in order. With `resid`
+/// (same length as `x`), also writes `σ(x) - y` there, the unscaled gradient.
+pub(crate) fn bce_sum<T: Real>(x: &[T], y: &[T], scale: f64, resid: Option<&mut [T]>) -> f64 {
+    let parts: Vec<f64> = match resid {
+        Some(r) => x
+            .par_chunks(CHUNK)
+            .zip(y.par_chunks(CHUNK))
+            .zip(r.par_chunks_mut(CHUNK))
+            .map(|((x, y), r)| chunk_sum_dispatch(x, y, Some(r)))
+            .collect(),
+        None => x
+            .par_chunks(CHUNK)
+            .zip(y.par_chunks(CHUNK))
+            .map(|(x, y)| chunk_sum_dispatch(x, y, None))
+            .collect(),
+    };
+    parts.iter().sum::<f64>() * scale
+}
+
+/// Gradients of [`bce_sum`] scaled by the output gradient `g`: w.r.t. the logits
+/// `k·(σ(x) - y)` and, when asked, w.r.t. the target `-k·x`, with `k = scale · g`.
+pub(crate) fn bce_bwd<T: Real>(x: &[T], y: &[T], k: f64, target: bool) -> (Vec<T>, Option<Vec<T>>) {
+    let kt = T::of_f64(k);
+    let mut gx = vec![T::ZERO; x.len()];
+    gx.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
+        .for_each(|(g, (x, y))| {
+            for ((d, &a), &b) in g.iter_mut().zip(x).zip(y) {
+                *d = kt * (sigmoid(a) - b);
+            }
+        });
+    let gy = target.then(|| x.iter().map(|&a| -(kt * a)).collect());
+    (gx, gy)
+}
+
+/// `(logits, target) -> scale · Σ bce(logits, target)`, a scalar.
+///
+/// When built with `keep_grad`, the forward pass also keeps `σ(x) - y` (it has the
+/// exponential at hand), and the backward pass only scales it.
+#[derive(Debug)]
+pub(crate) struct BceOp {
+    pub scale: f64,
+    keep_grad: bool,
+    resid: Mutex<Option<CpuStorage>>,
+}
+
+impl BceOp {
+    pub(crate) fn new(scale: f64, keep_grad: bool) -> Self {
+        Self {
+            scale,
+            keep_grad,
+            resid: Mutex::new(None),
+        }
+    }
+
+    fn run<T: StorageElem + Real>(
+        &self,
+        x: (&CpuStorage, &Layout),
+        y: (&CpuStorage, &Layout),
+    ) -> Result<(CpuStorage, Shape)> {
+        let dims = x.1.dims();
+        let xs = data::<T>("bce_with_logits", x.0, x.1, dims)?;
+        let ys = data::<T>("bce_with_logits", y.0, y.1, dims)?;
+        let v = if self.keep_grad {
+            let mut r = vec![T::ZERO; xs.len()];
+            let v = bce_sum(xs, ys, self.scale, Some(&mut r));
+            *self.resid.lock().unwrap_or_else(|p| p.into_inner()) = Some(T::storage(r));
+            v
+        } else {
+            bce_sum(xs, ys, self.scale, None)
+        };
+        Ok((T::storage(vec![T::of_f64(v)]), Shape::from(())))
+    }
+
+    /// The kept `σ(x) - y` times `k`, if the forward pass kept it (taken: a second backward
+    /// pass through the same graph recomputes it).
+    fn kept_grad(&self, k: f64, dims: &[usize]) -> Result<Option<Tensor>> {
+        let kept = self.resid.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let dev = candle_core::Device::Cpu;
+        Ok(match kept {
+            Some(CpuStorage::F32(mut r)) => {
+                let kt = k as f32;
+                r.iter_mut().for_each(|v| *v *= kt);
+                Some(Tensor::from_vec(r, dims, &dev)?)
+            }
+            Some(CpuStorage::F64(mut r)) => {
+                r.iter_mut().for_each(|v| *v *= k);
+                Some(Tensor::from_vec(r, dims, &dev)?)
+            }
+            _ => None,
+        })
+    }
+
+    fn grads<T: StorageElem + Real>(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        k: f64,
+        target: bool,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (xg, xl) = x.storage_and_layout();
+        let (yg, yl) = y.storage_and_layout();
+        let (candle_core::Storage::Cpu(xs), candle_core::Storage::Cpu(ys)) = (&*xg, &*yg) else {
+            bail!("bce_with_logits backward: expected CPU tensors")
+        };
+        let dims = x.dims();
+        let xv = data::<T>("bce_with_logits backward", xs, xl, dims)?;
+        let yv = data::<T>("bce_with_logits backward", ys, yl, dims)?;
+        let (gx, gy) = bce_bwd(xv, yv, k, target);
+        drop((xg, yg));
+        let dev = candle_core::Device::Cpu;
+        let gx = Tensor::from_vec(gx, dims, &dev)?;
+        let gy = gy.map(|v| Tensor::from_vec(v, dims, &dev)).transpose()?;
+        Ok((Some(gx), gy))
+    }
+}
+
+impl CustomOp2 for BceOp {
+    fn name(&self) -> &'static str {
+        "ae-bce-with-logits"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.dims() != l2.dims() {
+            bail!(
+                "bce_with_logits: logits {:?} and target {:?} differ in shape",
+                l1.dims(),
+                l2.dims()
+            )
+        }
+        match (s1.dtype(), s2.dtype()) {
+            (DType::F32, DType::F32) => self.run::<f32>((s1, l1), (s2, l2)),
+            (DType::F64, DType::F64) => self.run::<f64>((s1, l1), (s2, l2)),
+            (a, b) => bail!("ae-kernels bce_with_logits: unsupported dtypes {a:?}, {b:?}"),
+        }
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+        let Some(&g) = g.first() else {
+            bail!("bce_with_logits backward: empty output gradient")
+        };
+        let k = self.scale * g;
+        let need_x = x.track_op();
+        let need_y = y.track_op();
+        if !(need_x || need_y) {
+            return Ok((None, None));
+        }
+        if need_x && !need_y {
+            if let Some(gx) = self.kept_grad(k, x.dims())? {
+                return Ok((Some(gx), None));
+            }
+        }
+        let (gx, gy) = match x.dtype() {
+            DType::F32 => self.grads::<f32>(x, y, k, need_y)?,
+            DType::F64 => self.grads::<f64>(x, y, k, need_y)?,
+            dt => bail!("ae-kernels bce_with_logits backward: unsupported dtype {dt:?}"),
+        };
+        Ok((gx.filter(|_| need_x), gy))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_and_gradients_of_known_values() {
+        let x = [0f64, 2.0, -3.0, 1e4, -1e4];
+        let y = [0.5f64, 1.0, 0.0, 0.0, 1.0];
+        let expected = [
+            std::f64::consts::LN_2,
+            (1.0 + (-2f64).exp()).ln(),
+            (1.0 + (-3f64).exp()).ln(),
+            1e4,
+            1e4,
+        ];
+        let total = bce_sum(&x, &y, 0.5, None);
+        assert!((total - 0.5 * expected.iter().sum::<f64>()).abs() < 1e-9);
+        let (gx, gy) = bce_bwd(&x, &y, 2.0, true);
+        let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+        for i in 0..5 {
+            assert!((gx[i] - 2.0 * (sig(x[i]) - y[i])).abs() < 1e-12, "{i}");
+        }
+        assert_eq!(gy.unwrap(), vec![-0.0, -4.0, 6.0, -2e4, 2e4]);
+    }
+
+    #[test]
+    fn sum_does_not_depend_on_chunking() {
+        let n = 3 * CHUNK + 17;
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 37) % 101) as f32 / 10.0 - 5.0)
+            .collect();
+        let y: Vec<f32> = (0..n).map(|i| ((i * 13) % 7) as f32 / 6.0).collect();
+        let mut r = vec![0f32; n];
+        let a = bce_sum(&x, &y, 1.0, Some(&mut r));
+        let b = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| bce_sum(&x, &y, 1.0, None));
+        assert_eq!(a, b);
+        let naive: f64 = x
+            .iter()
+            .zip(&y)
+            .map(|(&a, &b)| term_and_sigmoid(a as f64, b as f64).0)
+            .sum();
+        assert!((a - naive).abs() / naive < 1e-6, "{a} vs {naive}");
+        for i in [0, CHUNK - 1, CHUNK + 255, n - 1] {
+            let e = sigmoid(x[i] as f64) - y[i] as f64;
+            assert!((r[i] as f64 - e).abs() < 1e-6, "{i}: {} vs {e}", r[i]);
+        }
+    }
+}
