@@ -290,6 +290,18 @@ mod tests {
         assert_eq!(AdamMoments::from_tensors(&mt, &vt, DType::F64).unwrap(), mo);
     }
 
+    /// Plain Adam's first step with learning rate `lr` and the Keras defaults.
+    fn first_step(lr: f64) -> AdamStep {
+        AdamStep {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            weight_decay: 0.0,
+            t: 1,
+        }
+    }
+
     #[test]
     fn large_parameters_update_in_parallel_like_small_ones() {
         let dev = Device::Cpu;
@@ -298,14 +310,7 @@ mod tests {
         let grads: Vec<f32> = (0..n).map(|i| ((i * 7) % 13) as f32 / 13.0 - 0.5).collect();
         let theta = Tensor::from_slice(&vals, n, &dev).unwrap();
         let mut mo = AdamMoments::zeros_for(&theta).unwrap();
-        let step = AdamStep {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-7,
-            weight_decay: 0.0,
-            t: 1,
-        };
+        let step = first_step(0.1);
         adam_update(
             &theta,
             &Tensor::from_slice(&grads, n, &dev).unwrap(),
@@ -326,14 +331,7 @@ mod tests {
         let dev = Device::Cpu;
         let theta = Tensor::zeros(4, DType::F32, &dev).unwrap();
         let mut mo = AdamMoments::zeros_for(&theta).unwrap();
-        let step = AdamStep {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-7,
-            weight_decay: 0.0,
-            t: 1,
-        };
+        let step = first_step(0.1);
         let g3 = Tensor::zeros(3, DType::F32, &dev).unwrap();
         assert!(adam_update(&theta, &g3, &mut mo, &step).is_err());
         let g64 = Tensor::zeros(4, DType::F64, &dev).unwrap();

@@ -19,7 +19,14 @@ use rayon::prelude::*;
 
 /// Element types the kernels support (the ones `gemm` has fast paths for).
 pub(crate) trait Elem:
-    Copy + Send + Sync + PartialOrd + 'static + std::ops::Add<Output = Self> + std::ops::AddAssign
+    Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + 'static
+    + std::ops::Add<Output = Self>
+    + std::ops::AddAssign
+    + std::ops::Mul<Output = Self>
 {
     /// Additive identity.
     const ZERO: Self;
@@ -853,7 +860,7 @@ pub(crate) fn conv_t_bwd<T: Elem>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Direct (quadruple loop) convolution used to check the GEMM path.
@@ -888,7 +895,8 @@ mod tests {
         y
     }
 
-    fn seq(len: usize, seed: u64) -> Vec<f64> {
+    /// A deterministic pseudo-random sequence in [-0.5, 0.5) (an LCG), for kernel tests.
+    pub(crate) fn seq(len: usize, seed: u64) -> Vec<f64> {
         let mut s = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);

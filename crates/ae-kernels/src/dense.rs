@@ -9,12 +9,10 @@
 //! output rows are in cache, and the backward pass is one masking pass that also sums the
 //! bias gradient, plus one GEMM per requested gradient (input, weight).
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, bail};
 use gemm::Parallelism;
 
 use crate::cpu::{self, Elem, MatView, Need};
-use crate::ops::{StorageElem, backward, data};
+use crate::ops::FusedKernel;
 
 /// Shape of one fully connected layer over a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +76,7 @@ pub(crate) fn dense_fwd<T: Elem>(
 
 /// Gradients of [`dense_fwd`] given the output gradient `gy [n, out]` (and, with a fused
 /// ReLU, the forward output `res`, whose zeros mask the gradient).
-pub(crate) fn dense_bwd<T: Elem + std::ops::Mul<Output = T>>(
+pub(crate) fn dense_bwd<T: Elem>(
     g: DenseGeom,
     x: &[T],
     w: &[T],
@@ -147,160 +145,51 @@ pub(crate) fn dense_bwd<T: Elem + std::ops::Mul<Output = T>>(
 
 /// `x [n, inp]`, `weight [out, inp]` (, `bias [out]`) -> `relu?(x Wᵀ + b) [n, out]`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct DenseOp {
+pub(crate) struct DenseKernel {
     pub g: DenseGeom,
     /// Whether a ReLU is fused after the bias.
     pub relu: bool,
 }
 
-impl DenseOp {
-    fn run<T: StorageElem>(
-        &self,
-        x: (&CpuStorage, &Layout),
-        w: (&CpuStorage, &Layout),
-        b: Option<(&CpuStorage, &Layout)>,
-    ) -> Result<(CpuStorage, Shape)> {
+impl FusedKernel for DenseKernel {
+    const NAME: &'static str = "linear";
+    const OP2: &'static str = "ae-linear";
+    const OP3: &'static str = "ae-linear-bias";
+
+    fn dims(&self) -> [Vec<usize>; 4] {
         let g = self.g;
-        let name = "linear";
-        let x = data::<T>(name, x.0, x.1, &[g.n, g.inp])?;
-        let w = data::<T>(name, w.0, w.1, &[g.out, g.inp])?;
-        let b = match b {
-            Some((s, l)) => Some(data::<T>(name, s, l, &[g.out])?),
-            None => None,
-        };
-        let y = dense_fwd(g, x, w, b, self.relu);
-        Ok((T::storage(y), Shape::from((g.n, g.out))))
+        [
+            vec![g.n, g.inp],
+            vec![g.out, g.inp],
+            vec![g.out],
+            vec![g.n, g.out],
+        ]
     }
 
-    fn fwd(
+    fn relu(&self) -> bool {
+        self.relu
+    }
+
+    fn forward<T: Elem>(&self, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
+        dense_fwd(self.g, x, w, b, self.relu)
+    }
+
+    fn backward<T: Elem>(
         &self,
-        x: (&CpuStorage, &Layout),
-        w: (&CpuStorage, &Layout),
-        b: Option<(&CpuStorage, &Layout)>,
-    ) -> Result<(CpuStorage, Shape)> {
-        match x.0.dtype() {
-            DType::F32 => self.run::<f32>(x, w, b),
-            DType::F64 => self.run::<f64>(x, w, b),
-            dt => bail!("ae-kernels linear: unsupported dtype {dt:?}"),
-        }
-    }
-
-    /// Gradients w.r.t. `(x, w, b)`; only those of tracked tensors are computed.
-    fn grads(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: Option<&Tensor>,
-        res: &Tensor,
-        gy: &Tensor,
-    ) -> Result<[Option<Tensor>; 3]> {
-        let need = Need {
-            input: x.track_op(),
-            weight: w.track_op(),
-            bias: b.is_some_and(|b| b.track_op()),
-        };
-        if !(need.input || need.weight || need.bias) {
-            return Ok([None, None, None]);
-        }
-        let g = self.g;
-        let gy = gy.contiguous()?;
-        let xd = [g.n, g.inp];
-        let wd = [g.out, g.inp];
-        let yd = [g.n, g.out];
-        let mut inputs: Vec<(&Tensor, &[usize])> = vec![(x, &xd), (w, &wd), (&gy, &yd)];
-        if self.relu {
-            inputs.push((res, &yd));
-        }
-        let shapes: [&[usize]; 3] = [&xd, &wd, &[g.out]];
-        macro_rules! run {
-            ($t:ty) => {
-                backward::<$t>("linear backward", &inputs, shapes, |d| {
-                    dense_bwd(g, d[0], d[1], d[2], d.get(3).copied(), need)
-                })
-            };
-        }
-        match x.dtype() {
-            DType::F32 => run!(f32),
-            DType::F64 => run!(f64),
-            dt => bail!("ae-kernels linear backward: unsupported dtype {dt:?}"),
-        }
-    }
-}
-
-impl CustomOp2 for DenseOp {
-    fn name(&self) -> &'static str {
-        "ae-linear"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), None)
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        res: &Tensor,
-        gy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let [gx, gw, _] = self.grads(x, w, None, res, gy)?;
-        Ok((gx, gw))
-    }
-}
-
-impl CustomOp3 for DenseOp {
-    fn name(&self) -> &'static str {
-        "ae-linear-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        res: &Tensor,
-        gy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [gx, gw, gb] = self.grads(x, w, Some(b), res, gy)?;
-        Ok((gx, gw, gb))
+        x: &[T],
+        w: &[T],
+        gy: &[T],
+        res: Option<&[T]>,
+        need: Need,
+    ) -> cpu::Grads<T> {
+        dense_bwd(self.g, x, w, gy, res, need)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn seq(len: usize, seed: u64) -> Vec<f64> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..len)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
-            })
-            .collect()
-    }
+    use crate::cpu::tests::seq;
 
     #[test]
     fn forward_and_backward_match_naive_loops() {

@@ -48,9 +48,9 @@ pub use malloc::tune_glibc_malloc;
 pub use nn::{Conv2d, ConvTranspose2d, Linear};
 
 use cpu::Geom;
-use dense::{DenseGeom, DenseOp};
+use dense::{DenseGeom, DenseKernel};
 use loss::BceOp;
-use ops::{ConvOp, DataOp};
+use ops::{ConvKernel, DataKernel};
 use pool::{MaxPoolOp, PoolGeom, ReluOp};
 
 /// Whether the fast CPU kernels can handle these tensors (CPU device, `f32`/`f64`, one dtype,
@@ -138,13 +138,7 @@ fn conv2d_impl(
         let y = add_bias(x.conv2d(w, padding, stride, 1, 1)?, b)?;
         return if relu { y.relu() } else { Ok(y) };
     }
-    let op = ConvOp { g, n, relu };
-    let x = x.contiguous()?;
-    let w = w.contiguous()?;
-    match b {
-        Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
-        None => x.apply_op2(&w, op),
-    }
+    ops::apply(ConvKernel { g, n, relu }, x, w, b)
 }
 
 /// 2D transposed convolution `y = conv_transpose(x, w) + b`, differentiable w.r.t. `x`, `w`
@@ -225,13 +219,7 @@ fn conv_transpose2d_impl(
             return if relu { y.relu() } else { Ok(y) };
         }
     };
-    let op = DataOp { g, n, relu };
-    let x = x.contiguous()?;
-    let w = w.contiguous()?;
-    match b {
-        Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
-        None => x.apply_op2(&w, op),
-    }
+    ops::apply(DataKernel { g, n, relu }, x, w, b)
 }
 
 /// `max(x, 0)`, differentiable; the gradient is `grad * (x > 0)` (PyTorch's convention;
@@ -305,16 +293,8 @@ fn linear_impl(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result
     if x_in != inp {
         bail!("linear: input has {x_in} features but the weight [{out}, {inp}] expects {inp}")
     }
-    let op = DenseOp {
-        g: DenseGeom { n, inp, out },
-        relu,
-    };
-    let x = x.contiguous()?;
-    let w = w.contiguous()?;
-    match b {
-        Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
-        None => x.apply_op2(&w, op),
-    }
+    let g = DenseGeom { n, inp, out };
+    ops::apply(DenseKernel { g, relu }, x, w, b)
 }
 
 /// `scale · Σ bce(σ(logits), target)` over all elements, a scalar (shape `[]`), with the

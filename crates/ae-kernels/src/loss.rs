@@ -16,7 +16,7 @@ use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, b
 use rayon::prelude::*;
 
 use crate::cpu::Real;
-use crate::ops::{StorageElem, data};
+use crate::ops::{StorageElem, data, float_dispatch};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -243,11 +243,15 @@ impl CustomOp2 for BceOp {
                 l2.dims()
             )
         }
-        match (s1.dtype(), s2.dtype()) {
-            (DType::F32, DType::F32) => self.run::<f32>((s1, l1), (s2, l2)),
-            (DType::F64, DType::F64) => self.run::<f64>((s1, l1), (s2, l2)),
-            (a, b) => bail!("ae-kernels bce_with_logits: unsupported dtypes {a:?}, {b:?}"),
+        if s1.dtype() != s2.dtype() {
+            bail!(
+                "bce_with_logits: logits are {:?} but the target is {:?}",
+                s1.dtype(),
+                s2.dtype()
+            )
         }
+        float_dispatch!(s1.dtype(), "bce_with_logits", |T| self
+            .run::<T>((s1, l1), (s2, l2)))
     }
 
     fn bwd(
@@ -272,11 +276,8 @@ impl CustomOp2 for BceOp {
                 return Ok((Some(gx), None));
             }
         }
-        let (gx, gy) = match x.dtype() {
-            DType::F32 => self.grads::<f32>(x, y, k, need_y)?,
-            DType::F64 => self.grads::<f64>(x, y, k, need_y)?,
-            dt => bail!("ae-kernels bce_with_logits backward: unsupported dtype {dt:?}"),
-        };
+        let (gx, gy) = float_dispatch!(x.dtype(), "bce_with_logits backward", |T| self
+            .grads::<T>(x, y, k, need_y)?);
         Ok((gx.filter(|_| need_x), gy))
     }
 }

@@ -1,18 +1,43 @@
-//! candle custom ops wrapping the [`crate::cpu`] kernels, with their backward passes.
+//! candle custom ops wrapping the [`crate::cpu`] and [`crate::dense`] kernels, with their
+//! backward passes.
 //!
-//! * [`ConvOp`]: image, weight (, bias) -> output (a convolution).
-//! * [`DataOp`]: output, weight (, bias) -> image (a transposed convolution).
+//! Every op here has the form `(input, weight[, bias]) -> output`, optionally with a ReLU
+//! fused after the bias, and is described by a [`FusedKernel`]; [`Fused`] turns any kernel
+//! into a candle `CustomOp2` (no bias) and `CustomOp3` (with bias):
 //!
-//! Each backward pass computes all the gradients it needs in one fused pass over the images
-//! ([`cpu::conv_bwd`], [`cpu::conv_t_bwd`]) and returns plain tensors: gradients are first
+//! * [`ConvKernel`]: image, weight (, bias) -> output (a convolution);
+//! * [`DataKernel`]: output, weight (, bias) -> image (a transposed convolution);
+//! * [`crate::dense::DenseKernel`]: rows, weight (, bias) -> rows (a fully connected layer).
+//!
+//! Each backward pass computes all the gradients it needs (input, weight, bias; only those
+//! of tracked tensors) in one fused pass and returns plain tensors: gradients are first
 //! order only.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
-    CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor, bail,
+    CpuStorage, CustomOp2, CustomOp3, Device, Layout, Result, Shape, Storage, Tensor, bail,
 };
 
-use crate::cpu::{self, Elem, Geom, Need};
+use crate::cpu::{self, Elem, Geom, Grads, Need};
+
+/// Runs `$body` with the type alias `$t` set to `f32` or `f64` after `$dtype`, failing with
+/// an error naming `$what` for any other dtype.
+macro_rules! float_dispatch {
+    ($dtype:expr, $what:expr, |$t:ident| $body:expr) => {
+        match $dtype {
+            candle_core::DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            candle_core::DType::F64 => {
+                type $t = f64;
+                $body
+            }
+            dt => candle_core::bail!("ae-kernels {}: unsupported dtype {dt:?}", $what),
+        }
+    };
+}
+pub(crate) use float_dispatch;
 
 /// Element types with a CPU storage variant.
 pub(crate) trait StorageElem: Elem + candle_core::WithDType {
@@ -93,285 +118,255 @@ pub(crate) fn backward<T: StorageElem>(
     ])
 }
 
-/// Which kind of fused backward pass to run.
-#[derive(Clone, Copy, Debug)]
-enum Pass {
-    /// [`cpu::conv_bwd`].
-    Conv,
-    /// [`cpu::conv_t_bwd`].
-    ConvT,
+/// A fused `(input, weight[, bias]) -> output` kernel on contiguous CPU slices.
+pub(crate) trait FusedKernel: Copy + Send + Sync + 'static {
+    /// The op's name in errors (`"conv2d"`, ...).
+    const NAME: &'static str;
+    /// candle's name of the op without a bias.
+    const OP2: &'static str;
+    /// candle's name of the op with a bias.
+    const OP3: &'static str;
+    /// The dims of the input, the weight, the bias and the output.
+    fn dims(&self) -> [Vec<usize>; 4];
+    /// Whether a ReLU is fused after the bias (the backward pass then reads the output).
+    fn relu(&self) -> bool;
+    /// The output.
+    fn forward<T: Elem>(&self, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T>;
+    /// The requested gradients from the output gradient `gy` (and the output `res` when a
+    /// ReLU is fused).
+    fn backward<T: Elem>(
+        &self,
+        x: &[T],
+        w: &[T],
+        gy: &[T],
+        res: Option<&[T]>,
+        need: Need,
+    ) -> Grads<T>;
 }
 
-/// Gradients of a [`ConvOp`] / [`DataOp`] w.r.t. `(first, w, b)` given the gradient of its
-/// output `res` (which the backward pass reads only when a ReLU is fused).
-#[allow(clippy::too_many_arguments)]
-fn grads(
-    pass: Pass,
-    g: Geom,
-    n: usize,
-    relu: bool,
-    first: &Tensor,
+/// A [`FusedKernel`] as a candle custom op.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fused<K>(pub K);
+
+impl<K: FusedKernel> Fused<K> {
+    fn run<T: StorageElem>(
+        &self,
+        x: (&CpuStorage, &Layout),
+        w: (&CpuStorage, &Layout),
+        b: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let [xd, wd, bd, yd] = self.0.dims();
+        let x = data::<T>(K::NAME, x.0, x.1, &xd)?;
+        let w = data::<T>(K::NAME, w.0, w.1, &wd)?;
+        let b = match b {
+            Some((s, l)) => Some(data::<T>(K::NAME, s, l, &bd)?),
+            None => None,
+        };
+        let y = self.0.forward(x, w, b);
+        Ok((T::storage(y), Shape::from(yd)))
+    }
+
+    fn fwd(
+        &self,
+        x: (&CpuStorage, &Layout),
+        w: (&CpuStorage, &Layout),
+        b: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        float_dispatch!(x.0.dtype(), K::NAME, |T| self.run::<T>(x, w, b))
+    }
+
+    /// Gradients w.r.t. `(x, w, b)` given the gradient `gy` of the output `res`.
+    fn grads(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        res: &Tensor,
+        gy: &Tensor,
+    ) -> Result<[Option<Tensor>; 3]> {
+        let need = Need {
+            input: x.track_op(),
+            weight: w.track_op(),
+            bias: b.is_some_and(|b| b.track_op()),
+        };
+        if !(need.input || need.weight || need.bias) {
+            return Ok([None, None, None]);
+        }
+        let gy = gy.contiguous()?;
+        let [xd, wd, bd, yd] = self.0.dims();
+        let mut inputs: Vec<(&Tensor, &[usize])> = vec![(x, &xd), (w, &wd), (&gy, &yd)];
+        if self.0.relu() {
+            inputs.push((res, &yd));
+        }
+        let shapes: [&[usize]; 3] = [&xd, &wd, &bd];
+        let k = self.0;
+        float_dispatch!(x.dtype(), K::NAME, |T| backward::<T>(
+            K::NAME,
+            &inputs,
+            shapes,
+            |d| k.backward(d[0], d[1], d[2], d.get(3).copied(), need)
+        ))
+    }
+}
+
+impl<K: FusedKernel> CustomOp2 for Fused<K> {
+    fn name(&self) -> &'static str {
+        K::OP2
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.fwd((s1, l1), (s2, l2), None)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        res: &Tensor,
+        gy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let [gx, gw, _] = self.grads(x, w, None, res, gy)?;
+        Ok((gx, gw))
+    }
+}
+
+impl<K: FusedKernel> CustomOp3 for Fused<K> {
+    fn name(&self) -> &'static str {
+        K::OP3
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        gy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let [gx, gw, gb] = self.grads(x, w, Some(b), res, gy)?;
+        Ok((gx, gw, gb))
+    }
+}
+
+/// Applies `op` to `x`, `w` and the optional bias `b` (each made contiguous).
+pub(crate) fn apply<K: FusedKernel>(
+    op: K,
+    x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
-    res: &Tensor,
-    grad: &Tensor,
-) -> Result<[Option<Tensor>; 3]> {
-    let need = Need {
-        input: first.track_op(),
-        weight: w.track_op(),
-        bias: b.is_some_and(|b| b.track_op()),
-    };
-    if !(need.input || need.weight || need.bias) {
-        return Ok([None, None, None]);
-    }
-    let grad = grad.contiguous()?;
-    let img = [n, g.c, g.h, g.w];
-    let out = [n, g.o, g.ho, g.wo];
-    let wd = [g.o, g.c, g.kh, g.kw];
-    let (first_dims, grad_dims, bias_len) = match pass {
-        Pass::Conv => (img, out, g.o),
-        Pass::ConvT => (out, img, g.c),
-    };
-    let mut inputs: Vec<(&Tensor, &[usize])> =
-        vec![(first, &first_dims), (w, &wd), (&grad, &grad_dims)];
-    if relu {
-        inputs.push((res, &grad_dims));
-    }
-    let shapes: [&[usize]; 3] = [&first_dims, &wd, &[bias_len]];
-    macro_rules! run {
-        ($t:ty) => {
-            backward::<$t>("conv backward", &inputs, shapes, |d| {
-                let res = d.get(3).copied();
-                match pass {
-                    Pass::Conv => cpu::conv_bwd(&g, n, d[0], d[1], d[2], res, need),
-                    Pass::ConvT => cpu::conv_t_bwd(&g, n, d[0], d[1], d[2], res, need),
-                }
-            })
-        };
-    }
-    match first.dtype() {
-        DType::F32 => run!(f32),
-        DType::F64 => run!(f64),
-        dt => bail!("ae-kernels conv backward: unsupported dtype {dt:?}"),
+) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    let w = w.contiguous()?;
+    match b {
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, Fused(op)),
+        None => x.apply_op2(&w, Fused(op)),
     }
 }
 
 /// Convolution: `image [n, c, h, w]`, `weight [o, c, kh, kw]` (, `bias [o]`) ->
 /// `[n, o, ho, wo]`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ConvOp {
+pub(crate) struct ConvKernel {
     pub g: Geom,
     pub n: usize,
     /// Whether a ReLU is fused after the bias.
     pub relu: bool,
 }
 
-impl ConvOp {
-    fn run<T: StorageElem>(
-        &self,
-        x: (&CpuStorage, &Layout),
-        w: (&CpuStorage, &Layout),
-        b: Option<(&CpuStorage, &Layout)>,
-    ) -> Result<(CpuStorage, Shape)> {
+impl FusedKernel for ConvKernel {
+    const NAME: &'static str = "conv2d";
+    const OP2: &'static str = "ae-conv2d";
+    const OP3: &'static str = "ae-conv2d-bias";
+
+    fn dims(&self) -> [Vec<usize>; 4] {
         let g = &self.g;
-        let name = "conv2d";
-        let x = data::<T>(name, x.0, x.1, &[self.n, g.c, g.h, g.w])?;
-        let w = data::<T>(name, w.0, w.1, &[g.o, g.c, g.kh, g.kw])?;
-        let b = match b {
-            Some((s, l)) => Some(data::<T>(name, s, l, &[g.o])?),
-            None => None,
-        };
-        let y = cpu::conv_fwd(g, self.n, x, w, b, self.relu);
-        Ok((T::storage(y), Shape::from((self.n, g.o, g.ho, g.wo))))
+        [
+            vec![self.n, g.c, g.h, g.w],
+            vec![g.o, g.c, g.kh, g.kw],
+            vec![g.o],
+            vec![self.n, g.o, g.ho, g.wo],
+        ]
     }
 
-    fn fwd(
+    fn relu(&self) -> bool {
+        self.relu
+    }
+
+    fn forward<T: Elem>(&self, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
+        cpu::conv_fwd(&self.g, self.n, x, w, b, self.relu)
+    }
+
+    fn backward<T: Elem>(
         &self,
-        x: (&CpuStorage, &Layout),
-        w: (&CpuStorage, &Layout),
-        b: Option<(&CpuStorage, &Layout)>,
-    ) -> Result<(CpuStorage, Shape)> {
-        match x.0.dtype() {
-            DType::F32 => self.run::<f32>(x, w, b),
-            DType::F64 => self.run::<f64>(x, w, b),
-            dt => bail!("ae-kernels conv2d: unsupported dtype {dt:?}"),
-        }
+        x: &[T],
+        w: &[T],
+        gy: &[T],
+        res: Option<&[T]>,
+        need: Need,
+    ) -> Grads<T> {
+        cpu::conv_bwd(&self.g, self.n, x, w, gy, res, need)
     }
 }
 
-impl CustomOp2 for ConvOp {
-    fn name(&self) -> &'static str {
-        "ae-conv2d"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), None)
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        res: &Tensor,
-        gy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let [gx, gw, _] = grads(Pass::Conv, self.g, self.n, self.relu, x, w, None, res, gy)?;
-        Ok((gx, gw))
-    }
-}
-
-impl CustomOp3 for ConvOp {
-    fn name(&self) -> &'static str {
-        "ae-conv2d-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        res: &Tensor,
-        gy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [gx, gw, gb] = grads(
-            Pass::Conv,
-            self.g,
-            self.n,
-            self.relu,
-            x,
-            w,
-            Some(b),
-            res,
-            gy,
-        )?;
-        Ok((gx, gw, gb))
-    }
-}
-
-/// Transposed convolution (the adjoint of [`ConvOp`] w.r.t. its image):
+/// Transposed convolution (the adjoint of [`ConvKernel`] w.r.t. its image):
 /// `y [n, o, ho, wo]`, `weight [o, c, kh, kw]` (, `bias [c]`) -> `[n, c, h, w]`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct DataOp {
+pub(crate) struct DataKernel {
     pub g: Geom,
     pub n: usize,
     /// Whether a ReLU is fused after the bias.
     pub relu: bool,
 }
 
-impl DataOp {
-    fn run<T: StorageElem>(
-        &self,
-        y: (&CpuStorage, &Layout),
-        w: (&CpuStorage, &Layout),
-        b: Option<(&CpuStorage, &Layout)>,
-    ) -> Result<(CpuStorage, Shape)> {
+impl FusedKernel for DataKernel {
+    const NAME: &'static str = "conv_transpose2d";
+    const OP2: &'static str = "ae-conv-transpose2d";
+    const OP3: &'static str = "ae-conv-transpose2d-bias";
+
+    fn dims(&self) -> [Vec<usize>; 4] {
         let g = &self.g;
-        let name = "conv_transpose2d";
-        let y = data::<T>(name, y.0, y.1, &[self.n, g.o, g.ho, g.wo])?;
-        let w = data::<T>(name, w.0, w.1, &[g.o, g.c, g.kh, g.kw])?;
-        let b = match b {
-            Some((s, l)) => Some(data::<T>(name, s, l, &[g.c])?),
-            None => None,
-        };
-        let x = cpu::conv_data(g, self.n, y, w, b, self.relu);
-        Ok((T::storage(x), Shape::from((self.n, g.c, g.h, g.w))))
+        [
+            vec![self.n, g.o, g.ho, g.wo],
+            vec![g.o, g.c, g.kh, g.kw],
+            vec![g.c],
+            vec![self.n, g.c, g.h, g.w],
+        ]
     }
 
-    fn fwd(
+    fn relu(&self) -> bool {
+        self.relu
+    }
+
+    fn forward<T: Elem>(&self, y: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
+        cpu::conv_data(&self.g, self.n, y, w, b, self.relu)
+    }
+
+    fn backward<T: Elem>(
         &self,
-        y: (&CpuStorage, &Layout),
-        w: (&CpuStorage, &Layout),
-        b: Option<(&CpuStorage, &Layout)>,
-    ) -> Result<(CpuStorage, Shape)> {
-        match y.0.dtype() {
-            DType::F32 => self.run::<f32>(y, w, b),
-            DType::F64 => self.run::<f64>(y, w, b),
-            dt => bail!("ae-kernels conv_transpose2d: unsupported dtype {dt:?}"),
-        }
-    }
-}
-
-impl CustomOp2 for DataOp {
-    fn name(&self) -> &'static str {
-        "ae-conv-transpose2d"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), None)
-    }
-
-    fn bwd(
-        &self,
-        y: &Tensor,
-        w: &Tensor,
-        res: &Tensor,
-        gx: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let [gy, gw, _] = grads(Pass::ConvT, self.g, self.n, self.relu, y, w, None, res, gx)?;
-        Ok((gy, gw))
-    }
-}
-
-impl CustomOp3 for DataOp {
-    fn name(&self) -> &'static str {
-        "ae-conv-transpose2d-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
-    }
-
-    fn bwd(
-        &self,
-        y: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        res: &Tensor,
-        gx: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [gy, gw, gb] = grads(
-            Pass::ConvT,
-            self.g,
-            self.n,
-            self.relu,
-            y,
-            w,
-            Some(b),
-            res,
-            gx,
-        )?;
-        Ok((gy, gw, gb))
+        y: &[T],
+        w: &[T],
+        gx: &[T],
+        res: Option<&[T]>,
+        need: Need,
+    ) -> Grads<T> {
+        cpu::conv_t_bwd(&self.g, self.n, y, w, gx, res, need)
     }
 }

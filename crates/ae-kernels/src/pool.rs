@@ -6,11 +6,11 @@
 //! convolutions once those are fast. Here each backward pass is one parallel loop.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, bail};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::cpu::Elem;
-use crate::ops::{StorageElem, data};
+use crate::ops::{StorageElem, data, float_dispatch};
 
 /// Elements per parallel task of the element-wise loops.
 const CHUNK: usize = 1 << 15;
@@ -57,11 +57,7 @@ impl CustomOp1 for ReluOp {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        match s.dtype() {
-            DType::F32 => Self::run::<f32>(s, l),
-            DType::F64 => Self::run::<f64>(s, l),
-            dt => bail!("ae-kernels relu: unsupported dtype {dt:?}"),
-        }
+        float_dispatch!(s.dtype(), "relu", |T| Self::run::<T>(s, l))
     }
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -98,11 +94,10 @@ impl CustomOp2 for ReluBwdOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        match s1.dtype() {
-            DType::F32 => Self::run::<f32>((s1, l1), (s2, l2)),
-            DType::F64 => Self::run::<f64>((s1, l1), (s2, l2)),
-            dt => bail!("ae-kernels relu backward: unsupported dtype {dt:?}"),
-        }
+        float_dispatch!(s1.dtype(), "relu backward", |T| Self::run::<T>(
+            (s1, l1),
+            (s2, l2)
+        ))
     }
 }
 
@@ -203,11 +198,7 @@ impl CustomOp1 for MaxPoolOp {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        match s.dtype() {
-            DType::F32 => self.run::<f32>(s, l),
-            DType::F64 => self.run::<f64>(s, l),
-            dt => bail!("ae-kernels max_pool2d: unsupported dtype {dt:?}"),
-        }
+        float_dispatch!(s.dtype(), "max_pool2d", |T| self.run::<T>(s, l))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -253,10 +244,7 @@ impl CustomOp2 for MaxPoolBwdOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        match s1.dtype() {
-            DType::F32 => self.run::<f32>((s1, l1), (s2, l2)),
-            DType::F64 => self.run::<f64>((s1, l1), (s2, l2)),
-            dt => bail!("ae-kernels max_pool2d backward: unsupported dtype {dt:?}"),
-        }
+        float_dispatch!(s1.dtype(), "max_pool2d backward", |T| self
+            .run::<T>((s1, l1), (s2, l2)))
     }
 }

@@ -4,15 +4,8 @@
 use candle_core::{DType, Device, Result, Tensor, Var};
 use proptest::prelude::*;
 
-/// Max |a - b| relative to max(1, max |b|).
-fn rel_err(a: &Tensor, b: &Tensor) -> Result<f64> {
-    assert_eq!(a.dims(), b.dims());
-    let a = a.to_dtype(DType::F64)?;
-    let b = b.to_dtype(DType::F64)?;
-    let diff = (&a - &b)?.abs()?.max_all()?.to_scalar::<f64>()?;
-    let scale = b.abs()?.max_all()?.to_scalar::<f64>()?.max(1.0);
-    Ok(diff / scale)
-}
+mod common;
+use common::rel_err;
 
 type Fn3<'a> = dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor> + 'a;
 

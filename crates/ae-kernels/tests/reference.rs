@@ -6,15 +6,8 @@ use candle_core::{DType, Device, Module, Result, Tensor, Var};
 use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, VarBuilder, VarMap};
 use proptest::prelude::*;
 
-/// Max |a - b| relative to max(1, max |b|).
-fn rel_err(a: &Tensor, b: &Tensor) -> Result<f64> {
-    assert_eq!(a.dims(), b.dims());
-    let a = a.to_dtype(DType::F64)?;
-    let b = b.to_dtype(DType::F64)?;
-    let diff = (&a - &b)?.abs()?.max_all()?.to_scalar::<f64>()?;
-    let scale = b.abs()?.max_all()?.to_scalar::<f64>()?.max(1.0);
-    Ok(diff / scale)
-}
+mod common;
+use common::rel_err;
 
 fn uniform(shape: &[usize], dev: &Device) -> Result<Tensor> {
     Tensor::rand(-1f32, 1f32, shape, dev)
