@@ -10,6 +10,8 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 fn main() {
+    // SAFETY: first thing in main, before any thread exists.
+    unsafe { ae_kernels::tune_candle_threads() };
     ae_kernels::tune_glibc_malloc();
     let args: Vec<String> = std::env::args().collect();
     let kind = args.get(1).map(String::as_str).unwrap_or("vanilla");

@@ -46,10 +46,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // See docs/performance.md: candle's spinning worker threads, and glibc's mmap threshold
+    // that makes every candle buffer a page-fault storm.
+    // SAFETY: first thing in main, before any thread exists.
+    unsafe { ae_kernels::tune_candle_threads() };
+    ae_kernels::tune_glibc_malloc();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // See docs/performance.md: glibc's mmap threshold makes every candle buffer a page-fault storm.
-    ae_kernels::tune_glibc_malloc();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

@@ -59,12 +59,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing();
+    // Keep candle's worker threads from spinning on the cores the GEMMs need
+    // (docs/performance.md).
+    // SAFETY: first thing in main, before any thread exists.
+    unsafe { ae_kernels::tune_candle_threads() };
     // candle allocates a fresh buffer per op: let glibc recycle them from the heap
     // instead of mmap-ing and page-faulting each one (2-3x on the conv models;
     // docs/performance.md).
     ae_kernels::tune_glibc_malloc();
+    let cli = Cli::parse();
+    init_tracing();
     let result = match cli.command {
         Command::Train(a) => train_cmd::run(*a),
         Command::Eval(a) => use_cmd::eval(a),

@@ -333,12 +333,12 @@ pub(crate) fn col2im<T: Elem>(g: &Geom, col: &[T], img: &mut [T]) {
 /// A strided row-major view used to describe GEMM operands.
 #[derive(Clone, Copy)]
 pub(crate) struct MatView {
-    rows: usize,
-    cols: usize,
+    pub rows: usize,
+    pub cols: usize,
     /// Distance between two rows.
-    rs: usize,
+    pub rs: usize,
     /// Distance between two columns.
-    cs: usize,
+    pub cs: usize,
 }
 
 impl MatView {

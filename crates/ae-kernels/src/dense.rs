@@ -10,6 +10,7 @@
 //! bias gradient, plus one GEMM per requested gradient (input, weight).
 
 use gemm::Parallelism;
+use rayon::prelude::*;
 
 use crate::cpu::{self, Elem, MatView, Need};
 use crate::ops::FusedKernel;
@@ -28,13 +29,43 @@ pub(crate) struct DenseGeom {
 /// GEMMs below this many multiply-adds run on one thread (rayon's fork-join costs more).
 const PARALLEL_MIN_FLOPS: usize = 1 << 17;
 
-/// Parallelism for an `m x k @ k x n` product.
-fn par_for(m: usize, k: usize, n: usize) -> Parallelism {
+/// `dst [m, cols] = lhs @ rhs` (row-major `dst`), its rows split into one block per rayon
+/// thread, each block a single-threaded GEMM.
+///
+/// At the sizes of an autoencoder's layers (a few hundred rows) this keeps both cores busy
+/// with no synchronisation inside the GEMM, unlike the GEMM's own parallel mode. Splitting
+/// rows does not change how any element is computed.
+fn par_matmul<T: Elem>(dst: &mut [T], cols: usize, lhs: &[T], lv: MatView, rhs: &[T], rv: MatView) {
+    let m = lv.rows;
     let threads = rayon::current_num_threads();
-    if threads > 1 && m.saturating_mul(k).saturating_mul(n) >= PARALLEL_MIN_FLOPS {
-        Parallelism::Rayon(threads)
+    let work = m.saturating_mul(lv.cols).saturating_mul(cols);
+    let blocks = if threads > 1 && work >= PARALLEL_MIN_FLOPS {
+        threads.min(m)
     } else {
-        Parallelism::None
+        1
+    };
+    let rows_per = m.div_ceil(blocks).max(1);
+    let run = |(i, d): (usize, &mut [T])| {
+        let r0 = i * rows_per;
+        let rows = d.len() / cols.max(1);
+        let view = MatView { rows, ..lv };
+        cpu::matmul(
+            d,
+            MatView::row_major(rows, cols),
+            false,
+            &lhs[r0 * lv.rs..],
+            view,
+            rhs,
+            rv,
+            Parallelism::None,
+        );
+    };
+    if blocks == 1 || cols == 0 {
+        run((0, dst));
+    } else {
+        dst.par_chunks_mut(rows_per * cols)
+            .enumerate()
+            .for_each(run);
     }
 }
 
@@ -47,15 +78,13 @@ pub(crate) fn dense_fwd<T: Elem>(
     relu: bool,
 ) -> Vec<T> {
     let mut y = vec![T::ZERO; g.n * g.out];
-    cpu::matmul(
+    par_matmul(
         &mut y,
-        MatView::row_major(g.n, g.out),
-        false,
+        g.out,
         x,
         MatView::row_major(g.n, g.inp),
         w,
         MatView::row_major(g.out, g.inp).t(),
-        par_for(g.n, g.inp, g.out),
     );
     if g.out > 0 && (b.is_some() || relu) {
         for row in y.chunks_exact_mut(g.out) {
@@ -108,34 +137,38 @@ pub(crate) fn dense_bwd<T: Elem>(
         }
         acc
     });
-    let input = need.input.then(|| {
-        let mut gx = vec![T::ZERO; g.n * g.inp];
-        cpu::matmul(
-            &mut gx,
-            MatView::row_major(g.n, g.inp),
-            false,
-            gm,
-            MatView::row_major(g.n, g.out),
-            w,
-            MatView::row_major(g.out, g.inp),
-            par_for(g.n, g.out, g.inp),
-        );
-        gx
-    });
-    let weight = need.weight.then(|| {
-        let mut gw = vec![T::ZERO; g.out * g.inp];
-        cpu::matmul(
-            &mut gw,
-            MatView::row_major(g.out, g.inp),
-            false,
-            gm,
-            MatView::row_major(g.n, g.out).t(),
-            x,
-            MatView::row_major(g.n, g.inp),
-            par_for(g.out, g.n, g.inp),
-        );
-        gw
-    });
+    // The input and weight gradients are independent GEMMs of the same size: run them
+    // side by side (each also splits its rows when it has the threads to itself).
+    let (input, weight) = rayon::join(
+        || {
+            need.input.then(|| {
+                let mut gx = vec![T::ZERO; g.n * g.inp];
+                par_matmul(
+                    &mut gx,
+                    g.inp,
+                    gm,
+                    MatView::row_major(g.n, g.out),
+                    w,
+                    MatView::row_major(g.out, g.inp),
+                );
+                gx
+            })
+        },
+        || {
+            need.weight.then(|| {
+                let mut gw = vec![T::ZERO; g.out * g.inp];
+                par_matmul(
+                    &mut gw,
+                    g.inp,
+                    gm,
+                    MatView::row_major(g.n, g.out).t(),
+                    x,
+                    MatView::row_major(g.n, g.inp),
+                );
+                gw
+            })
+        },
+    );
     cpu::Grads {
         input,
         weight,

@@ -20,6 +20,8 @@
 //!   the bias (and ReLU) fused into one GEMM, and a one-pass backward;
 //! * [`bce_with_logits_sum`]: the stable binary cross-entropy from logits, summed, as one op;
 //! * [`adam_update`]: a fused, in-place Adam step of one parameter;
+//! * [`tune_candle_threads`]: a start-up setting that stops candle's own CPU worker threads
+//!   from busy-waiting on the cores the GEMMs need;
 //! * [`tune_glibc_malloc`]: an opt-in, process-wide allocator setting that removes the
 //!   page-fault cost of candle's large per-op allocations (often the largest remaining cost
 //!   once the convolutions are fast; see `docs/performance.md`).
@@ -40,12 +42,14 @@ mod malloc;
 pub mod nn;
 mod ops;
 mod pool;
+mod threads;
 
 use candle_core::{DType, Result, Tensor, bail};
 
 pub use adam::{AdamMoments, AdamStep, adam_update};
 pub use malloc::tune_glibc_malloc;
 pub use nn::{Conv2d, ConvTranspose2d, Linear};
+pub use threads::{CANDLE_SPIN_LIMIT, CANDLE_SPIN_LIMIT_VAR, tune_candle_threads};
 
 use cpu::Geom;
 use dense::{DenseGeom, DenseKernel};
