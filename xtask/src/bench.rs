@@ -22,7 +22,8 @@ use std::time::Instant;
 use ae_data::{DataConfig, DataFile, ImageSet, Split};
 use ae_models::init::seeded_init;
 use ae_models::{
-    Autoencoder, ConvConfig, DenseConfig, ImageShape, ModelConfig, ModelKind, VaeArch, build,
+    Activation, Autoencoder, ConvConfig, DenseConfig, ImageShape, ModelConfig, ModelKind, VaeArch,
+    VaeConfig, build,
 };
 use ae_train::{ProgressMode, RunConfig, TrainOptions, train_on};
 use anyhow::{Context, Result, bail};
@@ -682,30 +683,52 @@ const TORCH_CONV: PeerScript = PeerScript {
 
 // ---------------------------------------------------------------- our side
 
-/// The default run of `kind`, checked to be the peers' model and batch size.
-fn our_config(kind: ModelKind, data: &DataConfig, input: ImageShape) -> Result<RunConfig> {
-    let cfg = RunConfig::for_kind(kind, data.clone(), input);
-    let same = match (&cfg.model, kind) {
-        (ModelConfig::Vanilla(d), ModelKind::Vanilla) => {
-            *d == DenseConfig::for_input(input) && d.hidden == [128, 64] && d.latent_dim == 32
-        }
-        (ModelConfig::Vae(v), ModelKind::Vae) => {
-            matches!(&v.arch, VaeArch::Dense { hidden } if hidden == &[400]) && v.latent_dim == 20
-        }
-        (ModelConfig::Conv(c), ModelKind::Conv) => {
-            *c == ConvConfig::for_input(input) && c.channels == [32, 32] && c.kernel == 3
-        }
-        _ => false,
-    };
+/// The peers' model of `kind` (torch_seed.py / jax_seed.py, torch_variants.py),
+/// written out in full so that a change of our defaults cannot pass unseen.
+fn peer_model(kind: ModelKind) -> Option<ModelConfig> {
+    let input = ImageShape::new(1, 28, 28);
+    Some(match kind {
+        ModelKind::Vanilla => ModelConfig::Vanilla(DenseConfig {
+            input,
+            hidden: vec![128, 64],
+            latent_dim: 32,
+            activation: Activation::Relu,
+            code_activation: Activation::Relu,
+        }),
+        ModelKind::Vae => ModelConfig::Vae(VaeConfig {
+            input,
+            arch: VaeArch::Dense { hidden: vec![400] },
+            latent_dim: 20,
+            beta: 1.0,
+            activation: Activation::Relu,
+        }),
+        ModelKind::Conv => ModelConfig::Conv(ConvConfig {
+            input,
+            channels: vec![32, 32],
+            kernel: 3,
+            activation: Activation::Relu,
+        }),
+        ModelKind::Sparse | ModelKind::Denoising => return None,
+    })
+}
+
+/// The default run of `kind`, checked to be the peers' model, batch size and
+/// Adam learning rate.
+fn our_config(kind: ModelKind, data: &DataConfig) -> Result<RunConfig> {
+    let cfg = RunConfig::for_kind(kind, data.clone(), ImageShape::default());
     let batch = match kind {
         ModelKind::Vanilla => 256,
         _ => 128,
     };
-    if !same || cfg.train.batch_size != batch || input != ImageShape::default() {
+    if peer_model(kind).as_ref() != Some(&cfg.model)
+        || cfg.train.batch_size != batch
+        || cfg.train.lr != 1e-3
+    {
         bail!(
-            "the default {kind} run is no longer the peers' model and batch size \
-             (batch {}, model {:?}): update xtask/src/bench.rs and the peer scripts together",
+            "the default {kind} run is no longer the peers' work (batch {}, lr {}, model \
+             {:?}): update xtask/src/bench.rs and the peer scripts together",
             cfg.train.batch_size,
+            cfg.train.lr,
             cfg.model
         );
     }
@@ -720,7 +743,7 @@ fn our_epochs(
     data: &DataConfig,
     epochs: usize,
 ) -> Result<Vec<f64>> {
-    let mut cfg = our_config(kind, data, ImageShape::default())?;
+    let mut cfg = our_config(kind, data)?;
     cfg.train.epochs = epochs;
     let dir = tempfile::tempdir().context("creating a temporary run folder")?;
     let opts = TrainOptions {
@@ -1251,6 +1274,36 @@ mod tests {
             vec![0.011941, 0.012031]
         );
         assert_eq!(m[&("conv".into(), "reconstruct".into())], vec![5.298311]);
+    }
+
+    #[test]
+    fn our_default_runs_are_the_peers_models_and_batch_sizes() {
+        for (kind, batch) in [
+            (ModelKind::Vanilla, 256),
+            (ModelKind::Vae, 128),
+            (ModelKind::Conv, 128),
+        ] {
+            let cfg = our_config(kind, &DataConfig::default()).unwrap();
+            assert_eq!(cfg.train.batch_size, batch, "{kind}");
+        }
+        assert!(our_config(ModelKind::Sparse, &DataConfig::default()).is_err());
+        // 784-128-64-32-64-128-784 has 222,384 parameters (README); 784-400-20 has 652,824.
+        let count = |kind| {
+            let cfg = peer_model(kind).unwrap();
+            let varmap = VarMap::new();
+            build(
+                &cfg,
+                VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+            )
+            .unwrap();
+            varmap
+                .all_vars()
+                .iter()
+                .map(|v| v.elem_count())
+                .sum::<usize>()
+        };
+        assert_eq!(count(ModelKind::Vanilla), 222_384);
+        assert_eq!(count(ModelKind::Vae), 652_824);
     }
 
     #[test]
