@@ -488,7 +488,9 @@ pub fn parse_infer_lines(stdout: &str) -> BTreeMap<(String, String), Vec<f64>> {
 /// A Python that can run the peers, or why there is none.
 struct Peers {
     python: PathBuf,
-    anchors: PathBuf,
+    /// The directory of the peers' scripts, or why there is none (the
+    /// inference peer is ours, in xtask/peers, and runs without it).
+    anchors: std::result::Result<PathBuf, String>,
     mnist_dir: PathBuf,
     /// Module name → version, for the modules the peers need that imported.
     versions: BTreeMap<String, String>,
@@ -531,12 +533,14 @@ fn peers(args: &BenchArgs, mnist_dir: &Path) -> std::result::Result<Peers, Strin
         .anchors
         .clone()
         .unwrap_or_else(|| repo_root().join("../shared/anchors"));
-    if !anchors.join("torch_seed.py").is_file() {
-        return Err(format!(
+    let anchors = if anchors.join("torch_seed.py").is_file() {
+        Ok(anchors)
+    } else {
+        Err(format!(
             "no peer scripts in {} (give --anchors)",
             anchors.display()
-        ));
-    }
+        ))
+    };
     let probe = "import importlib, sys\n\
                  for m in ('torch', 'jax', 'optax'):\n\
                  \x20   try: print(m, importlib.import_module(m).__version__)\n\
@@ -575,8 +579,8 @@ fn last_line(s: &str) -> String {
         .to_string()
 }
 
-/// Runs `python script args...` with `EPOCHS` and `MNIST_DIR` set and returns
-/// its stdout, or why it did not run.
+/// Runs `python script args...` in `cwd` with `envs` set and returns its
+/// stdout, or why it did not run or failed (the last line of its stderr).
 pub fn run_python(
     python: &Path,
     script: &Path,
@@ -634,9 +638,10 @@ impl PeerScript {
         {
             return Err(format!("{} has no `{m}`", peers.python.display()));
         }
+        let anchors = peers.anchors.as_ref().map_err(Clone::clone)?;
         let stdout = run_python(
             &peers.python,
-            &peers.anchors.join(self.script),
+            &anchors.join(self.script),
             &self
                 .args
                 .iter()
@@ -646,7 +651,7 @@ impl PeerScript {
                 ("EPOCHS", epochs.to_string()),
                 ("MNIST_DIR", peers.mnist_dir.display().to_string()),
             ],
-            &peers.anchors,
+            anchors,
         )?;
         peer_epoch_seconds(&stdout)
     }
@@ -1431,7 +1436,7 @@ mod tests {
         .unwrap();
         let peers = Peers {
             python: PathBuf::from("sh"),
-            anchors: dir.path().to_path_buf(),
+            anchors: Ok(dir.path().to_path_buf()),
             mnist_dir: PathBuf::from("/data/mnist"),
             versions: [("torch".to_string(), "2.5.1+cpu".to_string())].into(),
         };
