@@ -265,7 +265,7 @@ pub struct Row {
 }
 
 /// The outcome of a row under a statistic.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
     /// Our statistic.
     pub ours: Option<f64>,
@@ -338,6 +338,36 @@ pub struct Report {
     pub machine: Machine,
     /// The rows.
     pub rows: Vec<Row>,
+}
+
+/// A row's outcome under both statistics, for `bench.json`.
+#[derive(Debug, Clone, Serialize)]
+struct RowSummary<'a> {
+    work: &'a str,
+    peer: Option<&'a str>,
+    median: Outcome,
+    min: Outcome,
+}
+
+/// `bench.json`: the report, and each row's statistics, ratio and verdict.
+fn to_json(r: &Report) -> Result<String> {
+    #[derive(Serialize)]
+    struct Json<'a> {
+        #[serde(flatten)]
+        report: &'a Report,
+        summary: Vec<RowSummary<'a>>,
+    }
+    let summary = r
+        .rows
+        .iter()
+        .map(|row| RowSummary {
+            work: &row.work,
+            peer: row.peer.as_ref().map(|p| p.name.as_str()),
+            median: row.outcome(Stat::Median),
+            min: row.outcome(Stat::Min),
+        })
+        .collect();
+    Ok(serde_json::to_string_pretty(&Json { report: r, summary })?)
 }
 
 /// The markdown table of a report (what `bench.md` holds).
@@ -1231,7 +1261,7 @@ pub fn run(args: &BenchArgs) -> Result<String> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     ae_train::checkpoint::write_atomic(&args.out.join("bench.md"), md.as_bytes())?;
-    let json = serde_json::to_string_pretty(&report)?;
+    let json = to_json(&report)?;
     ae_train::checkpoint::write_atomic(&args.out.join("bench.json"), json.as_bytes())?;
     Ok(md)
 }

@@ -54,6 +54,22 @@ fn quick_bench_without_peers_measures_every_row_and_writes_the_table_and_json() 
             u => panic!("{work}: unit {u}"),
         }
     }
+    // The summary has each row's statistics and verdict; IDX has no peer, so no ratio.
+    let summary = json["summary"].as_array().unwrap();
+    assert_eq!(summary.len(), rows.len());
+    for s in summary {
+        let ours = s["median"]["ours"].as_f64().unwrap();
+        assert!(
+            s["min"]["ours"].as_f64().unwrap() > 0.0 && ours > 0.0,
+            "{s}"
+        );
+        assert!(s["median"]["ratio"].is_null(), "{s}");
+    }
+    let idx = summary
+        .iter()
+        .find(|s| s["work"] == "reading uncompressed IDX")
+        .unwrap();
+    assert!(idx["median"]["met"].is_boolean(), "{idx}");
     assert!(
         md.contains("| reading uncompressed IDX |") && md.contains("| >= 1.00 GB/s |"),
         "{md}"
