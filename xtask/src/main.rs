@@ -1,10 +1,11 @@
-//! `cargo xtask`: project automation (train-all), in Rust so it runs wherever cargo does.
+//! `cargo xtask`: project automation (train-all, bench), in Rust so it runs wherever cargo does.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod report;
 mod train_all;
 mod uses;
@@ -43,6 +44,9 @@ enum Command {
     /// Every measured use (PCA, anomalies, denoising, compression, probe, IWAE);
     /// writes runs/uses.md and runs/uses.json.
     Uses(uses::UsesArgs),
+    /// Our epoch, inference, IDX and memory figures against PyTorch and JAX on the
+    /// same work, alternately; writes runs/bench.md and runs/bench.json.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         }
         Command::AnomalyBenchmark(a) => uses::run_anomaly(&a).map(|md| println!("{md}")),
         Command::Uses(a) => uses::run_uses(&a).map(|md| println!("{md}")),
+        Command::Bench(a) => bench::run(&a).map(|md| println!("{md}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
