@@ -353,3 +353,66 @@ fn probe_iwae_and_denoise_table() {
     ]);
     assert!(err.contains("vae"), "{err}");
 }
+
+#[test]
+fn probe_on_a_conv_model_with_a_dense_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path().join("c");
+    train(&c, "conv", "0", &["--dense-code", "8"]);
+    let config = json(&std::fs::read_to_string(c.join("config.json")).unwrap());
+    assert_eq!(config["model"]["dense_code"], 8, "{config}");
+    let p = json(&ok(&[
+        "probe",
+        "--checkpoint",
+        c.to_str().unwrap(),
+        "--train-limit",
+        "300",
+        "--test-limit",
+        "100",
+        "--max-iter",
+        "50",
+        "--baselines",
+        "--standardize",
+        "--json",
+    ]));
+    let rows = p.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "codes, raw pixels, PCA: {p}");
+    assert_eq!(rows[0]["result"]["features"], 8, "{p}");
+    assert_eq!(rows[2]["features"], "PCA, 8 components", "{p}");
+    let acc = rows[0]["result"]["test_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.2 && acc <= 1.0, "{p}");
+    // The flag belongs to the conv model; --latent-dim alone does not size a conv code.
+    let d = tmp.path().join("d");
+    let err = fails(&[
+        "train",
+        "--model",
+        "vanilla",
+        "--dense-code",
+        "8",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert!(err.contains("--dense-code does not apply"), "{err}");
+    let err = fails(&[
+        "train",
+        "--model",
+        "conv",
+        "--latent-dim",
+        "8",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert!(err.contains("without --dense-code"), "{err}");
+    let err = fails(&[
+        "train",
+        "--model",
+        "conv",
+        "--latent-dim",
+        "8",
+        "--dense-code",
+        "16",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert!(err.contains("disagree"), "{err}");
+}
