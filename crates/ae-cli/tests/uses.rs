@@ -142,6 +142,44 @@ fn anomaly_fit_score_eval() {
     // Ones are the easiest digit: 10 epochs on ~220 of them separate them.
     assert!(auc > 0.8 && auc <= 1.0, "{ev}");
     assert!(ev["pr_auc"].as_f64().unwrap() > 0.8, "{ev}");
+    // A second detector (another seed): the ensemble of the two is evaluated.
+    let det2 = tmp.path().join("det2");
+    ok(&[
+        "anomaly",
+        "fit",
+        "--normal-class",
+        "1",
+        "--out",
+        det2.to_str().unwrap(),
+        "--train-limit",
+        "2000",
+        "--test-limit",
+        "200",
+        "--epochs",
+        "10",
+        "--batch-size",
+        "16",
+        "--contamination",
+        "0.1",
+        "--seed",
+        "3",
+    ]);
+    let both = [
+        "anomaly",
+        "eval",
+        "--checkpoint",
+        d,
+        "--with",
+        det2.to_str().unwrap(),
+    ];
+    let ev2 = json(&ok(&[&both[..], &["--json"]].concat()));
+    let auc2 = ev2["roc_auc"].as_f64().unwrap();
+    assert!(auc2 > 0.8 && auc2 <= 1.0, "{ev2}");
+    assert_ne!(
+        auc2, auc,
+        "the ensemble scores differently from one detector"
+    );
+    assert!(ok(&both).contains("the mean of 2 detectors"));
     // Images of another size are rejected with the sizes named.
     let small = tmp.path().join("small.idx");
     idx_file(&small, 5, 16, 16);
@@ -159,6 +197,16 @@ fn anomaly_fit_score_eval() {
     train(&plain, "vanilla", "0", &[]);
     let err = fails(&["anomaly", "eval", "--checkpoint", plain.to_str().unwrap()]);
     assert!(err.contains("--normal-class"), "{err}");
+    // Nor can it join an ensemble.
+    let err = fails(&[
+        "anomaly",
+        "eval",
+        "--checkpoint",
+        d,
+        "--with",
+        plain.to_str().unwrap(),
+    ]);
+    assert!(err.contains("not a detector made by"), "{err}");
     let ev = json(&ok(&[
         "anomaly",
         "eval",
