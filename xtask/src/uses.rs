@@ -90,6 +90,8 @@ pub struct AnomalyTable {
     pub mean_pca16_auc: f64,
     /// Seconds.
     pub seconds: f64,
+    /// Detectors trained by this call (the others were finished runs, reused).
+    pub detectors_trained: usize,
 }
 
 fn mnist(quick: bool, train: usize, test: usize) -> Result<(DataConfig, Split)> {
@@ -166,6 +168,7 @@ pub fn anomaly_benchmark(opts: &AnomalyOptions) -> Result<AnomalyTable> {
         ..TrainOptions::default()
     };
     let mut rows = Vec::new();
+    let mut trained = 0usize;
     for &digit in &opts.digits {
         let labels = ae_uses::anomaly_labels(&split.test, digit)?;
         let normal = split.train.with_class(digit)?;
@@ -188,6 +191,7 @@ pub fn anomaly_benchmark(opts: &AnomalyOptions) -> Result<AnomalyTable> {
                 tracing::info!("digit {digit}: reusing {}", dir.display());
                 AnomalySpec::read(&dir)?
             } else {
+                trained += 1;
                 tracing::info!(
                     "digit {digit}: training {} epochs (seed {}) into {}",
                     train.epochs,
@@ -261,6 +265,7 @@ pub fn anomaly_benchmark(opts: &AnomalyOptions) -> Result<AnomalyTable> {
         mean_pca16_auc: mean(rows.iter().map(|r| r.pca16_auc)),
         rows,
         seconds: started.elapsed().as_secs_f64(),
+        detectors_trained: trained,
     };
     Ok(table)
 }
@@ -272,7 +277,8 @@ pub fn anomaly_markdown(t: &AnomalyTable) -> String {
         s,
         "One-class MNIST: trained on one digit's training images, tested on all {} test images \
          with the other digits as anomalies. ROC-AUC in %; score = per-image reconstruction {}, \
-         {} epochs, {}. Made by `{}` in {:.0} s.\n",
+         {} epochs, {}. Made by `{}` in {:.0} s ({} of {} detectors trained in that call, the \
+         others reused).\n",
         t.test_images,
         t.score,
         t.epochs,
@@ -286,7 +292,9 @@ pub fn anomaly_markdown(t: &AnomalyTable) -> String {
             "one detector".to_string()
         },
         t.command,
-        t.seconds
+        t.seconds,
+        t.detectors_trained,
+        t.rows.len() * t.ensemble
     );
     let _ = writeln!(
         s,
@@ -482,7 +490,7 @@ pub fn probe_model(input: ImageShape) -> ModelConfig {
 /// Its epochs, its run folder under `runs/uses/`, and its name in the table.
 pub const PROBE_MODEL_EPOCHS: usize = 12;
 const PROBE_MODEL_DIR: &str = "probe-conv-dense-32";
-const PROBE_MODEL_NAME: &str = "conv autoencoder, dense 32-d code";
+const PROBE_MODEL_NAME: &str = "conv autoencoder codes (dense code), latent 32";
 
 fn run_cfg(
     data: &DataConfig,
@@ -686,18 +694,13 @@ pub fn run_uses(a: &UsesArgs) -> Result<String> {
     let ctr = ae_uses::batches::encode_set(pm_run.model.as_ref(), &split.train, 1000, &device)?;
     let cte = ae_uses::batches::encode_set(pm_run.model.as_ref(), &split.test, 1000, &device)?;
     let r = ae_uses::linear_probe(&ctr, ytr, &cte, yte, k, &popts)?;
-    probe_row(format!("{PROBE_MODEL_NAME} codes"), k, r, None);
+    probe_row(PROBE_MODEL_NAME.to_string(), k, r, None);
     let std = ae_uses::ProbeOptions {
         standardize: true,
         ..popts
     };
     let r = ae_uses::linear_probe(&ctr, ytr, &cte, yte, k, &std)?;
-    probe_row(
-        format!("{PROBE_MODEL_NAME} codes, standardised"),
-        k,
-        r,
-        None,
-    );
+    probe_row(format!("{PROBE_MODEL_NAME}, standardised"), k, r, None);
 
     // 6. Generation: the VAE's test log-likelihood.
     let vae_model = ModelConfig::default_for(ae_models::ModelKind::Vae, input);
