@@ -1,5 +1,6 @@
 //! `cargo xtask train-all`: every variant at its default settings, with a summary
-//! table against the published figure of the peer each should match.
+//! table against the published figure of the peer each should match, and the
+//! uses of the runs against their baselines (`uses_summary`).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -10,6 +11,8 @@ use ae_models::{ImageShape, ModelKind};
 use ae_train::{EvalMetrics, LoadedRun, ProgressMode, RunConfig, TrainOptions, load_run, train_on};
 use anyhow::{Context, Result};
 use candle_core::Device;
+
+mod uses_summary;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -166,7 +169,13 @@ pub fn run(opts: &Options) -> Result<String> {
             code_mean,
         });
     }
-    let summary = summary(&rows, opts, started.elapsed().as_secs_f64());
+    let trained: Vec<ModelKind> = rows.iter().map(|r| r.kind).collect();
+    let uses = uses_summary::section(&split, &opts.out, &trained, opts.seed)
+        .context("measuring the uses for the summary")?;
+    let summary = format!(
+        "{}\n{uses}",
+        summary(&rows, opts, started.elapsed().as_secs_f64())
+    );
     let path = opts.out.join("summary.md");
     ae_train::checkpoint::write_atomic(&path, summary.as_bytes())?;
     crate::report::write(&opts.out).context("writing the run report")?;

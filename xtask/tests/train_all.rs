@@ -49,10 +49,93 @@ fn train_all_quick_writes_every_run_the_summary_the_pictures_and_the_report() {
         }
     }
     assert!(summary.contains("n/a (quick)"));
+    check_uses(&summary);
 
     let pictures = check_pictures(tmp.path());
     check_reconstruction_rows(tmp.path());
     check_report(tmp.path(), pictures);
+}
+
+/// The numbers in a Markdown table cell, in order (`-` and `.` inside numbers).
+fn numbers(cell: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for c in cell.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_digit() || c == '.' || (c == '-' && cur.is_empty()) {
+            cur.push(c);
+        } else {
+            if let Ok(v) = cur.trim_end_matches('.').parse::<f64>() {
+                out.push(v);
+            }
+            cur.clear();
+        }
+    }
+    out
+}
+
+/// The Uses section: every cheap use measured from the quick runs next to its
+/// baseline, and the long tables said to be absent in a fresh folder.
+fn check_uses(summary: &str) {
+    let (_, uses) = summary
+        .split_once("## Uses: each against its baseline")
+        .unwrap_or_else(|| panic!("no Uses section:\n{summary}"));
+    let row = |start: &str| -> Vec<String> {
+        let line = uses
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no row {start:?}:\n{uses}"));
+        line.split('|').map(|c| c.trim().to_string()).collect()
+    };
+    // [_, use, ours, baseline, _]
+    let pca = row("| dimensionality reduction (32-d code)");
+    let (ae, base) = (numbers(&pca[2]), numbers(&pca[3]));
+    assert!(pca[3].starts_with("PCA-32:"), "{pca:?}");
+    for v in ae.iter().chain(&base[1..]) {
+        assert!(*v > 0.0 && *v < 1.0, "{pca:?}");
+    }
+    let probe = row("| feature learning: linear probe on 32-d codes");
+    for c in &probe[2..4] {
+        let acc = *numbers(c).last().unwrap();
+        assert!((10.0..=100.0).contains(&acc), "{probe:?}");
+    }
+    let comp = row("| compression");
+    // "8 bits: B bytes, P dB; 4 bits: ..." against gzip and PNG bytes.
+    let ours = numbers(&comp[2]);
+    let theirs = numbers(&comp[3]);
+    assert_eq!((ours[0], ours[3]), (8.0, 4.0), "{comp:?}");
+    assert!(
+        ours[4] < ours[1],
+        "4 bits take fewer bytes than 8: {comp:?}"
+    );
+    assert!(ours[1] < theirs[1], "the .aez beats gzip: {comp:?}");
+    for noise in [
+        "gaussian:0.2",
+        "gaussian:0.4",
+        "gaussian:0.6",
+        "salt-pepper:0.2",
+    ] {
+        let r = row(&format!("| denoising, {noise}"));
+        for c in &r[2..4] {
+            let v = numbers(c);
+            let (psnr, ssim) = (v[v.len() - 2], v[v.len() - 1]);
+            assert!(psnr > 3.0 && psnr < 60.0 && ssim.abs() <= 1.0, "{r:?}");
+        }
+    }
+    let generation = row("| generation: test log-likelihood");
+    let (iwae, elbo) = (
+        *numbers(&generation[2]).last().unwrap(),
+        *numbers(&generation[3]).last().unwrap(),
+    );
+    assert!(iwae < 0.0 && elbo < 0.0, "{generation:?}");
+    assert!(
+        iwae >= elbo - 0.5,
+        "IWAE (K = 10) below the ELBO: {generation:?}"
+    );
+    assert!(
+        uses.contains("`cargo xtask anomaly-benchmark` writes it"),
+        "{uses}"
+    );
+    assert!(uses.contains("`cargo xtask uses` writes it"), "{uses}");
 }
 
 /// Every run has the pictures that apply to its model, of the sizes its
@@ -162,8 +245,10 @@ fn check_report(root: &Path, pictures: usize) {
         !html.contains("http://") && !html.contains("https://"),
         "the page must not need a network"
     );
-    // The summary table, converted.
+    // The summary table, converted, and the uses against their baselines.
     assert!(html.contains("<th>variant</th>") && html.contains("<th>mean |code|</th>"));
+    assert!(html.contains("Uses: each against its baseline</h3>"));
+    assert!(html.contains("<th>use</th><th>ours</th><th>baseline</th>"));
 
     let Some(chromium) = find_chromium() else {
         let msg = "chromium is not installed: the report was not checked in a browser \

@@ -57,9 +57,14 @@ impl DataArgs {
 /// Model hyper-parameters; each applies to the variants that have it.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ModelArgs {
-    /// Size of the code (dense, sparse, VAE). The conv model's code is set by --channels.
+    /// Size of the code (dense, sparse, VAE; conv with --dense-code). The conv
+    /// model's code is otherwise set by --channels.
     #[arg(long)]
     pub latent_dim: Option<usize>,
+    /// Conv model: flatten the last feature map into a dense (linear) code of
+    /// this many units (`encoder.fc` / `decoder.fc`).
+    #[arg(long)]
+    pub dense_code: Option<usize>,
     /// Hidden layer sizes of the dense encoder, comma separated (the decoder mirrors them).
     #[arg(long, value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
@@ -126,6 +131,7 @@ fn apply_inner(a: &ModelArgs, cfg: &mut ModelConfig) -> Result<()> {
                 ("--sparsity", a.sparsity.is_some()),
                 ("--beta", a.beta.is_some()),
                 ("--vae-arch", a.vae_arch.is_some()),
+                ("--dense-code", a.dense_code.is_some()),
             ] {
                 if given {
                     return Err(not_for(flag));
@@ -146,6 +152,7 @@ fn apply_inner(a: &ModelArgs, cfg: &mut ModelConfig) -> Result<()> {
                 ("--channels", a.channels.is_some()),
                 ("--beta", a.beta.is_some()),
                 ("--vae-arch", a.vae_arch.is_some()),
+                ("--dense-code", a.dense_code.is_some()),
             ] {
                 if given {
                     return Err(not_for(flag));
@@ -156,11 +163,20 @@ fn apply_inner(a: &ModelArgs, cfg: &mut ModelConfig) -> Result<()> {
             if let Some(ch) = &a.channels {
                 c.channels = ch.clone();
             }
-            if a.latent_dim.is_some() {
-                return Err(anyhow::anyhow!(
-                    "--latent-dim does not apply to the conv model: its code is the last \
-                     --channels entry times the image size over 2^stages"
-                ));
+            if let Some(k) = a.dense_code {
+                c.dense_code = Some(k);
+            }
+            match (a.latent_dim, a.dense_code) {
+                (Some(k), Some(d)) if k != d => {
+                    bail!("--latent-dim {k} and --dense-code {d} disagree: give one of them")
+                }
+                (Some(_), None) => {
+                    return Err(anyhow::anyhow!(
+                        "--latent-dim does not apply to the conv model without --dense-code: its \
+                         code is the last --channels entry times the image size over 2^stages"
+                    ));
+                }
+                _ => {}
             }
             for (flag, given) in [
                 ("--hidden", a.hidden.is_some()),
@@ -209,6 +225,9 @@ fn apply_inner(a: &ModelArgs, cfg: &mut ModelConfig) -> Result<()> {
             }
             if a.sparsity.is_some() {
                 return Err(not_for("--sparsity"));
+            }
+            if a.dense_code.is_some() {
+                return Err(not_for("--dense-code"));
             }
         }
     }

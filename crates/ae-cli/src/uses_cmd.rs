@@ -425,9 +425,63 @@ pub struct AnomalyEvalArgs {
     /// The normal class (default: the detector's).
     #[arg(long)]
     pub normal_class: Option<u8>,
+    /// Another detector of the same class (e.g. `ae anomaly fit` with another
+    /// --seed), repeatable: every detector's scores are standardised by its
+    /// scores of the normal training images and their mean is evaluated (an
+    /// ensemble, as `cargo xtask anomaly-benchmark` does with three).
+    #[arg(long = "with", value_name = "DIR")]
+    pub with: Vec<PathBuf>,
     /// Print the metrics as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The mean of the standardised scores of `runs` (detectors of class
+/// `normal`) on `set`, and the threshold their rule gives on the mean of their
+/// standardised training scores.
+fn ensemble_scores(
+    runs: &[LoadedRun],
+    normal: u8,
+    set: &ImageSet,
+    batch: usize,
+) -> Result<(Vec<f64>, f64, ScoreKind)> {
+    let (mut members, mut train_members) = (Vec::new(), Vec::new());
+    let mut rule_kind = None;
+    for run in runs {
+        let Some(spec) = spec_of(run)? else {
+            bail!(
+                "{} is not a detector made by `ae anomaly fit`: an ensemble needs each \
+                 detector's threshold rule and score",
+                run.dir.display()
+            );
+        };
+        if spec.normal_class != Some(normal) {
+            bail!(
+                "{} was trained on class {}, not on class {normal}",
+                run.dir.display(),
+                spec.normal_class
+                    .map_or_else(|| "all".to_string(), |c| c.to_string())
+            );
+        }
+        let mut cfg = run.config.data.clone();
+        cfg.test_limit = Some(1);
+        let train = cfg
+            .load()
+            .with_context(|| format!("loading the training images of {}", run.dir.display()))?
+            .train
+            .with_class(normal)?;
+        let model = run.model.as_ref();
+        let tr = ae_uses::anomaly_scores(model, &train, spec.score, batch, &run.device)?;
+        let test = ae_uses::anomaly_scores(model, set, spec.score, batch, &run.device)?;
+        members.push(ae_uses::standardize_by(&tr, &test)?);
+        train_members.push(ae_uses::standardize_by(&tr, &tr)?);
+        rule_kind.get_or_insert((spec.rule, spec.score));
+    }
+    let Some((rule, kind)) = rule_kind else {
+        bail!("an ensemble needs at least one detector");
+    };
+    let threshold = rule.threshold(&ae_uses::mean_scores(&train_members)?)?;
+    Ok((ae_uses::mean_scores(&members)?, threshold, kind))
 }
 
 fn anomaly_eval(a: AnomalyEvalArgs) -> Result<()> {
@@ -443,18 +497,31 @@ fn anomaly_eval(a: AnomalyEvalArgs) -> Result<()> {
         );
     };
     let (set, what) = a.images.load(&run)?;
-    let kind = spec.as_ref().map(|s| s.score).unwrap_or_default();
-    let scores = ae_uses::anomaly_scores(
-        run.model.as_ref(),
-        &set,
-        kind,
-        a.run.batch_size,
-        &run.device,
-    )
-    .with_context(|| format!("scoring {what}"))?;
+    let detectors = 1 + a.with.len();
+    let (scores, threshold, kind) = if a.with.is_empty() {
+        let kind = spec.as_ref().map(|s| s.score).unwrap_or_default();
+        let scores = ae_uses::anomaly_scores(
+            run.model.as_ref(),
+            &set,
+            kind,
+            a.run.batch_size,
+            &run.device,
+        )
+        .with_context(|| format!("scoring {what}"))?;
+        let threshold = spec.as_ref().map_or(f64::INFINITY, |s| s.threshold);
+        (scores, threshold, kind)
+    } else {
+        let mut runs = vec![run];
+        for dir in &a.with {
+            let r = load_run(dir, &runs[0].device)
+                .with_context(|| format!("loading the run {}", dir.display()))?;
+            runs.push(r);
+        }
+        ensemble_scores(&runs, normal, &set, a.run.batch_size)
+            .with_context(|| format!("scoring {what} with {detectors} detectors"))?
+    };
     let labels =
         ae_uses::anomaly_labels(&set, normal).with_context(|| format!("labels of {what}"))?;
-    let threshold = spec.as_ref().map_or(f64::INFINITY, |s| s.threshold);
     let ev = ae_uses::evaluate_scores(&scores, &labels, threshold)
         .with_context(|| format!("evaluating on {what} with normal class {normal}"))?;
     if a.json {
@@ -464,7 +531,14 @@ fn anomaly_eval(a: AnomalyEvalArgs) -> Result<()> {
         "images     {} normal (class {normal}), {} anomalous, of {what}",
         ev.normal, ev.anomalous
     );
-    println!("score      {kind}");
+    if detectors > 1 {
+        println!(
+            "score      {kind}, the mean of {detectors} detectors' scores, each standardised by \
+             its training scores"
+        );
+    } else {
+        println!("score      {kind}");
+    }
     println!("roc-auc    {:.4}", ev.roc_auc);
     println!(
         "pr-auc     {:.4} (average precision, anomalies positive)",

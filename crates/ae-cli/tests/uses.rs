@@ -142,6 +142,44 @@ fn anomaly_fit_score_eval() {
     // Ones are the easiest digit: 10 epochs on ~220 of them separate them.
     assert!(auc > 0.8 && auc <= 1.0, "{ev}");
     assert!(ev["pr_auc"].as_f64().unwrap() > 0.8, "{ev}");
+    // A second detector (another seed): the ensemble of the two is evaluated.
+    let det2 = tmp.path().join("det2");
+    ok(&[
+        "anomaly",
+        "fit",
+        "--normal-class",
+        "1",
+        "--out",
+        det2.to_str().unwrap(),
+        "--train-limit",
+        "2000",
+        "--test-limit",
+        "200",
+        "--epochs",
+        "10",
+        "--batch-size",
+        "16",
+        "--contamination",
+        "0.1",
+        "--seed",
+        "3",
+    ]);
+    let both = [
+        "anomaly",
+        "eval",
+        "--checkpoint",
+        d,
+        "--with",
+        det2.to_str().unwrap(),
+    ];
+    let ev2 = json(&ok(&[&both[..], &["--json"]].concat()));
+    let auc2 = ev2["roc_auc"].as_f64().unwrap();
+    assert!(auc2 > 0.8 && auc2 <= 1.0, "{ev2}");
+    assert_ne!(
+        auc2, auc,
+        "the ensemble scores differently from one detector"
+    );
+    assert!(ok(&both).contains("the mean of 2 detectors"));
     // Images of another size are rejected with the sizes named.
     let small = tmp.path().join("small.idx");
     idx_file(&small, 5, 16, 16);
@@ -159,6 +197,16 @@ fn anomaly_fit_score_eval() {
     train(&plain, "vanilla", "0", &[]);
     let err = fails(&["anomaly", "eval", "--checkpoint", plain.to_str().unwrap()]);
     assert!(err.contains("--normal-class"), "{err}");
+    // Nor can it join an ensemble.
+    let err = fails(&[
+        "anomaly",
+        "eval",
+        "--checkpoint",
+        d,
+        "--with",
+        plain.to_str().unwrap(),
+    ]);
+    assert!(err.contains("not a detector made by"), "{err}");
     let ev = json(&ok(&[
         "anomaly",
         "eval",
@@ -352,4 +400,67 @@ fn probe_iwae_and_denoise_table() {
         "5",
     ]);
     assert!(err.contains("vae"), "{err}");
+}
+
+#[test]
+fn probe_on_a_conv_model_with_a_dense_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path().join("c");
+    train(&c, "conv", "0", &["--dense-code", "8"]);
+    let config = json(&std::fs::read_to_string(c.join("config.json")).unwrap());
+    assert_eq!(config["model"]["dense_code"], 8, "{config}");
+    let p = json(&ok(&[
+        "probe",
+        "--checkpoint",
+        c.to_str().unwrap(),
+        "--train-limit",
+        "300",
+        "--test-limit",
+        "100",
+        "--max-iter",
+        "50",
+        "--baselines",
+        "--standardize",
+        "--json",
+    ]));
+    let rows = p.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "codes, raw pixels, PCA: {p}");
+    assert_eq!(rows[0]["result"]["features"], 8, "{p}");
+    assert_eq!(rows[2]["features"], "PCA, 8 components", "{p}");
+    let acc = rows[0]["result"]["test_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.2 && acc <= 1.0, "{p}");
+    // The flag belongs to the conv model; --latent-dim alone does not size a conv code.
+    let d = tmp.path().join("d");
+    let err = fails(&[
+        "train",
+        "--model",
+        "vanilla",
+        "--dense-code",
+        "8",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert!(err.contains("--dense-code does not apply"), "{err}");
+    let err = fails(&[
+        "train",
+        "--model",
+        "conv",
+        "--latent-dim",
+        "8",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert!(err.contains("without --dense-code"), "{err}");
+    let err = fails(&[
+        "train",
+        "--model",
+        "conv",
+        "--latent-dim",
+        "8",
+        "--dense-code",
+        "16",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert!(err.contains("disagree"), "{err}");
 }

@@ -408,6 +408,10 @@ fn validate_conv_stack(input: &ImageShape, channels: &[usize], kernel: usize) ->
 /// that stage; then Conv2d(input channels, k×k, 'same') → logits.
 /// `Default` (MNIST): Conv(32,3x3)-ReLU-Pool-Conv(32,3x3)-ReLU-Pool,
 /// ConvT(32,3x3,s2)x2, Conv(1,3x3); code `[N, 32, 7, 7]`.
+///
+/// With `dense_code: Some(k)` the last feature map is flattened and mapped
+/// linearly to a code of `k` units (`encoder.fc`), and the decoder starts with
+/// a dense layer back to the feature map (`decoder.fc`) and the activation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConvConfig {
@@ -419,6 +423,11 @@ pub struct ConvConfig {
     pub kernel: usize,
     /// Activation after every conv except the last.
     pub activation: Activation,
+    /// Size of a dense (linear) code after the conv encoder; `None` (the
+    /// default): the code is the last feature map. Left out of the JSON when
+    /// `None`, so the default model's `config.json` is unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dense_code: Option<usize>,
 }
 
 impl Default for ConvConfig {
@@ -428,6 +437,7 @@ impl Default for ConvConfig {
             channels: vec![32, 32],
             kernel: 3,
             activation: Activation::Relu,
+            dense_code: None,
         }
     }
 }
@@ -465,16 +475,34 @@ impl ConvConfig {
         self
     }
 
-    /// The code shape `[channels.last, height / 2^depth, width / 2^depth]`
-    /// (meaningful once validated).
+    /// Sets the size of the dense code (`None`: the feature map is the code).
+    pub fn with_dense_code(mut self, dense_code: Option<usize>) -> Self {
+        self.dense_code = dense_code;
+        self
+    }
+
+    /// The shape of the last feature map, `[channels.last, height / 2^depth,
+    /// width / 2^depth]` (meaningful once validated). Without a dense code it
+    /// is the code's shape.
     pub fn code_shape(&self) -> [usize; 3] {
         bottleneck(&self.input, &self.channels)
     }
 
+    /// The size of the flattened code: `dense_code`, or the feature map's size.
+    pub fn latent_dim(&self) -> usize {
+        self.dense_code
+            .unwrap_or_else(|| self.code_shape().iter().product())
+    }
+
     /// Checks: input non-zero, channels non-empty and non-zero, kernel odd,
-    /// image divisible by 2^depth, kernel no larger than the smallest feature map.
+    /// image divisible by 2^depth, kernel no larger than the smallest feature
+    /// map, a dense code of at least one unit.
     pub fn validate(&self) -> Result<()> {
-        validate_conv_stack(&self.input, &self.channels, self.kernel)
+        validate_conv_stack(&self.input, &self.channels, self.kernel)?;
+        match self.dense_code {
+            Some(k) => check_latent(k),
+            None => Ok(()),
+        }
     }
 }
 
@@ -749,20 +777,22 @@ impl ModelConfig {
         }
     }
 
-    /// The size of the flattened code (for conv: `channels.last * h/2^d * w/2^d`).
+    /// The size of the flattened code (for conv: the dense code, or
+    /// `channels.last * h/2^d * w/2^d`).
     pub fn latent_dim(&self) -> usize {
         match self {
             ModelConfig::Vanilla(c) => c.latent_dim,
             ModelConfig::Sparse(c) => c.dense.latent_dim,
             ModelConfig::Denoising(c) => c.base.latent_dim(),
-            ModelConfig::Conv(c) => c.code_shape().iter().product(),
+            ModelConfig::Conv(c) => c.latent_dim(),
             ModelConfig::Vae(c) => c.latent_dim,
         }
     }
 
-    /// Sets the size of the flattened code. For a conv model the code is
-    /// `[c, h, w]` with `h, w` fixed by the image and depth, so `k` must be a
-    /// multiple of `h*w` and sets the last encoder channel count to `k / (h*w)`.
+    /// Sets the size of the flattened code. A conv model with a dense code
+    /// gets a dense code of `k`; without one the code is `[c, h, w]` with
+    /// `h, w` fixed by the image and depth, so `k` must be a multiple of `h*w`
+    /// and sets the last encoder channel count to `k / (h*w)`.
     pub fn with_latent_dim(self, k: usize) -> Result<Self> {
         check_latent(k)?;
         Ok(match self {
@@ -774,6 +804,10 @@ impl ModelConfig {
             ModelConfig::Denoising(mut c) => {
                 c.base = Box::new(c.base.with_latent_dim(k)?);
                 ModelConfig::Denoising(c)
+            }
+            ModelConfig::Conv(mut c) if c.dense_code.is_some() => {
+                c.dense_code = Some(k);
+                ModelConfig::Conv(c)
             }
             ModelConfig::Conv(mut c) => {
                 c.validate()?;

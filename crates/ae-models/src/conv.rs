@@ -4,7 +4,7 @@ use ae_data::AeRng;
 use ae_kernels::nn::{Conv2d, ConvTranspose2d};
 use ae_losses::{Reduction, bce_with_logits};
 use candle_core::{Module, Tensor};
-use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, VarBuilder};
+use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, Linear, VarBuilder};
 
 use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts, code_to_shape};
 use crate::config::{Activation, ConvConfig, ImageShape, ModelKind, bottleneck};
@@ -140,13 +140,25 @@ impl ConvDecoder {
     }
 }
 
+/// The optional dense code of the conv autoencoder: `encoder.fc` maps the
+/// flattened feature map to `k` units (linear), `decoder.fc` maps them back,
+/// followed by the activation.
+struct DenseCode {
+    enc: Linear,
+    dec: Linear,
+    /// The feature map `[c, h, w]` that `decoder.fc`'s output is reshaped to.
+    map: [usize; 3],
+}
+
 /// The convolutional autoencoder (see [`ConvConfig`] for the architecture).
 ///
 /// Inputs are images `[N, C, H, W]`; the code is `[N, channels.last, H/2^d,
-/// W/2^d]` (`[N, 32, 7, 7]` on MNIST). Loss: BCE from logits, per-pixel mean.
+/// W/2^d]` (`[N, 32, 7, 7]` on MNIST), or `[N, k]` with a dense code of `k`
+/// units. Loss: BCE from logits, per-pixel mean.
 pub struct ConvAutoencoder {
     encoder: ConvEncoder,
     decoder: ConvDecoder,
+    dense: Option<DenseCode>,
     cfg: ConvConfig,
 }
 
@@ -169,9 +181,22 @@ impl ConvAutoencoder {
             cfg.activation,
             &vb.pp("decoder"),
         )?;
+        let dense = match cfg.dense_code {
+            None => None,
+            Some(k) => {
+                let map = cfg.code_shape();
+                let features: usize = map.iter().product();
+                Some(DenseCode {
+                    enc: candle_nn::linear(features, k, vb.pp("encoder").pp("fc"))?,
+                    dec: candle_nn::linear(k, features, vb.pp("decoder").pp("fc"))?,
+                    map,
+                })
+            }
+        };
         Ok(ConvAutoencoder {
             encoder,
             decoder,
+            dense,
             cfg: cfg.clone(),
         })
     }
@@ -179,6 +204,18 @@ impl ConvAutoencoder {
     /// The configuration the model was built from.
     pub fn config(&self) -> &ConvConfig {
         &self.cfg
+    }
+
+    /// Logits of a code already in [`Autoencoder::code_shape`] (with the batch).
+    fn decode_code(&self, z: &Tensor) -> Result<Tensor> {
+        match &self.dense {
+            None => self.decoder.forward(z),
+            Some(d) => {
+                let h = self.cfg.activation.apply(&d.dec.forward(z)?)?;
+                let [c, hh, ww] = d.map;
+                self.decoder.forward(&h.reshape((h.dim(0)?, c, hh, ww))?)
+            }
+        }
     }
 }
 
@@ -196,26 +233,34 @@ impl Autoencoder for ConvAutoencoder {
     }
 
     fn code_shape(&self) -> Vec<usize> {
-        bottleneck(&self.cfg.input, &self.cfg.channels).to_vec()
+        match self.cfg.dense_code {
+            Some(k) => vec![k],
+            None => bottleneck(&self.cfg.input, &self.cfg.channels).to_vec(),
+        }
     }
 
-    /// `[N, C, H, W]` → code `[N, c_last, H/2^d, W/2^d]`.
+    /// `[N, C, H, W]` → code `[N, c_last, H/2^d, W/2^d]` (or `[N, k]` with a dense code).
     fn encode(&self, x: &Tensor) -> Result<Tensor> {
         self.input_layout().check("input", x)?;
-        self.encoder.forward(x)
+        let h = self.encoder.forward(x)?;
+        match &self.dense {
+            None => Ok(h),
+            Some(d) => Ok(d.enc.forward(&h.flatten_from(1)?)?),
+        }
     }
 
     /// Code `[N, c_last, H/2^d, W/2^d]` (or flattened `[N, latent_dim]`) →
     /// logits `[N, C, H, W]`.
     fn decode(&self, z: &Tensor) -> Result<Tensor> {
         let z = code_to_shape(z, &self.code_shape())?;
-        self.decoder.forward(&z)
+        self.decode_code(&z)
     }
 
-    /// `[N, C, H, W]` → logits `[N, C, H, W]`, code `[N, c_last, H/2^d, W/2^d]`; `rng` unused.
+    /// `[N, C, H, W]` → logits `[N, C, H, W]`, code `[N, c_last, H/2^d, W/2^d]`
+    /// (or `[N, k]`); `rng` unused.
     fn forward(&self, x: &Tensor, _rng: Option<&mut AeRng>) -> Result<AeOutput> {
         let code = self.encode(x)?;
-        let logits = self.decoder.forward(&code)?;
+        let logits = self.decode_code(&code)?;
         Ok(AeOutput {
             logits,
             code,
@@ -241,14 +286,65 @@ impl Module for ConvAutoencoder {
     /// Reconstruction logits `[N, C, H, W]` of `xs` `[N, C, H, W]`.
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         let z = self.encode(xs).map_err(candle_core::Error::wrap)?;
-        self.decoder.forward(&z).map_err(candle_core::Error::wrap)
+        self.decode_code(&z).map_err(candle_core::Error::wrap)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
+    use candle_nn::VarMap;
+
+    #[test]
+    fn a_dense_code_has_k_units_named_fc_and_round_trips_shapes() {
+        let input = ImageShape::new(1, 12, 12);
+        let cfg = ConvConfig::for_input(input)
+            .with_channels(vec![4, 2])
+            .with_dense_code(Some(5));
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let model = ConvAutoencoder::new(&cfg, vb).unwrap();
+        let mut names: Vec<(String, Vec<usize>)> = varmap
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(n, v)| (n.clone(), v.dims().to_vec()))
+            .filter(|(n, _)| n.contains("fc"))
+            .collect();
+        names.sort();
+        // The last feature map is 2 x 3 x 3 = 18 values.
+        assert_eq!(
+            names,
+            vec![
+                ("decoder.fc.bias".to_string(), vec![18]),
+                ("decoder.fc.weight".to_string(), vec![18, 5]),
+                ("encoder.fc.bias".to_string(), vec![5]),
+                ("encoder.fc.weight".to_string(), vec![5, 18]),
+            ]
+        );
+        assert_eq!(model.latent_dim(), 5);
+        assert_eq!(model.code_shape(), vec![5]);
+        let x = Tensor::zeros((3, 1, 12, 12), DType::F32, &Device::Cpu).unwrap();
+        let out = Autoencoder::forward(&model, &x, None).unwrap();
+        assert_eq!(out.code.dims(), &[3, 5]);
+        assert_eq!(out.logits.dims(), &[3, 1, 12, 12]);
+        let z = model.encode(&x).unwrap();
+        assert_eq!(model.decode(&z).unwrap().dims(), &[3, 1, 12, 12]);
+    }
+
+    #[test]
+    fn without_a_dense_code_the_model_is_unchanged() {
+        let cfg = ConvConfig::default();
+        assert_eq!(cfg.latent_dim(), 32 * 7 * 7);
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert!(!json.contains("dense_code"), "{json}");
+        let back: ConvConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, cfg);
+        let zero = ConvConfig::default().with_dense_code(Some(0));
+        assert!(zero.validate().is_err());
+    }
 
     #[test]
     fn max_pool2_matches_candle_forward_and_has_the_right_gradient() {

@@ -5,7 +5,7 @@
 mod common;
 
 use ae_models::init::{fan_sum, glorot_limit, named_shapes, param_count, seeded_init};
-use ae_models::{ImageShape, ModelConfig, ModelKind, VaeArch, VaeConfig};
+use ae_models::{ConvConfig, ImageShape, ModelConfig, ModelKind, VaeArch, VaeConfig};
 use candle_core::{DType, Tensor};
 use candle_nn::VarMap;
 
@@ -23,6 +23,10 @@ fn documented_models() -> Vec<(&'static str, ModelConfig)> {
             ModelConfig::default_for(ModelKind::Denoising, mnist),
         ),
         ("conv", ModelConfig::default_for(ModelKind::Conv, mnist)),
+        (
+            "conv-dense-32",
+            ModelConfig::Conv(ConvConfig::default().with_dense_code(Some(32))),
+        ),
         ("vae", ModelConfig::default_for(ModelKind::Vae, mnist)),
         (
             "vae-conv",
@@ -63,6 +67,18 @@ fn conv_names() -> Names {
         ("encoder.1.bias", vec![32]),
         ("encoder.1.weight", vec![32, 32, 3, 3]),
     ]
+}
+
+fn conv_dense_names() -> Names {
+    let mut names = conv_names();
+    names.extend([
+        ("decoder.fc.bias", vec![1568]),
+        ("decoder.fc.weight", vec![1568, 32]),
+        ("encoder.fc.bias", vec![32]),
+        ("encoder.fc.weight", vec![32, 1568]),
+    ]);
+    names.sort_by(|a, b| a.0.cmp(b.0));
+    names
 }
 
 fn vae_dense_names() -> Names {
@@ -133,6 +149,7 @@ fn tensor_names_and_shapes_of_the_defaults() {
         ("sparse", dense_names(), 222_384),
         ("denoising", conv_names(), 28_353),
         ("conv", conv_names(), 28_353),
+        ("conv-dense-32", conv_dense_names(), 130_305),
         ("vae", vae_dense_names(), 652_824),
         ("vae-conv", vae_conv_names(), 265_833),
     ];

@@ -172,7 +172,7 @@ proptest! {
     #[test]
     fn conv_shapes((input, channels, kernel) in conv_parts(), act in activation(), n in 1usize..5) {
         let ok = conv_ok(&input, &channels, kernel);
-        let cfg = ConvConfig { input, channels, kernel, activation: act };
+        let cfg = ConvConfig { input, channels, kernel, activation: act, dense_code: None };
         check_or_invalid(&ModelConfig::Conv(cfg), ok, n);
     }
 
@@ -202,7 +202,7 @@ proptest! {
             dense_config().prop_map(ModelConfig::Vanilla),
             dense_config().prop_map(|d| ModelConfig::Sparse(SparseConfig::default().with_dense(d))),
             conv_parts().prop_filter("valid conv", |(i, c, k)| conv_ok(i, c, *k)).prop_map(
-                |(input, channels, kernel)| ModelConfig::Conv(ConvConfig { input, channels, kernel, activation: Activation::Relu })
+                |(input, channels, kernel)| ModelConfig::Conv(ConvConfig { input, channels, kernel, activation: Activation::Relu, dense_code: None })
             ),
             dense_config().prop_map(|d| ModelConfig::Vae(VaeConfig::for_input(d.input).with_latent_dim(d.latent_dim))),
         ],

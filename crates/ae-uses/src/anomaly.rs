@@ -286,6 +286,49 @@ pub fn evaluate_scores(scores: &[f64], anomalous: &[bool], threshold: f64) -> Re
     })
 }
 
+/// `scores` standardised by the mean and (population) standard deviation of
+/// `train`, the same detector's scores of its normal training images, so that
+/// the scores of detectors with different scales can be averaged. An error
+/// when `train` is empty, not finite or constant.
+pub fn standardize_by(train: &[f64], scores: &[f64]) -> Result<Vec<f64>> {
+    if train.is_empty() || train.iter().any(|v| !v.is_finite()) {
+        return Err(UsesError::Invalid(format!(
+            "standardising needs finite training scores, got {} values",
+            train.len()
+        )));
+    }
+    let n = train.len() as f64;
+    let mean = train.iter().sum::<f64>() / n;
+    let std = (train.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    if std <= 0.0 || !std.is_finite() {
+        return Err(UsesError::Invalid(format!(
+            "the training scores are all {mean}: they cannot be standardised"
+        )));
+    }
+    Ok(scores.iter().map(|v| (v - mean) / std).collect())
+}
+
+/// The element-wise mean of several detectors' scores of the same images
+/// (an ensemble). An error when there are none or their lengths differ.
+pub fn mean_scores(members: &[Vec<f64>]) -> Result<Vec<f64>> {
+    let Some(first) = members.first() else {
+        return Err(UsesError::Invalid(
+            "an ensemble needs at least one detector".into(),
+        ));
+    };
+    if let Some(m) = members.iter().find(|m| m.len() != first.len()) {
+        return Err(UsesError::Mismatch(format!(
+            "ensemble members score different numbers of images: {} and {}",
+            first.len(),
+            m.len()
+        )));
+    }
+    let k = members.len() as f64;
+    Ok((0..first.len())
+        .map(|i| members.iter().map(|m| m[i]).sum::<f64>() / k)
+        .collect())
+}
+
 /// The default one-class detector: a small dense autoencoder (784-256-64-16
 /// for MNIST, ReLU, BCE loss) trained on one class's images; the score is the
 /// per-image MSE.
@@ -365,4 +408,45 @@ pub fn fit_one_class(
     };
     spec.write(out)?;
     Ok(spec)
+}
+
+#[cfg(test)]
+mod ensemble_tests {
+    use super::*;
+
+    #[test]
+    fn standardised_training_scores_have_mean_0_and_std_1() {
+        let train = [1.0, 2.0, 3.0, 6.0];
+        let z = standardize_by(&train, &train).unwrap();
+        let mean = z.iter().sum::<f64>() / 4.0;
+        let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 4.0;
+        assert!(mean.abs() < 1e-12 && (var - 1.0).abs() < 1e-12, "{z:?}");
+        // mean 3, population std sqrt(3.5)
+        let other = standardize_by(&train, &[3.0, 3.0 + 3.5f64.sqrt()]).unwrap();
+        assert!((other[0]).abs() < 1e-12 && (other[1] - 1.0).abs() < 1e-12);
+        assert!(standardize_by(&[2.0, 2.0], &[1.0]).is_err());
+        assert!(standardize_by(&[], &[1.0]).is_err());
+        assert!(standardize_by(&[f64::NAN, 1.0], &[1.0]).is_err());
+    }
+
+    #[test]
+    fn the_ensemble_is_the_mean_and_checks_lengths() {
+        let m = mean_scores(&[vec![1.0, 4.0], vec![3.0, 0.0]]).unwrap();
+        assert_eq!(m, vec![2.0, 2.0]);
+        assert_eq!(mean_scores(&[vec![5.0]]).unwrap(), vec![5.0]);
+        assert!(mean_scores(&[]).is_err());
+        assert!(mean_scores(&[vec![1.0], vec![1.0, 2.0]]).is_err());
+    }
+
+    #[test]
+    fn averaging_two_noisy_detectors_can_beat_each() {
+        // Normal items 0..4 (score ideally low), anomalies 4..8; each detector
+        // misranks a different pair, the average ranks all correctly.
+        let labels = [false, false, false, false, true, true, true, true];
+        let a = vec![0.1, 0.2, 0.3, 0.9, 0.6, 0.7, 0.8, 0.85];
+        let b = vec![0.9, 0.2, 0.3, 0.1, 0.6, 0.7, 0.8, 0.85];
+        let single = roc_auc(&a, &labels).unwrap();
+        let both = roc_auc(&mean_scores(&[a, b]).unwrap(), &labels).unwrap();
+        assert!(single < 1.0 && both == 1.0, "{single} {both}");
+    }
 }

@@ -47,7 +47,7 @@ pub use aez::{
 };
 pub use anomaly::{
     ANOMALY_FILE, AnomalyEval, AnomalySpec, ScoreKind, ThresholdRule, anomaly_labels,
-    anomaly_scores, evaluate_scores, fit_one_class,
+    anomaly_scores, evaluate_scores, fit_one_class, mean_scores, standardize_by,
 };
 pub use compare::{CompareOptions, PcaRow, compare_pca, pca_errors};
 pub use denoise::{DenoiseRow, denoise_table, standard_noises};
