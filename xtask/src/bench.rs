@@ -742,6 +742,7 @@ fn peer_model(kind: ModelKind) -> Option<ModelConfig> {
             channels: vec![32, 32],
             kernel: 3,
             activation: Activation::Relu,
+            dense_code: None,
         }),
         ModelKind::Sparse | ModelKind::Denoising => return None,
     })
