@@ -5,11 +5,11 @@
 
 use ae_data::rng::{AeRng, stream};
 use ae_data::{DataConfig, Noise, Split};
-use ae_models::init::seeded_init;
-use ae_models::{Autoencoder, ImageShape, ModelConfig, ModelKind, build};
+use ae_models::init::seeded_model;
+use ae_models::{Autoencoder, ImageShape, ModelConfig, ModelKind};
 use ae_train::{Adam, AdamConfig, TrainConfig};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
 
 /// Errors of the helpers.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -36,13 +36,7 @@ pub fn mnist(train: usize, test: usize) -> Result<Split, Error> {
 /// The default model of `kind` for MNIST, weights drawn from seed 0, and its variables.
 pub fn model(kind: ModelKind) -> Result<(Box<dyn Autoencoder>, VarMap), Error> {
     let cfg = ModelConfig::default_for(kind, ImageShape::default());
-    let varmap = VarMap::new();
-    let model = build(
-        &cfg,
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-    )?;
-    seeded_init(&varmap, &mut stream(0, "init"))?;
-    Ok((model, varmap))
+    Ok(seeded_model(&cfg, &Device::Cpu, &mut stream(0, "init"))?)
 }
 
 /// The default training batch size of `kind` (256 dense, 128 conv/denoising/VAE).

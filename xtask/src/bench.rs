@@ -20,15 +20,14 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use ae_data::{DataConfig, DataFile, ImageSet, Split};
-use ae_models::init::seeded_init;
+use ae_models::init::seeded_model;
 use ae_models::{
     Activation, Autoencoder, ConvConfig, DenseConfig, ImageShape, ModelConfig, ModelKind, VaeArch,
-    VaeConfig, build,
+    VaeConfig,
 };
 use ae_train::{ProgressMode, RunConfig, TrainOptions, train_on};
 use anyhow::{Context, Result, bail};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::{Device, Tensor};
 use serde::Serialize;
 
 /// The Python made by `bash ../shared/anchors/setup.sh`, used when none is given.
@@ -795,13 +794,7 @@ fn our_epochs(
 /// Our model of `kind` with seeded weights.
 fn our_model(kind: ModelKind) -> Result<Box<dyn Autoencoder>> {
     let cfg = ModelConfig::default_for(kind, ImageShape::default());
-    let varmap = VarMap::new();
-    let model = build(
-        &cfg,
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-    )?;
-    seeded_init(&varmap, &mut ae_data::rng::seeded(0))?;
-    Ok(model)
+    Ok(seeded_model(&cfg, &Device::Cpu, &mut ae_data::rng::stream(0, "init"))?.0)
 }
 
 /// Seconds per pass of encode and reconstruct over `test` in batches of
@@ -1326,12 +1319,8 @@ mod tests {
         // 784-128-64-32-64-128-784 has 222,384 parameters (README); 784-400-20 has 652,824.
         let count = |kind| {
             let cfg = peer_model(kind).unwrap();
-            let varmap = VarMap::new();
-            build(
-                &cfg,
-                VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-            )
-            .unwrap();
+            let (_, varmap) =
+                seeded_model(&cfg, &Device::Cpu, &mut ae_data::rng::seeded(0)).unwrap();
             varmap
                 .all_vars()
                 .iter()

@@ -7,20 +7,19 @@
 
 use std::process::Command;
 
+mod common;
+use common::xtask_ok;
+
 #[test]
 fn quick_bench_without_peers_measures_every_row_and_writes_the_table_and_json() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["bench", "--quick", "--no-peers", "--out"])
-        .arg(tmp.path())
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = xtask_ok([
+        "bench",
+        "--quick",
+        "--no-peers",
+        "--out",
+        tmp.path().to_str().unwrap(),
+    ]);
     let md = std::fs::read_to_string(tmp.path().join("bench.md")).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), md.trim());
     assert!(md.contains("Smoke test (`--quick`)"), "{md}");

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::xtask_ok;
+
 use ae_train::{evaluate, load_run};
 use ae_viz::{ImageGrid, PlotManifest, Rgb8Image, read_png, test_images};
 use candle_core::Device;
@@ -17,21 +20,12 @@ const KINDS: [&str; 5] = ["vanilla", "sparse", "conv", "denoising", "vae"];
 #[test]
 fn train_all_quick_writes_every_run_the_summary_the_pictures_and_the_report() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args([
-            "train-all",
-            "--quick",
-            "--out",
-            tmp.path().to_str().unwrap(),
-        ])
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = xtask_ok([
+        "train-all",
+        "--quick",
+        "--out",
+        tmp.path().to_str().unwrap(),
+    ]);
     let summary = std::fs::read_to_string(tmp.path().join("summary.md")).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), summary.trim());
     for kind in KINDS {

@@ -83,3 +83,19 @@ pub fn named_shapes(varmap: &VarMap) -> Vec<(String, Vec<usize>)> {
     out.sort();
     out
 }
+
+/// A new f32 model of `cfg` on `device`, its variables drawn by [`seeded_init`] from
+/// `rng`, and the `VarMap` holding them (to train or save them).
+pub fn seeded_model(
+    cfg: &crate::ModelConfig,
+    device: &candle_core::Device,
+    rng: &mut AeRng,
+) -> Result<(Box<dyn crate::Autoencoder>, VarMap)> {
+    let varmap = VarMap::new();
+    let model = crate::build(
+        cfg,
+        candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, device),
+    )?;
+    seeded_init(&varmap, rng)?;
+    Ok((model, varmap))
+}
