@@ -241,10 +241,14 @@ pub fn anomaly_from_json(v: &Value, file: &str) -> String {
     let _ = writeln!(
         s,
         "ROC-AUC in % per normal digit (one-class MNIST, all test images, the other digits anomalous). \
-         From `{file}`, made by `{command}` ({} epochs, {} detector(s) per digit, {:.0} s).\n",
+         From `{file}`, made by `{command}` ({} epochs, {} detector(s) per digit, {:.0} s{}).\n",
         v.get("epochs").and_then(Value::as_u64).unwrap_or(0),
         ensemble,
         num(v, "seconds").unwrap_or(0.0),
+        v.get("detectors_trained")
+            .and_then(Value::as_u64)
+            .map(|n| format!(", {n} detector(s) trained in that call, the others reused"))
+            .unwrap_or_default(),
     );
     let _ = writeln!(s, "| digit | AE | PCA-16 | Deep SVDD (published) |");
     let _ = writeln!(s, "|---|---|---|---|");
@@ -392,7 +396,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let anomaly = serde_json::json!({
             "command": "cargo xtask anomaly-benchmark --digits 8",
-            "epochs": 60, "ensemble": 3, "seconds": 12.0,
+            "epochs": 60, "ensemble": 3, "seconds": 12.0, "detectors_trained": 2,
             "rows": [{"digit": 8, "ae_auc": 91.24, "pca16_auc": 85.9, "deep_svdd_auc": 93.9}],
             "mean_ae_auc": 91.24, "mean_pca16_auc": 85.9
         });
@@ -406,6 +410,10 @@ mod tests {
         let s = long_tables(dir.path());
         assert!(
             s.contains("made by `cargo xtask anomaly-benchmark --digits 8`"),
+            "{s}"
+        );
+        assert!(
+            s.contains("12 s, 2 detector(s) trained in that call"),
             "{s}"
         );
         assert!(s.contains("| 8 | 91.2 | 85.9 | 93.9 |"), "{s}");
