@@ -114,8 +114,10 @@ pub struct AdamStep {
 }
 
 impl AdamStep {
-    /// `(step_size, 1 / c2, decay)`: `θ ← decay·θ - step_size · m / (sqrt(v / c2) + eps)`.
-    fn factors(&self) -> (f64, f64, f64) {
+    /// `(step_size, 1 / c2, decay)` with the bias corrections `c1 = 1 - β1^t`,
+    /// `c2 = 1 - β2^t`, `step_size = lr / c1`, `decay = 1 - lr·wd`:
+    /// `θ ← decay·θ - step_size · m / (sqrt(v / c2) + eps)`.
+    pub fn factors(&self) -> (f64, f64, f64) {
         let t = self.t.min(i32::MAX as u64) as i32;
         let c1 = 1.0 - self.beta1.powi(t);
         let c2 = 1.0 - self.beta2.powi(t);

@@ -54,7 +54,6 @@ pub(crate) trait Real:
 {
     fn of_f64(v: f64) -> Self;
     fn as_f64(self) -> f64;
-    fn exp(self) -> Self;
     fn sqrt(self) -> Self;
     /// `(e^{-|x|}, ln(1 + e^{-|x|}))`, the two transcendental parts of the stable BCE and
     /// sigmoid. `f32` uses branch-free polynomial forms that the compiler vectorises
@@ -113,10 +112,6 @@ impl Real for f32 {
         self as f64
     }
     #[inline]
-    fn exp(self) -> Self {
-        f32::exp(self)
-    }
-    #[inline]
     fn sqrt(self) -> Self {
         f32::sqrt(self)
     }
@@ -139,16 +134,12 @@ macro_rules! impl_exp_log1p_std {
                 self as f64
             }
             #[inline]
-            fn exp(self) -> Self {
-                <$t>::exp(self)
-            }
-            #[inline]
             fn sqrt(self) -> Self {
                 <$t>::sqrt(self)
             }
             #[inline]
             fn exp_neg_abs_log1p(self) -> (Self, Self) {
-                let e = (-self.abs()).exp();
+                let e = <$t>::exp(-self.abs());
                 (e, e.ln_1p())
             }
         }

@@ -119,11 +119,8 @@ impl Adam {
             weight_decay,
             t: self.step,
         };
-        let t = self.step.min(i32::MAX as u64) as i32;
-        let c1 = 1.0 - beta1.powi(t);
-        let c2 = 1.0 - beta2.powi(t);
-        // θ -= lr/c1 · m / (sqrt(v/c2) + eps)
-        let step_size = lr / c1;
+        // θ ← decay·θ - step_size · m / (sqrt(v / c2) + eps), as the fused kernel does.
+        let (step_size, inv_c2, decay) = step.factors();
         for slot in &mut self.slots {
             let Some(g) = grads.get(slot.var.as_tensor()) else {
                 continue;
@@ -137,11 +134,11 @@ impl Adam {
             };
             *m = ((&*m * beta1)? + (g * (1.0 - beta1))?)?;
             *v = ((&*v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
-            let denom = ((&*v / c2)?.sqrt()? + eps)?;
+            let denom = ((&*v * inv_c2)?.sqrt()? + eps)?;
             let update = ((&*m / &denom)? * step_size)?;
             let mut theta = slot.var.as_tensor().clone();
             if weight_decay != 0.0 {
-                theta = (&theta * (1.0 - lr * weight_decay))?;
+                theta = (&theta * decay)?;
             }
             slot.var.set(&(theta - update)?)?;
         }
