@@ -34,26 +34,64 @@ fn term_and_sigmoid<T: Real>(x: T, y: T) -> (T, T) {
     (relu - x * y + softplus, num / (T::ONE + e))
 }
 
-/// One block of at most [`LANES`] elements: adds the terms into `lanes` and, with `out`,
-/// writes `σ(x) - y` there.
+/// One full block of [`LANES`] elements: adds the terms into `lanes` and, with `out`,
+/// writes `σ(x) - y` there. Fixed-size arrays, so the loops vectorise.
 #[inline(always)]
-fn block<T: Real>(lanes: &mut [T; LANES], xb: &[T], yb: &[T], out: Option<&mut [T]>) {
-    // Fixed-size arrays (padded with zeros at the end) so the loops vectorise.
-    let (mut xa, mut ya) = ([T::ZERO; LANES], [T::ZERO; LANES]);
-    xa[..xb.len()].copy_from_slice(xb);
-    ya[..yb.len()].copy_from_slice(yb);
+fn full_block<T: Real>(
+    lanes: &mut [T; LANES],
+    xa: &[T; LANES],
+    ya: &[T; LANES],
+    out: Option<&mut [T; LANES]>,
+) {
     let mut terms = [T::ZERO; LANES];
     let mut sig = [T::ZERO; LANES];
     for l in 0..LANES {
         (terms[l], sig[l]) = term_and_sigmoid(xa[l], ya[l]);
     }
-    for (acc, &t) in lanes.iter_mut().zip(&terms).take(xb.len()) {
+    for l in 0..LANES {
+        lanes[l] += terms[l];
+    }
+    if let Some(out) = out {
+        for l in 0..LANES {
+            out[l] = sig[l] - ya[l];
+        }
+    }
+}
+
+/// One block of at most [`LANES`] elements: a full block directly, a shorter one (the
+/// end of the data) through [`partial_block`].
+#[inline(always)]
+fn block<T: Real>(lanes: &mut [T; LANES], xb: &[T], yb: &[T], out: Option<&mut [T]>) {
+    let (Some((xa, [])), Some((ya, []))) = (
+        xb.split_first_chunk::<LANES>(),
+        yb.split_first_chunk::<LANES>(),
+    ) else {
+        return partial_block(lanes, xb, yb, out);
+    };
+    match out {
+        None => full_block(lanes, xa, ya, None),
+        Some(o) => match o.split_first_chunk_mut::<LANES>() {
+            Some((oa, [])) => full_block(lanes, xa, ya, Some(oa)),
+            _ => partial_block(lanes, xb, yb, Some(o)),
+        },
+    }
+}
+
+/// A block of fewer than [`LANES`] elements, padded with zeros whose terms are left out.
+fn partial_block<T: Real>(lanes: &mut [T; LANES], xb: &[T], yb: &[T], out: Option<&mut [T]>) {
+    let k = xb.len().min(yb.len()).min(LANES);
+    let (mut xa, mut ya) = ([T::ZERO; LANES], [T::ZERO; LANES]);
+    xa[..k].copy_from_slice(&xb[..k]);
+    ya[..k].copy_from_slice(&yb[..k]);
+    let mut part = [T::ZERO; LANES];
+    let mut o = [T::ZERO; LANES];
+    full_block(&mut part, &xa, &ya, Some(&mut o));
+    for (acc, &t) in lanes.iter_mut().zip(&part).take(k) {
         *acc += t;
     }
     if let Some(out) = out {
-        for ((d, &sg), &b) in out.iter_mut().zip(&sig).zip(yb) {
-            *d = sg - b;
-        }
+        let k = out.len().min(k);
+        out[..k].copy_from_slice(&o[..k]);
     }
 }
 
