@@ -48,6 +48,10 @@ pub struct TrainArgs {
     /// Stop after this many epochs in this call (resume later with --resume).
     #[arg(long)]
     pub max_epochs_this_call: Option<usize>,
+    /// Run every step through candle's graph, not the fused CPU step of the
+    /// dense models and the dense VAE (for checking one against the other)
+    #[arg(long)]
+    pub no_fused_step: bool,
     /// cpu, cuda, cuda:N, metal.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -145,6 +149,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         overwrite: a.overwrite,
         device,
         max_epochs_this_call: a.max_epochs_this_call,
+        fused: !a.no_fused_step,
         ..TrainOptions::default()
     };
     let report = train_on(&cfg, split, &out, &opts)

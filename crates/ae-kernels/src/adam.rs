@@ -8,7 +8,9 @@
 use std::cell::RefCell;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Result, Tensor, bail};
+use candle_core::{
+    CpuStorage, DType, Device, InplaceOp1, InplaceOp2, Layout, Result, Tensor, bail,
+};
 use rayon::prelude::*;
 
 use crate::cpu::Real;
@@ -295,6 +297,60 @@ pub fn adam_update(
         step: *step,
     };
     theta.inplace_op2(&grad, &op)
+}
+
+/// [`adam_update`] with the gradient given as plain `f32` values (for example from
+/// [`crate::step`]), in `theta`'s row-major order. `theta` must be an `f32` CPU tensor.
+pub fn adam_update_slice(
+    theta: &Tensor,
+    grad: &[f32],
+    moments: &mut AdamMoments,
+    step: &AdamStep,
+) -> Result<()> {
+    if grad.len() != theta.elem_count() || moments.len() != theta.elem_count() {
+        bail!(
+            "adam: {} gradient values and {} moments for a parameter of {} elements",
+            grad.len(),
+            moments.len(),
+            theta.elem_count()
+        )
+    }
+    let op = AdamSliceOp {
+        grad,
+        moments: RefCell::new(moments),
+        step: *step,
+    };
+    theta.inplace_op1(&op)
+}
+
+struct AdamSliceOp<'a> {
+    grad: &'a [f32],
+    moments: RefCell<&'a mut AdamMoments>,
+    step: AdamStep,
+}
+
+impl InplaceOp1 for AdamSliceOp<'_> {
+    fn name(&self) -> &'static str {
+        "ae-adam-slice"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout) -> Result<()> {
+        let mut moments = self.moments.borrow_mut();
+        match (s1, &mut **moments) {
+            (CpuStorage::F32(th), AdamMoments::F32 { m, v }) => update(
+                contiguous_mut(th, l1, "the parameter")?,
+                self.grad,
+                m,
+                v,
+                &self.step,
+            ),
+            (th, _) => bail!(
+                "adam: an f32 gradient for a {:?} parameter with matching moments is needed",
+                th.dtype()
+            ),
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

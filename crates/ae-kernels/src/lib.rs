@@ -19,7 +19,10 @@
 //! * [`linear`] / [`linear_relu`] and the layer [`nn::Linear`]: a fully connected layer with
 //!   the bias (and ReLU) fused into one GEMM, and a one-pass backward;
 //! * [`bce_with_logits_sum`]: the stable binary cross-entropy from logits, summed, as one op;
-//! * [`adam_update`]: a fused, in-place Adam step of one parameter;
+//! * [`adam_update`]: a fused, in-place Adam step of one parameter ([`adam_update_slice`]
+//!   with a gradient held as plain values);
+//! * [`step`]: a whole training step (forward, loss, backward) of a dense autoencoder or a
+//!   dense VAE over plain slices, outside candle's graph;
 //! * [`tune_candle_threads`]: a start-up setting that stops candle's own CPU worker threads
 //!   from busy-waiting on the cores the GEMMs need;
 //! * [`tune_glibc_malloc`]: an opt-in, process-wide allocator setting that removes the
@@ -42,11 +45,12 @@ mod malloc;
 pub mod nn;
 mod ops;
 mod pool;
+pub mod step;
 mod threads;
 
 use candle_core::{DType, Result, Tensor, bail};
 
-pub use adam::{AdamMoments, AdamStep, adam_update};
+pub use adam::{AdamMoments, AdamStep, adam_update, adam_update_slice};
 pub use malloc::tune_glibc_malloc;
 pub use nn::{Conv2d, ConvTranspose2d, Linear};
 pub use threads::{CANDLE_SPIN_LIMIT, CANDLE_SPIN_LIMIT_VAR, tune_candle_threads};

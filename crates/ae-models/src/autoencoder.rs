@@ -191,6 +191,32 @@ pub trait Autoencoder: Send + Sync {
         let _ = x;
         Ok(None)
     }
+
+    /// The CPU fast path of training: one step's loss and the gradient of every
+    /// parameter, computed outside candle's graph by [`ae_kernels::step`], or
+    /// `Ok(None)` when the model has none (conv models, activations other than
+    /// ReLU, KL sparsity, parameters not `f32` on the CPU).
+    ///
+    /// `input` and `target` are `n` flat rows (`[n, C*H*W]` row-major; for
+    /// denoising, the corrupted and the clean batch). The loss is the one
+    /// [`loss`](Autoencoder::loss) gives on [`forward`](Autoencoder::forward)'s
+    /// output, and a VAE draws its noise from `rng` exactly as `forward` does,
+    /// so both paths train the same model up to floating-point rounding.
+    fn fused_train_step(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        n: usize,
+        rng: Option<&mut AeRng>,
+    ) -> Result<Option<ae_kernels::step::StepOutput>> {
+        let _ = (input, target, n, rng);
+        Ok(None)
+    }
+}
+
+/// Whether `t` can take part in a fused CPU step (`f32` on the CPU).
+pub(crate) fn fusable(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == candle_core::DType::F32
 }
 
 /// Reshapes a flattened code `[N, prod(code_shape)]` to `[N, code_shape...]`

@@ -85,6 +85,16 @@ impl Autoencoder for DenoisingAutoencoder {
     fn encode_dist(&self, x: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
         self.base.encode_dist(x)
     }
+
+    fn fused_train_step(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        n: usize,
+        rng: Option<&mut AeRng>,
+    ) -> Result<Option<ae_kernels::step::StepOutput>> {
+        self.base.fused_train_step(input, target, n, rng)
+    }
 }
 
 impl Module for DenoisingAutoencoder {

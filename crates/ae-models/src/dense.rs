@@ -2,11 +2,14 @@
 
 use ae_data::AeRng;
 use ae_kernels::Linear;
+use ae_kernels::step::{Layer as StepLayer, MlpSpec, Recon, StepOutput, mlp_step};
 use ae_losses::{Reduction, bce_with_logits, kl_sparsity, l1_activity};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts, check_batch_shape};
+use crate::autoencoder::{
+    AeOutput, Autoencoder, InputLayout, LossParts, check_batch_shape, fusable,
+};
 use crate::config::{Activation, DenseConfig, ModelKind, SparseConfig, Sparsity};
 use crate::error::Result;
 
@@ -84,6 +87,41 @@ impl DenseAutoencoder {
         &self.cfg
     }
 
+    /// The model as a fused CPU step (see [`Autoencoder::fused_train_step`]),
+    /// when every activation is a ReLU and the parameters are `f32` on the CPU.
+    fn fused_spec(&self, l1: Option<f64>) -> Result<Option<MlpSpec>> {
+        let relu =
+            self.cfg.activation == Activation::Relu && self.cfg.code_activation == Activation::Relu;
+        let layers: Vec<&Linear> = self.encoder.iter().chain(&self.decoder).collect();
+        if !relu || !layers.iter().all(|l| fusable(l.weight())) {
+            return Ok(None);
+        }
+        let last = layers.len() - 1;
+        let layers = layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| StepLayer::new(l.weight(), l.bias(), i != last))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Some(MlpSpec {
+            layers,
+            recon: Recon::Mean,
+            l1: l1.map(|lambda| (self.encoder.len() - 1, lambda)),
+        }))
+    }
+
+    fn fused_step(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        n: usize,
+        l1: Option<f64>,
+    ) -> Result<Option<StepOutput>> {
+        match self.fused_spec(l1)? {
+            Some(spec) => Ok(Some(mlp_step(&spec, input, target, n)?)),
+            None => Ok(None),
+        }
+    }
+
     fn loss_recon(&self, out: &AeOutput, target: &Tensor) -> Result<Tensor> {
         self.input_layout().check("target", target)?;
         Ok(bce_with_logits(&out.logits, target, Reduction::Mean)?)
@@ -145,6 +183,16 @@ impl Autoencoder for DenseAutoencoder {
             kl: None,
             sparsity: None,
         })
+    }
+
+    fn fused_train_step(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        n: usize,
+        _rng: Option<&mut AeRng>,
+    ) -> Result<Option<StepOutput>> {
+        self.fused_step(input, target, n, None)
     }
 }
 
@@ -234,6 +282,20 @@ impl Autoencoder for SparseAutoencoder {
             kl: None,
             sparsity: Some(sparsity),
         })
+    }
+
+    /// The fused step for the L1 penalty; `None` for KL sparsity.
+    fn fused_train_step(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        n: usize,
+        _rng: Option<&mut AeRng>,
+    ) -> Result<Option<StepOutput>> {
+        match self.penalty {
+            Sparsity::L1 { lambda } => self.inner.fused_step(input, target, n, Some(lambda)),
+            Sparsity::Kl { .. } => Ok(None),
+        }
     }
 }
 

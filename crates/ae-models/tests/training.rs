@@ -340,3 +340,77 @@ fn real_mnist_batch_forward_and_backward() {
         check_backward(&cfg, &x);
     }
 }
+
+/// `fused_train_step` against forward + loss + candle's backward on the same batch and
+/// the same noise: the loss and every variable's gradient; `None` where there is no
+/// fused step.
+fn check_fused(cfg: &ModelConfig, expect_fused: bool) {
+    let (varmap, model) = common::build_seeded(cfg, DType::F32, 1);
+    let x = common::batch(model.as_ref(), 6, DType::F32, 3);
+    let xv: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+    let fused = model
+        .fused_train_step(&xv, &xv, 6, Some(&mut ae_data::seeded(2)))
+        .unwrap();
+    let Some(fused) = fused else {
+        assert!(!expect_fused, "{cfg:?}: no fused step");
+        return;
+    };
+    assert!(expect_fused, "{cfg:?}: an unexpected fused step");
+    let out = model.forward(&x, Some(&mut ae_data::seeded(2))).unwrap();
+    let loss = model.loss(&out, &x).unwrap();
+    let total = common::scalar(&loss.total);
+    assert!(
+        (fused.total - total).abs() <= 1e-5 * total.abs(),
+        "{cfg:?}: loss {} vs {total}",
+        fused.total
+    );
+    let grads = loss.total.backward().unwrap();
+    let vars = varmap.all_vars();
+    assert_eq!(fused.grads.len(), vars.len());
+    for var in &vars {
+        let g = grads.get(var.as_tensor()).unwrap();
+        let (_, ours) = fused
+            .grads
+            .iter()
+            .find(|(t, _)| t.id() == var.as_tensor().id())
+            .unwrap_or_else(|| panic!("{cfg:?}: no fused gradient for {:?}", var.dims()));
+        let theirs: Vec<f32> = g.flatten_all().unwrap().to_vec1().unwrap();
+        let scale = theirs.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        let err = ours
+            .iter()
+            .zip(&theirs)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            err <= 1e-3 * scale,
+            "{cfg:?}: gradient error {err} of {scale}"
+        );
+    }
+}
+
+#[test]
+fn the_fused_cpu_step_gives_the_graphs_loss_and_gradients() {
+    let shape = ImageShape::default();
+    check_fused(&ModelConfig::default_for(ModelKind::Vanilla, shape), true);
+    check_fused(&ModelConfig::default_for(ModelKind::Sparse, shape), true);
+    check_fused(&ModelConfig::default_for(ModelKind::Vae, shape), true);
+    let dense_denoising = ModelConfig::Denoising(ae_models::DenoisingConfig {
+        base: Box::new(ModelConfig::Vanilla(DenseConfig::default())),
+        noise: ae_models::Noise::Gaussian { std: 0.3 },
+    });
+    check_fused(&dense_denoising, true);
+    // No fused step: conv models, KL sparsity, other activations.
+    check_fused(&ModelConfig::default_for(ModelKind::Conv, shape), false);
+    check_fused(
+        &ModelConfig::default_for(ModelKind::Denoising, shape),
+        false,
+    );
+    let conv_vae = VaeConfig::default().with_arch(VaeArch::conv_default());
+    check_fused(&ModelConfig::Vae(conv_vae), false);
+    let kl = SparseConfig::default().with_penalty(Sparsity::kl_default());
+    check_fused(&ModelConfig::Sparse(kl), false);
+    let tanh = DenseConfig {
+        activation: Activation::Tanh,
+        ..DenseConfig::default()
+    };
+    check_fused(&ModelConfig::Vanilla(tanh), false);
+}

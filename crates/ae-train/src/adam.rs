@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use ae_kernels::{AdamMoments, AdamStep, adam_update};
+use ae_kernels::{AdamMoments, AdamStep, adam_update, adam_update_slice};
 use candle_core::{Tensor, Var, backprop::GradStore};
 use serde::{Deserialize, Serialize};
 
@@ -141,6 +141,54 @@ impl Adam {
                 theta = (&theta * decay)?;
             }
             slot.var.set(&(theta - update)?)?;
+        }
+        Ok(())
+    }
+
+    /// One update from gradients held as plain values, `(the parameter's tensor,
+    /// ∂loss/∂parameter)` (what `ae_kernels::step` returns). Variables without a
+    /// gradient are left alone; a gradient for a tensor that is not one of the
+    /// variables, or for a variable whose moments are not on the CPU in `f32`,
+    /// is an error.
+    pub fn step_slices(&mut self, grads: &[(Tensor, Vec<f32>)]) -> Result<()> {
+        for (t, _) in grads {
+            if !self.slots.iter().any(|s| s.var.as_tensor().id() == t.id()) {
+                return Err(TrainError::Mismatch(format!(
+                    "adam: a gradient for a tensor {:?} that is not one of the optimised variables",
+                    t.dims()
+                )));
+            }
+        }
+        self.step += 1;
+        let AdamConfig {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } = self.cfg;
+        let step = AdamStep {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            t: self.step,
+        };
+        for slot in &mut self.slots {
+            let id = slot.var.as_tensor().id();
+            let Some((_, g)) = grads.iter().find(|(t, _)| t.id() == id) else {
+                continue;
+            };
+            match &mut slot.moments {
+                Moments::Fused(mo) => adam_update_slice(slot.var.as_tensor(), g, mo, &step)?,
+                Moments::Tensors { .. } => {
+                    return Err(TrainError::Mismatch(format!(
+                        "adam: '{}' is not a CPU f32/f64 variable, so it takes tensor gradients",
+                        slot.name
+                    )));
+                }
+            }
         }
         Ok(())
     }

@@ -34,6 +34,10 @@ pub struct TrainOptions {
     pub progress: ProgressMode,
     /// Stop after this many epochs in this call (the run can be resumed later).
     pub max_epochs_this_call: Option<usize>,
+    /// Train with the model's fused CPU step (`Autoencoder::fused_train_step`:
+    /// the dense models and the dense VAE on the CPU) where it has one. `false`
+    /// runs every step through candle's graph.
+    pub fused: bool,
 }
 
 impl Default for TrainOptions {
@@ -44,6 +48,7 @@ impl Default for TrainOptions {
             device: Device::Cpu,
             progress: ProgressMode::Auto,
             max_epochs_this_call: None,
+            fused: true,
         }
     }
 }
@@ -57,6 +62,19 @@ pub struct TrainReport {
     pub stopped_early: bool,
     /// Test-set metrics of the final weights.
     pub test: EvalMetrics,
+}
+
+/// Fails with [`TrainError::NonFinite`] (and marks the epoch diverged) unless `loss` is finite.
+fn check_finite(loss: f64, epoch: usize, batch: usize, progress: &mut Progress) -> Result<()> {
+    if loss.is_finite() {
+        return Ok(());
+    }
+    progress.end_epoch("diverged");
+    Err(TrainError::NonFinite {
+        epoch: epoch + 1,
+        batch,
+        loss,
+    })
 }
 
 /// Trains `cfg` into the run folder `out` (see [`crate::checkpoint`] for its layout).
@@ -193,29 +211,46 @@ pub fn train_on(
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
         for (bi, idx) in order.iter().enumerate() {
             train_set.gather(idx, &mut clean)?;
-            let shape = layout.shape(idx.len());
-            let target = Tensor::from_slice(&clean, shape.as_slice(), device)?;
-            let input = match &noise {
+            let noisy_batch = match &noise {
                 Some(nz) => {
                     noisy.clone_from(&clean);
                     nz.apply(&mut noisy, &mut noise_rng);
-                    Tensor::from_slice(&noisy, shape.as_slice(), device)?
+                    true
                 }
-                None => target.clone(),
+                None => false,
             };
-            let out = model.forward(&input, Some(&mut sample_rng))?;
-            let parts = model.loss(&out, &target)?;
-            let value = parts.total.to_scalar::<f32>()? as f64;
-            if !value.is_finite() {
-                progress.end_epoch("diverged");
-                return Err(TrainError::NonFinite {
-                    epoch: epoch + 1,
-                    batch: bi,
-                    loss: value,
-                });
-            }
-            let grads = parts.total.backward()?;
-            adam.step(&grads)?;
+            let input_values = if noisy_batch { &noisy } else { &clean };
+            let fused = match opts.fused {
+                true => model.fused_train_step(
+                    input_values,
+                    &clean,
+                    idx.len(),
+                    Some(&mut sample_rng),
+                )?,
+                false => None,
+            };
+            let value = match fused {
+                Some(step) => {
+                    check_finite(step.total, epoch, bi, &mut progress)?;
+                    adam.step_slices(&step.grads)?;
+                    step.total
+                }
+                None => {
+                    let shape = layout.shape(idx.len());
+                    let target = Tensor::from_slice(&clean, shape.as_slice(), device)?;
+                    let input = match noisy_batch {
+                        true => Tensor::from_slice(&noisy, shape.as_slice(), device)?,
+                        false => target.clone(),
+                    };
+                    let out = model.forward(&input, Some(&mut sample_rng))?;
+                    let parts = model.loss(&out, &target)?;
+                    let value = parts.total.to_scalar::<f32>()? as f64;
+                    check_finite(value, epoch, bi, &mut progress)?;
+                    let grads = parts.total.backward()?;
+                    adam.step(&grads)?;
+                    value
+                }
+            };
             loss_sum += value * idx.len() as f64;
             seen += idx.len();
             progress.batch(
