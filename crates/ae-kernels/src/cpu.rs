@@ -59,6 +59,15 @@ pub(crate) trait Real:
     /// sigmoid. `f32` uses branch-free polynomial forms that the compiler vectorises
     /// (relative error below 1e-6); `f64` uses the standard library.
     fn exp_neg_abs_log1p(self) -> (Self, Self);
+    /// `e^{-|x|}` alone (the same `f32` polynomial as [`Real::exp_neg_abs_log1p`]).
+    fn exp_neg_abs(self) -> Self;
+    /// `σ(x) = 1 / (1 + e^{-x})` from one `e^{-|x|}`, exact at both tails (no overflow).
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        let e = self.exp_neg_abs();
+        let num = if self >= Self::ZERO { Self::ONE } else { e };
+        num / (Self::ONE + e)
+    }
 }
 
 /// `e^x` for `x <= 0` in `f32`, without branches: `2^n · p(r)` with `r = x - n·ln 2`,
@@ -120,6 +129,10 @@ impl Real for f32 {
         let e = exp_nonpos_f32(-self.abs());
         (e, log1p_unit_f32(e))
     }
+    #[inline(always)]
+    fn exp_neg_abs(self) -> Self {
+        exp_nonpos_f32(-self.abs())
+    }
 }
 
 macro_rules! impl_exp_log1p_std {
@@ -141,6 +154,10 @@ macro_rules! impl_exp_log1p_std {
             fn exp_neg_abs_log1p(self) -> (Self, Self) {
                 let e = <$t>::exp(-self.abs());
                 (e, e.ln_1p())
+            }
+            #[inline]
+            fn exp_neg_abs(self) -> Self {
+                <$t>::exp(-self.abs())
             }
         }
     };

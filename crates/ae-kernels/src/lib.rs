@@ -13,6 +13,8 @@
 //!   `ae_kernels::nn::conv2d` is enough to switch a model over;
 //! * [`conv2d_relu`] / [`conv_transpose2d_relu`]: the same followed by a fused ReLU (no
 //!   separate activation tensor or ReLU backward pass);
+//! * [`sigmoid`]: a vectorised, parallel logistic sigmoid (candle's is scalar `expf` on one
+//!   thread);
 //! * [`relu`] / [`max_pool2d`]: single-pass replacements for `Tensor::relu` /
 //!   `Tensor::max_pool2d`, whose candle backward passes allocate several full-size temporaries
 //!   (and, for max-pool, scale the gradient by `1 / k²`: see [`max_pool2d`]);
@@ -45,6 +47,7 @@ mod malloc;
 pub mod nn;
 mod ops;
 mod pool;
+mod sigmoid;
 pub mod step;
 mod threads;
 
@@ -238,6 +241,17 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
         return x.relu();
     }
     x.contiguous()?.apply_op1(ReluOp)
+}
+
+/// `σ(x) = 1 / (1 + e^{-x})`, differentiable (the gradient is `grad · σ · (1 - σ)`), as one
+/// vectorised parallel pass: the same values as `candle_nn::ops::sigmoid` within 2e-6
+/// relative (values below `e^-87` flush to 0). Non-CPU devices and dtypes other than
+/// `f32`/`f64` use `candle_nn::ops::sigmoid`.
+pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
+    if !(x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)) {
+        return candle_nn::ops::sigmoid(x);
+    }
+    x.contiguous()?.apply_op1(sigmoid::SigmoidOp)
 }
 
 /// `kernel x kernel` max pooling with stride `kernel` and no padding over `[N, C, H, W]`

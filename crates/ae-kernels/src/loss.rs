@@ -28,6 +28,7 @@ const LANES: usize = 16;
 /// `max(x, 0) - x·y + ln(1 + e^{-|x|})`, and the sigmoid, from one exponential.
 #[inline(always)]
 fn term_and_sigmoid<T: Real>(x: T, y: T) -> (T, T) {
+    // Written out rather than with `Real::sigmoid`, to share the one exponential.
     let (e, softplus) = x.exp_neg_abs_log1p();
     let relu = if x > T::ZERO { x } else { T::ZERO };
     let num = if x >= T::ZERO { T::ONE } else { e };

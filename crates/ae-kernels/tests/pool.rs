@@ -109,3 +109,26 @@ fn relu_matches_candle() -> Result<()> {
     assert_eq!(max_abs_diff(&ae_kernels::relu(&x)?, &x.relu()?)?, 0.0);
     Ok(())
 }
+
+#[test]
+fn sigmoid_matches_candle_values_and_gradients() -> Result<()> {
+    let dev = Device::Cpu;
+    for shape in [vec![3usize, 5, 7], vec![1024, 784], vec![1]] {
+        let x = (Tensor::randn(0f32, 1., shape.as_slice(), &dev)? * 6.0)?;
+        let d = max_abs_diff(&ae_kernels::sigmoid(&x)?, &candle_nn::ops::sigmoid(&x)?)?;
+        assert!(d < 2e-6, "{shape:?}: values differ by {d}");
+        let r = Tensor::randn(0f32, 1., shape.as_slice(), &dev)?;
+        let g1 = grad_of(&x, &r, ae_kernels::sigmoid)?;
+        let g2 = grad_of(&x, &r, candle_nn::ops::sigmoid)?;
+        let d = max_abs_diff(&g1, &g2)?;
+        assert!(d < 1e-5, "{shape:?}: gradients differ by {d}");
+    }
+    // f64, a transposed (non-contiguous) input, and the far tails.
+    let x = Tensor::new(&[[-50f64, 0.0], [3.5, 700.0]], &dev)?.t()?;
+    let ours = ae_kernels::sigmoid(&x)?.to_vec2::<f64>()?;
+    let theirs = candle_nn::ops::sigmoid(&x)?.to_vec2::<f64>()?;
+    for (a, b) in ours.iter().flatten().zip(theirs.iter().flatten()) {
+        assert!((a - b).abs() <= 1e-15 * b.abs().max(1e-300), "{a} vs {b}");
+    }
+    Ok(())
+}

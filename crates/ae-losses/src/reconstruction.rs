@@ -21,7 +21,7 @@ pub fn mse(pred: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tenso
 /// `logits` and `target` have the same shape; the result is a scalar tensor.
 pub fn mse_from_logits(logits: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
     same_shape("mse_from_logits: logits vs target", logits, target)?;
-    let pred = candle_nn::ops::sigmoid(logits)?;
+    let pred = ae_kernels::sigmoid(logits)?;
     reduction.apply(&(pred - target)?.sqr()?)
 }
 

@@ -175,7 +175,7 @@ pub trait Autoencoder: Send + Sync {
     /// `sigmoid(decode(encode(x)))`: the reconstruction in [0, 1], shape of `x`.
     fn reconstruct(&self, x: &Tensor) -> Result<Tensor> {
         let z = self.encode(x)?;
-        Ok(candle_nn::ops::sigmoid(&self.decode(&z)?)?)
+        Ok(ae_kernels::sigmoid(&self.decode(&z)?)?)
     }
 
     /// Generative models (the VAE) only: logits `[n, ...]` in the input

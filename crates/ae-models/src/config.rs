@@ -91,7 +91,7 @@ impl Activation {
     pub fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Activation::Relu => x.relu(),
-            Activation::Sigmoid => candle_nn::ops::sigmoid(x),
+            Activation::Sigmoid => ae_kernels::sigmoid(x),
             Activation::Tanh => x.tanh(),
             Activation::Gelu => x.gelu_erf(),
             Activation::Elu => x.elu(1.0),

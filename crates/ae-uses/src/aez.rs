@@ -438,7 +438,7 @@ pub fn decompress(run: &LoadedRun, bytes: &[u8], path: &Path, batch: usize) -> R
     let mut pixels = Vec::with_capacity(h.count * c * hh * w);
     for chunk in file.codes.chunks(batch.max(1) * latent) {
         let z = Tensor::from_slice(chunk, (chunk.len() / latent, latent), &run.device)?;
-        let x = candle_nn::ops::sigmoid(&model.decode(&z)?)?;
+        let x = ae_kernels::sigmoid(&model.decode(&z)?)?;
         pixels.extend(x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?);
     }
     for p in &mut pixels {

@@ -368,7 +368,7 @@ pub fn prior_samples(
     let Some(logits) = model.sample_prior(n, &mut rng, device)? else {
         return Ok(None);
     };
-    let mut pixels = candle_nn::ops::sigmoid(&logits)?
+    let mut pixels = ae_kernels::sigmoid(&logits)?
         .flatten_all()?
         .to_vec1::<f32>()?;
     let cols = (n as f64).sqrt().ceil() as usize;
@@ -460,7 +460,7 @@ pub fn manifold(
         }
     }
     let z = Tensor::from_vec(z, (steps * steps, 2), device)?;
-    let pixels = candle_nn::ops::sigmoid(&model.decode(&z)?)?
+    let pixels = ae_kernels::sigmoid(&model.decode(&z)?)?
         .flatten_all()?
         .to_vec1::<f32>()?;
     let image =
@@ -504,7 +504,7 @@ pub fn interpolations(
         }
     }
     let z = Tensor::from_vec(z, (pairs * steps, k), device)?;
-    let decoded = candle_nn::ops::sigmoid(&model.decode(&z)?)?
+    let decoded = ae_kernels::sigmoid(&model.decode(&z)?)?
         .flatten_all()?
         .to_vec1::<f32>()?;
     let dim = set.dim();
