@@ -1,7 +1,8 @@
 //! Shared helpers for the criterion benches in `benches/` (see `benches/benches/*.rs`):
 //! the MNIST images, seeded default models, and one training step exactly as
-//! `ae_train`'s loop takes it (batch tensor, noise for denoising, forward,
-//! loss, loss read back, backward, Adam).
+//! `ae_train`'s loop takes it (noise for denoising, the fused CPU step of the
+//! dense models and the VAE, or batch tensor, forward, loss, loss read back and
+//! backward; then Adam).
 
 use ae_data::rng::{AeRng, stream};
 use ae_data::{DataConfig, Noise, Split};
@@ -113,18 +114,33 @@ impl TrainStep {
         })
     }
 
-    /// One step: batch tensor (and noisy input), forward, loss, loss read
-    /// back, backward, Adam update. Returns the loss.
+    /// One step as `ae_train`'s loop takes it: the noisy input for denoising,
+    /// then the model's fused CPU step (`Autoencoder::fused_train_step`) where it
+    /// has one, else batch tensors, forward, loss, loss read back and backward;
+    /// then the Adam update. Returns the loss.
     pub fn step(&mut self) -> Result<f32, Error> {
-        let dev = &Device::Cpu;
-        let target = Tensor::from_slice(&self.clean, self.shape.as_slice(), dev)?;
-        let input = match &self.noise {
+        let noisy = match &self.noise {
             Some(nz) => {
                 self.noisy.clone_from(&self.clean);
                 nz.apply(&mut self.noisy, &mut self.noise_rng);
-                Tensor::from_slice(&self.noisy, self.shape.as_slice(), dev)?
+                true
             }
-            None => target.clone(),
+            None => false,
+        };
+        let input = if noisy { &self.noisy } else { &self.clean };
+        let n = self.shape[0];
+        if let Some(step) =
+            self.model
+                .fused_train_step(input, &self.clean, n, Some(&mut self.sample_rng))?
+        {
+            self.adam.step_slices(&step.grads)?;
+            return Ok(step.total as f32);
+        }
+        let dev = &Device::Cpu;
+        let target = Tensor::from_slice(&self.clean, self.shape.as_slice(), dev)?;
+        let input = match noisy {
+            true => Tensor::from_slice(&self.noisy, self.shape.as_slice(), dev)?,
+            false => target.clone(),
         };
         let out = self.model.forward(&input, Some(&mut self.sample_rng))?;
         let parts = self.model.loss(&out, &target)?;

@@ -202,7 +202,7 @@ impl ImageSet {
                     "image size [{channels}, {height}, {width}] must be non-zero and fit in usize"
                 ))
             })?;
-        if images.len() % dim != 0 {
+        if !images.len().is_multiple_of(dim) {
             return Err(DataError::InvalidImageSet(format!(
                 "{} pixels is not a multiple of the image size {dim}",
                 images.len()
@@ -215,13 +215,13 @@ impl ImageSet {
             )));
         }
         let n = images.len() / dim;
-        if let Some(l) = &labels {
-            if l.len() != n {
-                return Err(DataError::InvalidImageSet(format!(
-                    "{} labels for {n} images",
-                    l.len()
-                )));
-            }
+        if let Some(l) = &labels
+            && l.len() != n
+        {
+            return Err(DataError::InvalidImageSet(format!(
+                "{} labels for {n} images",
+                l.len()
+            )));
         }
         Ok(ImageSet {
             images,

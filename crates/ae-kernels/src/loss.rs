@@ -299,10 +299,11 @@ impl CustomOp2 for BceOp {
         if !(need_x || need_y) {
             return Ok((None, None));
         }
-        if need_x && !need_y {
-            if let Some(gx) = self.kept_grad(k, x.dims())? {
-                return Ok((Some(gx), None));
-            }
+        if need_x
+            && !need_y
+            && let Some(gx) = self.kept_grad(k, x.dims())?
+        {
+            return Ok((Some(gx), None));
         }
         let (gx, gy) = float_dispatch!(x.dtype(), "bce_with_logits backward", |T| self
             .grads::<T>(x, y, k, need_y)?);

@@ -37,23 +37,23 @@ impl Layer {
     pub fn new(weight: &Tensor, bias: Option<&Tensor>, relu: bool) -> Result<Self> {
         let (out, _) = weight.dims2()?;
         for (t, what) in [(Some(weight), "weight"), (bias, "bias")] {
-            if let Some(t) = t {
-                if !t.device().is_cpu() || t.dtype() != DType::F32 {
-                    bail!(
-                        "fused step: the {what} must be an f32 CPU tensor, got {:?} on {:?}",
-                        t.dtype(),
-                        t.device().location()
-                    )
-                }
-            }
-        }
-        if let Some(b) = bias {
-            if b.dims() != [out] {
+            if let Some(t) = t
+                && (!t.device().is_cpu() || t.dtype() != DType::F32)
+            {
                 bail!(
-                    "fused step: bias {:?} does not match a weight of {out} outputs",
-                    b.dims()
+                    "fused step: the {what} must be an f32 CPU tensor, got {:?} on {:?}",
+                    t.dtype(),
+                    t.device().location()
                 )
             }
+        }
+        if let Some(b) = bias
+            && b.dims() != [out]
+        {
+            bail!(
+                "fused step: bias {:?} does not match a weight of {out} outputs",
+                b.dims()
+            )
         }
         Ok(Self {
             weight: weight.clone(),
@@ -287,10 +287,10 @@ pub fn mlp_step(spec: &MlpSpec, x: &[f32], y: &[f32], n: usize) -> Result<StepOu
         bail!("fused step: the layers map {dim} features to {out}, not back to {dim}")
     }
     check_batch(x, y, n, dim)?;
-    if let Some((c, lambda)) = spec.l1 {
-        if c >= layers.len() || !(lambda.is_finite() && lambda >= 0.0) {
-            bail!("fused step: bad L1 penalty (layer {c}, λ = {lambda})")
-        }
+    if let Some((c, lambda)) = spec.l1
+        && (c >= layers.len() || !(lambda.is_finite() && lambda >= 0.0))
+    {
+        bail!("fused step: bad L1 penalty (layer {c}, λ = {lambda})")
     }
     let tensors = params(&layers);
     let refs: Vec<&Tensor> = tensors.iter().collect();
@@ -316,13 +316,13 @@ pub fn mlp_step(spec: &MlpSpec, x: &[f32], y: &[f32], n: usize) -> Result<StepOu
             false,
             &mut grads,
             |i, gy| {
-                if let Some((c, lambda)) = spec.l1 {
-                    if c == i {
-                        let k = (lambda / n as f64) as f32;
-                        for (g, &h) in gy.iter_mut().zip(&acts[c]) {
-                            if h != 0.0 {
-                                *g += k * h.signum();
-                            }
+                if let Some((c, lambda)) = spec.l1
+                    && c == i
+                {
+                    let k = (lambda / n as f64) as f32;
+                    for (g, &h) in gy.iter_mut().zip(&acts[c]) {
+                        if h != 0.0 {
+                            *g += k * h.signum();
                         }
                     }
                 }

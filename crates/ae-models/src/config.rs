@@ -375,7 +375,7 @@ impl SparseConfig {
 fn validate_conv_stack(input: &ImageShape, channels: &[usize], kernel: usize) -> Result<()> {
     input.validate()?;
     check_sizes("conv channels", channels, false)?;
-    if kernel == 0 || kernel % 2 == 0 {
+    if kernel == 0 || kernel.is_multiple_of(2) {
         return invalid(format!(
             "conv kernel must be odd and >= 1 (for 'same' padding), got {kernel}"
         ));
@@ -812,7 +812,7 @@ impl ModelConfig {
             ModelConfig::Conv(mut c) => {
                 c.validate()?;
                 let [_, h, w] = c.code_shape();
-                if k % (h * w) != 0 {
+                if !k.is_multiple_of(h * w) {
                     return invalid(format!(
                         "the conv code is C x {h} x {w}: latent dim {k} is not a multiple of {}",
                         h * w

@@ -134,8 +134,8 @@ fn conv_parts() -> impl Strategy<Value = (ImageShape, Vec<usize>, usize)> {
 /// Whether a conv stack is valid, computed independently of the crate.
 fn conv_ok(input: &ImageShape, channels: &[usize], kernel: usize) -> bool {
     let f = 1 << channels.len();
-    input.height % f == 0
-        && input.width % f == 0
+    input.height.is_multiple_of(f)
+        && input.width.is_multiple_of(f)
         && kernel <= input.height / f
         && kernel <= input.width / f
 }

@@ -187,13 +187,13 @@ impl TrainConfig {
                 self.weight_decay
             ));
         }
-        if let Some(es) = &self.early_stopping {
-            if es.patience == 0 || !(es.min_delta >= 0.0 && es.min_delta.is_finite()) {
-                return bad(format!(
-                    "early stopping needs patience >= 1 and min_delta >= 0, got {} and {}",
-                    es.patience, es.min_delta
-                ));
-            }
+        if let Some(es) = &self.early_stopping
+            && (es.patience == 0 || !(es.min_delta >= 0.0 && es.min_delta.is_finite()))
+        {
+            return bad(format!(
+                "early stopping needs patience >= 1 and min_delta >= 0, got {} and {}",
+                es.patience, es.min_delta
+            ));
         }
         self.schedule.validate()
     }

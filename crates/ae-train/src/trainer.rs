@@ -296,10 +296,10 @@ pub fn train_on(
             em.epoch, t.epochs, em.train_loss, em.val_loss, em.seconds, em.images_per_sec
         ));
         metrics.epochs.push(em);
-        if let Some(es) = &t.early_stopping {
-            if bad_epochs >= es.patience {
-                metrics.stopped_early = true;
-            }
+        if let Some(es) = &t.early_stopping
+            && bad_epochs >= es.patience
+        {
+            metrics.stopped_early = true;
         }
         let state = TrainState {
             format_version: FORMAT_VERSION,

@@ -119,7 +119,7 @@ pub type Ranges = Vec<(f32, f32)>;
 /// Per-dimension ranges and quantised values (`0..2^bits`) of codes `[N, L]`.
 pub fn quantise(codes: &[f32], latent: usize, bits: u8) -> Result<(Ranges, Vec<u8>)> {
     check_bits(bits)?;
-    if latent == 0 || codes.len() % latent != 0 {
+    if latent == 0 || !codes.len().is_multiple_of(latent) {
         return Err(UsesError::Mismatch(format!(
             "{} code values are not rows of {latent}",
             codes.len()

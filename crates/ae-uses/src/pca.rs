@@ -36,7 +36,7 @@ impl Pca {
     /// are signed so that the entry of largest magnitude is positive, so the
     /// same data always give the same components.
     pub fn fit(x: &[f32], dim: usize, k: usize) -> Result<Pca> {
-        if dim == 0 || x.len() % dim != 0 {
+        if dim == 0 || !x.len().is_multiple_of(dim) {
             return Err(UsesError::Mismatch(format!(
                 "PCA: {} values are not rows of {dim}",
                 x.len()
@@ -145,7 +145,7 @@ impl Pca {
     }
 
     fn rows(&self, len: usize, width: usize, what: &str) -> Result<usize> {
-        if len % width != 0 {
+        if !len.is_multiple_of(width) {
             return Err(UsesError::Mismatch(format!(
                 "PCA {what}: {len} values are not rows of {width}"
             )));

@@ -51,7 +51,7 @@ pub struct ProbeResult {
 }
 
 fn matrix(x: &[f32], dim: usize, what: &str) -> Result<Array2<f64>> {
-    if dim == 0 || x.len() % dim != 0 {
+    if dim == 0 || !x.len().is_multiple_of(dim) {
         return Err(UsesError::Mismatch(format!(
             "{what}: {} values are not rows of {dim} features",
             x.len()

@@ -224,14 +224,14 @@ pub fn scatter(
             "the scatter plot '{title}': no point"
         )));
     }
-    if let Some(l) = labels {
-        if l.len() != points.len() {
-            return Err(VizError::Data(format!(
-                "the scatter plot '{title}': {} labels for {} points",
-                l.len(),
-                points.len()
-            )));
-        }
+    if let Some(l) = labels
+        && l.len() != points.len()
+    {
+        return Err(VizError::Data(format!(
+            "the scatter plot '{title}': {} labels for {} points",
+            l.len(),
+            points.len()
+        )));
     }
     if let Some(p) = points
         .iter()
