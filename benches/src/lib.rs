@@ -122,7 +122,12 @@ impl TrainStep {
         let noisy = match &self.noise {
             Some(nz) => {
                 self.noisy.clone_from(&self.clean);
-                nz.apply(&mut self.noisy, &mut self.noise_rng);
+                let i = ImageShape::default();
+                nz.apply(
+                    &mut self.noisy,
+                    [i.channels, i.height, i.width],
+                    &mut self.noise_rng,
+                );
                 true
             }
             None => false,

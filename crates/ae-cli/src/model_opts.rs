@@ -74,7 +74,7 @@ pub struct ModelArgs {
     /// Sparsity penalty of the sparse model: l1:LAMBDA or kl:RHO:BETA.
     #[arg(long)]
     pub sparsity: Option<String>,
-    /// Input noise of the denoising model: gaussian:STD, salt-pepper:P, mask:FRACTION.
+    /// Input noise of the denoising model: gaussian:STD, salt-pepper:P, mask:FRACTION, shift:PIXELS.
     #[arg(long)]
     pub noise: Option<Noise>,
     /// Base of the denoising model: vanilla, sparse or conv.

@@ -1,4 +1,5 @@
-//! Input corruption for denoising autoencoders: Gaussian, salt-and-pepper and masking noise, drawn from `AeRng`.
+//! Input corruption for denoising autoencoders: Gaussian, salt-and-pepper, masking and
+//! translation noise, drawn from `AeRng`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,8 +14,9 @@ use crate::rng::AeRng;
 /// A corruption applied to inputs in [0,1]; results always stay in [0,1].
 ///
 /// JSON: `{"type": "none"}`, `{"type": "gaussian", "std": 0.4}`,
-/// `{"type": "salt-pepper", "prob": 0.1}`, `{"type": "mask", "fraction": 0.3}`.
-/// Text (CLI): `none`, `gaussian:0.4`, `salt-pepper:0.1`, `mask:0.3`.
+/// `{"type": "salt-pepper", "prob": 0.1}`, `{"type": "mask", "fraction": 0.3}`,
+/// `{"type": "shift", "pixels": 2}`.
+/// Text (CLI): `none`, `gaussian:0.4`, `salt-pepper:0.1`, `mask:0.3`, `shift:2`.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Noise {
@@ -36,6 +38,14 @@ pub enum Noise {
         /// Probability a pixel is dropped, in [0,1].
         fraction: f32,
     },
+    /// Each image is translated by `(dy, dx)`, each drawn uniformly from
+    /// `-pixels..=pixels`; the pixels it uncovers become 0. A denoising model
+    /// trained on it learns to put the digit back in place, so its code has to
+    /// ignore small translations.
+    Shift {
+        /// Largest translation along each axis, in pixels (at most 1000).
+        pixels: u32,
+    },
 }
 
 impl Noise {
@@ -55,6 +65,10 @@ impl Noise {
             Noise::Mask { fraction } => Err(DataError::InvalidNoise(format!(
                 "mask fraction must be in [0, 1], got {fraction}"
             ))),
+            Noise::Shift { pixels } if pixels <= 1000 => Ok(()),
+            Noise::Shift { pixels } => Err(DataError::InvalidNoise(format!(
+                "shift must be at most 1000 pixels, got {pixels}"
+            ))),
         }
     }
 
@@ -63,12 +77,16 @@ impl Noise {
         matches!(self, Noise::None)
     }
 
-    /// Corrupts `x` in place. Draws are consumed from `rng` in pixel order (one
-    /// normal per pixel for Gaussian; one uniform per pixel, plus one bit per
-    /// replaced pixel, for salt-and-pepper; one uniform per pixel for masking),
-    /// so a given seed always gives the same result. Outputs are clamped to
-    /// [0,1] (NaN becomes 0), whatever the parameters.
-    pub fn apply(&self, x: &mut [f32], rng: &mut AeRng) {
+    /// Corrupts `x` in place: whole images of `image` = `[channels, height,
+    /// width]`, row-major (a trailing partial image is left as it is).
+    ///
+    /// Draws are consumed from `rng` in pixel order (one normal per pixel for
+    /// Gaussian; one uniform per pixel, plus one bit per replaced pixel, for
+    /// salt-and-pepper; one uniform per pixel for masking) or image order (`dy`
+    /// then `dx` per image for shifts), so a given seed always gives the same
+    /// result. Outputs are clamped to [0,1] (NaN becomes 0), whatever the
+    /// parameters.
+    pub fn apply(&self, x: &mut [f32], image: [usize; 3], rng: &mut AeRng) {
         match *self {
             Noise::None => {}
             Noise::Gaussian { std } => {
@@ -91,6 +109,39 @@ impl Noise {
                     }
                 }
             }
+            Noise::Shift { pixels } => shift_images(x, image, i64::from(pixels), rng),
+        }
+    }
+}
+
+/// Translates each image of `x` by a random `(dy, dx)` in `[-p, p]²` (see [`Noise::Shift`]).
+fn shift_images(x: &mut [f32], [c, h, w]: [usize; 3], p: i64, rng: &mut AeRng) {
+    let len = c * h * w;
+    if len == 0 {
+        return;
+    }
+    let mut src = vec![0f32; len];
+    for img in x.chunks_exact_mut(len) {
+        let dy = rng.random_range(-p..=p);
+        let dx = rng.random_range(-p..=p);
+        src.copy_from_slice(img);
+        for (plane_out, plane_in) in img.chunks_exact_mut(h * w).zip(src.chunks_exact(h * w)) {
+            for (y, row) in plane_out.chunks_exact_mut(w).enumerate() {
+                let sy = y as i64 - dy;
+                if sy < 0 || sy >= h as i64 {
+                    row.fill(0.0);
+                    continue;
+                }
+                let from = &plane_in[sy as usize * w..(sy as usize + 1) * w];
+                for (xo, v) in row.iter_mut().enumerate() {
+                    let sx = xo as i64 - dx;
+                    *v = if sx < 0 || sx >= w as i64 {
+                        0.0
+                    } else {
+                        clip(from[sx as usize])
+                    };
+                }
+            }
         }
     }
 }
@@ -107,6 +158,7 @@ impl fmt::Display for Noise {
             Noise::Gaussian { std } => write!(f, "gaussian:{std}"),
             Noise::SaltPepper { prob } => write!(f, "salt-pepper:{prob}"),
             Noise::Mask { fraction } => write!(f, "mask:{fraction}"),
+            Noise::Shift { pixels } => write!(f, "shift:{pixels}"),
         }
     }
 }
@@ -115,7 +167,7 @@ impl FromStr for Noise {
     type Err = DataError;
 
     /// Parses `none`, `gaussian:STD`, `salt-pepper:PROB` (also `salt_pepper`,
-    /// `saltpepper`) or `mask:FRACTION`, and validates the parameter.
+    /// `saltpepper`), `mask:FRACTION` or `shift:PIXELS`, and validates the parameter.
     fn from_str(s: &str) -> Result<Noise> {
         let s = s.trim();
         let (kind, arg) = match s.split_once(':') {
@@ -139,9 +191,21 @@ impl FromStr for Noise {
             "mask" => Noise::Mask {
                 fraction: value("fraction")?,
             },
+            "shift" => {
+                let a = arg.ok_or_else(|| {
+                    DataError::InvalidNoise(format!("{s:?}: expected shift:<pixels>"))
+                })?;
+                Noise::Shift {
+                    pixels: a.parse::<u32>().map_err(|e| {
+                        DataError::InvalidNoise(format!(
+                            "{s:?}: pixels {a:?} is not a whole number: {e}"
+                        ))
+                    })?,
+                }
+            }
             _ => {
                 return Err(DataError::InvalidNoise(format!(
-                    "{s:?}: expected none, gaussian:STD, salt-pepper:PROB or mask:FRACTION"
+                    "{s:?}: expected none, gaussian:STD, salt-pepper:PROB, mask:FRACTION or shift:PIXELS"
                 )));
             }
         };
@@ -162,6 +226,7 @@ mod tests {
             Noise::Gaussian { std: 0.4 },
             Noise::SaltPepper { prob: 0.1 },
             Noise::Mask { fraction: 0.3 },
+            Noise::Shift { pixels: 2 },
         ] {
             assert_eq!(n.to_string().parse::<Noise>().unwrap(), n);
             let json = serde_json::to_string(&n).unwrap();
@@ -184,6 +249,10 @@ mod tests {
             "salt-pepper:NaN",
             "blur:1",
             "none:1",
+            "shift",
+            "shift:1.5",
+            "shift:-1",
+            "shift:1001",
             "",
         ] {
             assert!(bad.parse::<Noise>().is_err(), "{bad}");
@@ -202,7 +271,7 @@ mod tests {
     fn none_keeps_input_and_draws_nothing() {
         let mut rng = seeded(1);
         let mut x = vec![0.3; 10];
-        Noise::None.apply(&mut x, &mut rng);
+        Noise::None.apply(&mut x, [1, 1, 1], &mut rng);
         assert_eq!(x, vec![0.3; 10]);
         assert_eq!(rng.get_word_pos(), 0);
     }
@@ -210,7 +279,7 @@ mod tests {
     #[test]
     fn salt_pepper_sets_extremes() {
         let mut x = vec![0.5; 10_000];
-        Noise::SaltPepper { prob: 0.2 }.apply(&mut x, &mut seeded(3));
+        Noise::SaltPepper { prob: 0.2 }.apply(&mut x, [1, 1, 1], &mut seeded(3));
         let zeros = x.iter().filter(|&&v| v == 0.0).count();
         let ones = x.iter().filter(|&&v| v == 1.0).count();
         let kept = x.iter().filter(|&&v| v == 0.5).count();
@@ -222,7 +291,7 @@ mod tests {
     #[test]
     fn gaussian_changes_and_clips() {
         let mut x = vec![0.5; 1000];
-        Noise::Gaussian { std: 0.4 }.apply(&mut x, &mut seeded(4));
+        Noise::Gaussian { std: 0.4 }.apply(&mut x, [1, 1, 1], &mut seeded(4));
         assert!(x.iter().all(|v| (0.0..=1.0).contains(v)));
         assert!(x.contains(&0.0) && x.contains(&1.0));
         let mean = x.iter().sum::<f32>() / x.len() as f32;
@@ -232,7 +301,46 @@ mod tests {
     #[test]
     fn unvalidated_parameters_still_clip() {
         let mut x = vec![0.5; 100];
-        Noise::Gaussian { std: f32::NAN }.apply(&mut x, &mut seeded(5));
+        Noise::Gaussian { std: f32::NAN }.apply(&mut x, [1, 1, 1], &mut seeded(5));
         assert!(x.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+
+    #[test]
+    fn shift_moves_whole_images_and_fills_with_zeros() {
+        // Two 1x3x4 images with distinct values; a shift of at most 1 pixel.
+        let orig: Vec<f32> = (0..24).map(|v| v as f32 / 24.0).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..40 {
+            let mut x = orig.clone();
+            Noise::Shift { pixels: 1 }.apply(&mut x, [1, 3, 4], &mut seeded(seed));
+            for (img, src) in x.chunks(12).zip(orig.chunks(12)) {
+                // Find the (dy, dx) that explains the result; it must exist.
+                let fit = (-1i64..=1)
+                    .flat_map(|dy| (-1i64..=1).map(move |dx| (dy, dx)))
+                    .find(|&(dy, dx)| {
+                        (0..3i64).all(|y| {
+                            (0..4i64).all(|xx| {
+                                let (sy, sx) = (y - dy, xx - dx);
+                                let want = if (0..3).contains(&sy) && (0..4).contains(&sx) {
+                                    src[(sy * 4 + sx) as usize]
+                                } else {
+                                    0.0
+                                };
+                                img[(y * 4 + xx) as usize] == want
+                            })
+                        })
+                    });
+                let fit = fit.unwrap_or_else(|| panic!("seed {seed}: not a shift: {img:?}"));
+                seen.insert(fit);
+            }
+        }
+        assert_eq!(seen.len(), 9, "all nine shifts occur: {seen:?}");
+        // Same seed, same result; shift 0 changes nothing.
+        let (mut a, mut b, mut c) = (orig.clone(), orig.clone(), orig.clone());
+        Noise::Shift { pixels: 2 }.apply(&mut a, [2, 3, 2], &mut seeded(5));
+        Noise::Shift { pixels: 2 }.apply(&mut b, [2, 3, 2], &mut seeded(5));
+        Noise::Shift { pixels: 0 }.apply(&mut c, [1, 3, 4], &mut seeded(5));
+        assert_eq!(a, b);
+        assert_eq!(c, orig);
     }
 }

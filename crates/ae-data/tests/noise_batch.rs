@@ -10,6 +10,7 @@ fn noise_strategy() -> impl Strategy<Value = Noise> {
         (0.0f32..2.0).prop_map(|std| Noise::Gaussian { std }),
         (0.0f32..=1.0).prop_map(|prob| Noise::SaltPepper { prob }),
         (0.0f32..=1.0).prop_map(|fraction| Noise::Mask { fraction }),
+        (0u32..5).prop_map(|pixels| Noise::Shift { pixels }),
     ]
 }
 
@@ -23,7 +24,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let mut y = x.clone();
-        noise.apply(&mut y, &mut seeded(seed));
+        noise.apply(&mut y, [1, 3, 4], &mut seeded(seed));
         prop_assert_eq!(y.len(), x.len());
         prop_assert!(y.iter().all(|v| (0.0..=1.0).contains(v)), "{:?}", y);
     }
@@ -65,10 +66,11 @@ fn noise_is_reproducible_per_seed() {
         Noise::Gaussian { std: 0.4 },
         Noise::SaltPepper { prob: 0.2 },
         Noise::Mask { fraction: 0.3 },
+        Noise::Shift { pixels: 2 },
     ] {
         let run = |seed: u64| {
             let mut y = x.clone();
-            noise.apply(&mut y, &mut stream(seed, "noise"));
+            noise.apply(&mut y, [1, 10, 10], &mut stream(seed, "noise"));
             y
         };
         assert_eq!(run(1), run(1), "{noise}");
@@ -81,7 +83,7 @@ fn noise_is_reproducible_per_seed() {
 fn mask_drops_the_asked_fraction() {
     for fraction in [0.0f32, 0.1, 0.3, 0.75, 1.0] {
         let mut x = vec![1.0f32; 100_000];
-        Noise::Mask { fraction }.apply(&mut x, &mut seeded(11));
+        Noise::Mask { fraction }.apply(&mut x, [1, 100, 100], &mut seeded(11));
         let dropped = x.iter().filter(|&&v| v == 0.0).count() as f32 / x.len() as f32;
         assert!((dropped - fraction).abs() < 0.01, "{fraction}: {dropped}");
     }

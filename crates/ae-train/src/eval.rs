@@ -103,7 +103,7 @@ pub fn evaluate(
         let input = match &noise {
             Some(n) => {
                 let mut noisy = clean.clone();
-                n.apply(&mut noisy, &mut noise_rng);
+                n.apply(&mut noisy, set.shape(), &mut noise_rng);
                 Tensor::from_vec(noisy, shape.as_slice(), device)?
             }
             None => target.clone(),

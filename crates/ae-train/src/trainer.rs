@@ -214,7 +214,7 @@ pub fn train_on(
             let noisy_batch = match &noise {
                 Some(nz) => {
                     noisy.clone_from(&clean);
-                    nz.apply(&mut noisy, &mut noise_rng);
+                    nz.apply(&mut noisy, train_set.shape(), &mut noise_rng);
                     true
                 }
                 None => false,

@@ -68,7 +68,7 @@ pub fn denoise_table(
         for chunk in idx.chunks(batch.max(1)) {
             set.gather(chunk, &mut clean)?;
             let mut noisy = clean.clone();
-            noise.apply(&mut noisy, &mut rng);
+            noise.apply(&mut noisy, set.shape(), &mut rng);
             let x = Tensor::from_slice(
                 &noisy,
                 model.input_layout().shape(chunk.len()).as_slice(),

@@ -322,7 +322,7 @@ pub fn denoising(
     noise.validate()?;
     let clean = &set.pixels()[..n * set.dim()];
     let mut noisy = clean.to_vec();
-    noise.apply(&mut noisy, &mut stream(opts.seed, "denoise"));
+    noise.apply(&mut noisy, set.shape(), &mut stream(opts.seed, "denoise"));
     let den = ae_train::map_batches(model.input_layout(), &noisy, opts.batch_size, device, |x| {
         Ok::<_, VizError>(model.reconstruct(x)?)
     })?;
