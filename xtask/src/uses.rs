@@ -482,15 +482,25 @@ pub struct IwaeRow {
 
 /// The model whose 32-d code the probe table shows beside raw pixels and
 /// PCA-32: the default conv encoder (Conv 32 - pool - Conv 32 - pool) with a
-/// dense code of 32 units (`ae train --model conv --dense-code 32`).
+/// dense code of 32 units, trained as a denoising autoencoder against
+/// translations of up to 2 pixels (`ae train --model denoising --base conv
+/// --dense-code 32 --noise shift:2`): to put the digit back in place, the code
+/// has to ignore where it was, which is what makes the classes separable.
 pub fn probe_model(input: ImageShape) -> ModelConfig {
-    ModelConfig::Conv(ae_models::ConvConfig::for_input(input).with_dense_code(Some(32)))
+    ModelConfig::Denoising(
+        ae_models::DenoisingConfig::for_input(input)
+            .with_base(ModelConfig::Conv(
+                ae_models::ConvConfig::for_input(input).with_dense_code(Some(32)),
+            ))
+            .with_noise(ae_data::Noise::Shift { pixels: 2 }),
+    )
 }
 
 /// Its epochs, its run folder under `runs/uses/`, and its name in the table.
 pub const PROBE_MODEL_EPOCHS: usize = 12;
-const PROBE_MODEL_DIR: &str = "probe-conv-dense-32";
-const PROBE_MODEL_NAME: &str = "conv autoencoder codes (dense code), latent 32";
+const PROBE_MODEL_DIR: &str = "probe-shift-conv-dense-32";
+const PROBE_MODEL_NAME: &str =
+    "conv autoencoder codes (dense code, trained to undo 2-pixel shifts), latent 32";
 
 fn run_cfg(
     data: &DataConfig,
