@@ -17,6 +17,8 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use crate::wide::Wide;
+
 /// Element types the kernels support (the ones `gemm` has fast paths for).
 pub(crate) trait Elem:
     Copy
@@ -516,7 +518,7 @@ fn add_bias<T: Elem>(data: &mut [T], bias: &[T], plane: usize) {
 }
 
 /// Adds the per-channel sums of `[chs, plane]` data to `acc[..chs]`.
-fn add_channel_sums<T: Elem>(acc: &mut [T], data: &[T], plane: usize) {
+pub(crate) fn add_channel_sums<T: Elem>(acc: &mut [T], data: &[T], plane: usize) {
     if plane == 0 {
         return;
     }
@@ -677,7 +679,37 @@ pub(crate) fn conv_fwd<T: Elem>(
     bias: Option<&[T]>,
     relu: bool,
 ) -> Vec<T> {
+    conv_fwd_via(g, n, x, weight, bias, relu, Wide::new(g))
+}
+
+/// [`conv_fwd`] on the wide layout `wide` when given, else on plain im2col.
+fn conv_fwd_via<T: Elem>(
+    g: &Geom,
+    n: usize,
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    relu: bool,
+    wide: Option<Wide>,
+) -> Vec<T> {
     let mut y = vec![T::ZERO; n * g.out_len()];
+    if let Some(wd) = wide {
+        run_tasks(n, &mut y, g.out_len(), 0, |imgs, y_chunk, _, par| {
+            let mut s = wd.scratch();
+            for (i, y_i) in imgs.zip(y_chunk.chunks_mut(g.out_len())) {
+                wd.fwd(
+                    &mut s,
+                    weight,
+                    block(x, i, g.img_len()),
+                    y_i,
+                    bias,
+                    relu,
+                    par,
+                );
+            }
+        });
+        return y;
+    }
     run_tasks(n, &mut y, g.out_len(), 0, |imgs, y_chunk, _, par| {
         let mut col = vec![T::ZERO; g.col_len()];
         for (i, y_i) in imgs.zip(y_chunk.chunks_mut(g.out_len())) {
@@ -753,9 +785,56 @@ pub(crate) fn conv_bwd<T: Elem>(
     res: Option<&[T]>,
     need: Need,
 ) -> Grads<T> {
+    conv_bwd_via(g, n, x, weight, gy, res, need, Wide::new(g))
+}
+
+/// [`conv_bwd`] on the wide layout `wide` when given, else on plain im2col.
+#[allow(clippy::too_many_arguments)]
+fn conv_bwd_via<T: Elem>(
+    g: &Geom,
+    n: usize,
+    x: &[T],
+    weight: &[T],
+    gy: &[T],
+    res: Option<&[T]>,
+    need: Need,
+    wide: Option<Wide>,
+) -> Grads<T> {
     let wlen = g.weight_len();
     let mut gx = vec![T::ZERO; if need.input { n * g.img_len() } else { 0 }];
     let acc_len = if need.bias { wlen + g.o } else { wlen };
+    if let Some(wd) = wide {
+        let acc = run_tasks(
+            n,
+            &mut gx,
+            g.img_len(),
+            acc_len,
+            |imgs, gx_chunk, acc, par| {
+                let mut s = wd.scratch();
+                let mut gx_iter = gx_chunk.chunks_mut(g.img_len());
+                let (gw, gb) = acc.split_at_mut(wlen);
+                for i in imgs {
+                    wd.bwd(
+                        &mut s,
+                        weight,
+                        block(x, i, g.img_len()),
+                        block(gy, i, g.out_len()),
+                        res.map(|r| block(r, i, g.out_len())),
+                        gx_iter.next(),
+                        need.weight.then_some(&mut *gw),
+                        need.bias.then_some(&mut *gb),
+                        par,
+                    );
+                }
+            },
+        );
+        let (gw, gb) = split_acc(acc, wlen, need);
+        return Grads {
+            input: need.input.then_some(gx),
+            weight: gw,
+            bias: gb,
+        };
+    }
     let acc = run_tasks(
         n,
         &mut gx,
@@ -1033,6 +1112,88 @@ pub(crate) mod tests {
             // <conv_data(gy), x> == <gy, conv_fwd(x)> == <w, gw2>
             assert!((dot(&gx, &x) - dot(&gy, &gy2)).abs() < 1e-9);
             assert!((dot(&gx, &x) - dot(&w, &gw2)).abs() < 1e-9);
+        }
+    }
+
+    fn close(a: &[f64], b: &[f64], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() < 1e-10 * (1.0 + y.abs()),
+                "{what}[{i}]: {x} vs {y}"
+            );
+        }
+    }
+
+    /// The wide (padded-width) path against plain im2col: forward with and without bias and
+    /// ReLU, and every subset of backward gradients with and without a fused-ReLU mask.
+    fn check_wide(n: usize, g: &Geom, seed: u64) {
+        let Some(wd) = Wide::new(g) else {
+            panic!("wide path does not apply to {g:?}")
+        };
+        let x = seq(n * g.img_len(), seed);
+        let w = seq(g.weight_len(), seed + 1);
+        let b = seq(g.o, seed + 2);
+        let gy = seq(n * g.out_len(), seed + 3);
+        for (bias, relu) in [(None, false), (Some(&b[..]), true), (Some(&b[..]), false)] {
+            let want = conv_fwd_via(g, n, &x, &w, bias, relu, None);
+            let got = conv_fwd_via(g, n, &x, &w, bias, relu, Some(wd));
+            close(&got, &want, "forward");
+        }
+        let res = conv_fwd_via(g, n, &x, &w, Some(&b), true, None);
+        for mask in [None, Some(&res[..])] {
+            for bits in 1..8u8 {
+                let need = Need {
+                    input: bits & 1 != 0,
+                    weight: bits & 2 != 0,
+                    bias: bits & 4 != 0,
+                };
+                let want = conv_bwd_via(g, n, &x, &w, &gy, mask, need, None);
+                let got = conv_bwd_via(g, n, &x, &w, &gy, mask, need, Some(wd));
+                for (what, a, b) in [
+                    ("input", &got.input, &want.input),
+                    ("weight", &got.weight, &want.weight),
+                    ("bias", &got.bias, &want.bias),
+                ] {
+                    match (a, b) {
+                        (Some(a), Some(b)) => close(a, b, what),
+                        (None, None) => {}
+                        _ => panic!("{what}: presence differs"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wide_path_covers_the_mnist_shapes() {
+        for (c, hw, o) in [(1, 28, 32), (32, 14, 32), (32, 28, 1), (3, 5, 2)] {
+            let Some(g) = Geom::conv(c, (hw, hw), o, (3, 3), 1, 1) else {
+                panic!("bad test shape")
+            };
+            check_wide(3, &g, c as u64 * 7 + o as u64);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+        #[test]
+        fn wide_path_matches_im2col(
+            n in 1usize..=3,
+            c in 1usize..=5,
+            o in 1usize..=7,
+            h in 1usize..=9,
+            w in 1usize..=9,
+            kh in 1usize..=4,
+            kw in 1usize..=4,
+            pad in 0usize..=2,
+            seed in 0u64..1000,
+        ) {
+            if let Some(g) = Geom::conv(c, (h, w), o, (kh, kw), pad, 1) {
+                if Wide::new(&g).is_some() {
+                    check_wide(n, &g, seed);
+                }
+            }
         }
     }
 

@@ -1,0 +1,461 @@
+//! The padded-width ("wide") layout for stride-1 convolutions, which turns im2col and col2im
+//! into a few long contiguous copies and adds.
+//!
+//! Each image is first copied into a zero-padded buffer `[c, hp, wp]` (`hp = h + 2·pad`,
+//! `wp = w + 2·pad`). The output is then computed on a *wide* grid of `ho` rows of `wp`
+//! columns, of which only the first `wo` of each row are real outputs: on that grid the
+//! column-matrix row of kernel tap `(ci, ky, kx)` is the single contiguous slice of the padded
+//! plane `ci` starting at `ky·wp + kx`, of length `lw = (ho - 1)·wp + wo` (the grid up to its
+//! last real output). So
+//!
+//! * im2col is `c·kh·kw` slice copies of length `lw` (instead of one short copy per output
+//!   row and tap), and the GEMM's wide result is compacted to `ho x wo` while the bias and the
+//!   fused ReLU are applied;
+//! * for the backward passes the output gradient is spread onto the wide grid with zeros in the
+//!   extra columns; the data pass's columns `W^T @ gy` are then zero there too, so col2im is
+//!   `kh·kw` slice adds of length `lw` per padded image plane, followed by a crop; the filter
+//!   pass multiplies the zero-extended gradient by the same wide columns as the forward pass.
+//!
+//! With very few output channels (the GEMM's `m` dimension, e.g. a 32→1 output convolution)
+//! a GEMM is a poor fit: the column matrix is large and each of its values is used only `o`
+//! times. There the passes are direct sums of shifted slices of the padded planes (one
+//! multiply-add sweep per tap), with no column matrix at all.
+
+use gemm::Parallelism;
+
+use crate::cpu::{Elem, Geom, MatView, add_channel_sums, matmul};
+
+/// Output channels up to which the direct kernels replace the GEMMs.
+const DIRECT_MAX_O: usize = 4;
+
+/// The wide layout of one stride-1 convolution geometry (see the module docs).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Wide {
+    g: Geom,
+    /// Padded image height.
+    hp: usize,
+    /// Padded image width (the wide grid's row length).
+    wp: usize,
+    /// Length of the wide grid: `(ho - 1) * wp + wo`.
+    lw: usize,
+}
+
+/// Per-task scratch buffers of the wide path.
+pub(crate) struct Scratch<T> {
+    /// The padded image `[c, hp, wp]`; only its interior is ever written, so the border stays
+    /// zero. Empty without padding (the image is then its own padded image).
+    xpad: Vec<T>,
+    /// The wide column matrix `[k, lw]` (empty on the direct path).
+    col: Vec<T>,
+    /// The wide output, or the zero-extended output gradient, `[o, lw]`. In the gradient only
+    /// the real columns are ever written, so the others stay zero.
+    yw: Vec<T>,
+    /// One padded image plane `[hp, wp]` collecting the image gradient of one channel.
+    plane: Vec<T>,
+}
+
+/// `acc += a * x`, element-wise.
+#[inline(always)]
+fn axpy<T: Elem>(acc: &mut [T], a: T, x: &[T]) {
+    for (d, &s) in acc.iter_mut().zip(x) {
+        *d += a * s;
+    }
+}
+
+/// `acc += x`, element-wise.
+#[inline(always)]
+fn add<T: Elem>(acc: &mut [T], x: &[T]) {
+    for (d, &s) in acc.iter_mut().zip(x) {
+        *d += s;
+    }
+}
+
+/// `sum(a * b)` with independent partial sums, so that it vectorises.
+#[inline(always)]
+fn dot<T: Elem>(a: &[T], b: &[T]) -> T {
+    const LANES: usize = 16;
+    let mut part = [T::ZERO; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for ((p, &u), &v) in part.iter_mut().zip(x).zip(y) {
+            *p += u * v;
+        }
+    }
+    let mut s = T::ZERO;
+    for (&u, &v) in ra.iter().zip(rb) {
+        s += u * v;
+    }
+    for p in part {
+        s += p;
+    }
+    s
+}
+
+impl Wide {
+    /// The wide layout of `g`, when it applies: stride 1 and a real unfolding (not the 1x1,
+    /// unpadded case, whose column matrix is the image itself).
+    pub(crate) fn new(g: &Geom) -> Option<Self> {
+        if g.stride != 1 || (g.kh == 1 && g.kw == 1 && g.pad == 0) {
+            return None;
+        }
+        let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
+        Some(Self {
+            g: *g,
+            hp,
+            wp,
+            lw: (g.ho - 1) * wp + g.wo,
+        })
+    }
+
+    /// Elements of one padded plane.
+    fn plane_len(&self) -> usize {
+        self.hp * self.wp
+    }
+
+    /// Whether the passes use the direct kernels instead of GEMMs.
+    fn direct(&self) -> bool {
+        self.g.o <= DIRECT_MAX_O
+    }
+
+    /// Fresh scratch buffers for one task.
+    pub(crate) fn scratch<T: Elem>(&self) -> Scratch<T> {
+        let g = &self.g;
+        Scratch {
+            xpad: vec![T::ZERO; if g.pad > 0 { g.c * self.plane_len() } else { 0 }],
+            col: vec![T::ZERO; if self.direct() { 0 } else { g.k() * self.lw }],
+            yw: vec![T::ZERO; g.o * self.lw],
+            plane: vec![T::ZERO; self.plane_len()],
+        }
+    }
+
+    /// The padded image of `x` `[c, h, w]`: `x` itself without padding, else copied into the
+    /// interior of `xpad`.
+    #[inline(always)]
+    fn padded<'a, T: Elem>(&self, x: &'a [T], xpad: &'a mut [T]) -> &'a [T] {
+        let g = &self.g;
+        if g.pad == 0 {
+            return x;
+        }
+        let pl = self.plane_len();
+        for (src, dst) in x.chunks_exact(g.h * g.w).zip(xpad.chunks_exact_mut(pl)) {
+            for (y, row) in src.chunks_exact(g.w).enumerate() {
+                let start = (y + g.pad) * self.wp + g.pad;
+                dst[start..start + g.w].copy_from_slice(row);
+            }
+        }
+        xpad
+    }
+
+    /// The slice of padded plane `ci` read by kernel tap `(ky, kx)` on the wide grid.
+    #[inline(always)]
+    fn tap<'a, T>(&self, xp: &'a [T], ci: usize, ky: usize, kx: usize) -> &'a [T] {
+        let start = ci * self.plane_len() + ky * self.wp + kx;
+        &xp[start..start + self.lw]
+    }
+
+    /// Unfolds the padded image `xp` into the wide column matrix `col` `[k, lw]`.
+    #[inline(always)]
+    fn im2col<T: Elem>(&self, xp: &[T], col: &mut [T]) {
+        let g = &self.g;
+        let mut rows = col.chunks_exact_mut(self.lw);
+        for ci in 0..g.c {
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    if let Some(row) = rows.next() {
+                        row.copy_from_slice(self.tap(xp, ci, ky, kx));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies the wide result `yw` `[o, lw]` into `y` `[o, ho, wo]`, adding the bias and
+    /// applying the ReLU on the way.
+    #[inline(always)]
+    fn compact<T: Elem>(&self, yw: &[T], y: &mut [T], bias: Option<&[T]>, relu: bool) {
+        let g = &self.g;
+        for (oc, (src, dst)) in yw
+            .chunks_exact(self.lw)
+            .zip(y.chunks_exact_mut(g.l()))
+            .enumerate()
+        {
+            let b = bias.map_or(T::ZERO, |b| b[oc]);
+            for (oy, out) in dst.chunks_exact_mut(g.wo).enumerate() {
+                let row = &src[oy * self.wp..oy * self.wp + g.wo];
+                if relu {
+                    for (d, &s) in out.iter_mut().zip(row) {
+                        let v = s + b;
+                        *d = if v > T::ZERO { v } else { T::ZERO };
+                    }
+                } else {
+                    for (d, &s) in out.iter_mut().zip(row) {
+                        *d = s + b;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Spreads the output gradient `gy` `[o, ho, wo]` onto the wide grid `yw`, masked by
+    /// `res > 0` when a ReLU is fused (`res` being the op's output). Only the real columns
+    /// are written.
+    #[inline(always)]
+    fn widen<T: Elem>(&self, gy: &[T], res: Option<&[T]>, yw: &mut [T]) {
+        let g = &self.g;
+        for (oc, dst) in yw.chunks_exact_mut(self.lw).enumerate() {
+            let plane = oc * g.l()..(oc + 1) * g.l();
+            let src = &gy[plane.clone()];
+            for oy in 0..g.ho {
+                let out = &mut dst[oy * self.wp..oy * self.wp + g.wo];
+                let row = &src[oy * g.wo..(oy + 1) * g.wo];
+                match res {
+                    None => out.copy_from_slice(row),
+                    Some(res) => {
+                        let r = &res[plane.start + oy * g.wo..plane.start + (oy + 1) * g.wo];
+                        for ((d, &s), &r) in out.iter_mut().zip(row).zip(r) {
+                            *d = if r > T::ZERO { s } else { T::ZERO };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies the interior of the padded plane into one image channel `[h, w]`.
+    #[inline(always)]
+    fn crop<T: Elem>(&self, plane: &[T], dst: &mut [T]) {
+        let g = &self.g;
+        for (y, row) in dst.chunks_exact_mut(g.w).enumerate() {
+            let start = (y + g.pad) * self.wp + g.pad;
+            row.copy_from_slice(&plane[start..start + g.w]);
+        }
+    }
+
+    /// Convolution forward of one image: `y` `[o, ho, wo]` from `x` `[c, h, w]`, plus bias and
+    /// ReLU. Compiled for AVX2 when the CPU has it (the element-wise loops vectorise wider; the
+    /// same operations in the same order, so the same results).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn fwd<T: Elem>(
+        &self,
+        s: &mut Scratch<T>,
+        weight: &[T],
+        x: &[T],
+        y: &mut [T],
+        bias: Option<&[T]>,
+        relu: bool,
+        par: Parallelism,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 support was just checked.
+            return unsafe { self.fwd_avx2(s, weight, x, y, bias, relu, par) };
+        }
+        self.fwd_body(s, weight, x, y, bias, relu, par)
+    }
+
+    /// [`Wide::fwd_body`] compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn fwd_avx2<T: Elem>(
+        &self,
+        s: &mut Scratch<T>,
+        weight: &[T],
+        x: &[T],
+        y: &mut [T],
+        bias: Option<&[T]>,
+        relu: bool,
+        par: Parallelism,
+    ) {
+        self.fwd_body(s, weight, x, y, bias, relu, par)
+    }
+
+    /// The body of [`Wide::fwd`].
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn fwd_body<T: Elem>(
+        &self,
+        s: &mut Scratch<T>,
+        weight: &[T],
+        x: &[T],
+        y: &mut [T],
+        bias: Option<&[T]>,
+        relu: bool,
+        par: Parallelism,
+    ) {
+        let g = &self.g;
+        let k = g.k();
+        let Scratch { xpad, col, yw, .. } = s;
+        let xp = self.padded(x, xpad);
+        if self.direct() {
+            for (acc, w) in yw.chunks_exact_mut(self.lw).zip(weight.chunks_exact(k)) {
+                acc.fill(T::ZERO);
+                let mut taps = w.iter();
+                for ci in 0..g.c {
+                    for ky in 0..g.kh {
+                        for kx in 0..g.kw {
+                            if let Some(&a) = taps.next() {
+                                axpy(acc, a, self.tap(xp, ci, ky, kx));
+                            }
+                        }
+                    }
+                }
+            }
+        } else {
+            self.im2col(xp, col);
+            matmul(
+                yw,
+                MatView::row_major(g.o, self.lw),
+                false,
+                weight,
+                MatView::row_major(g.o, k),
+                col,
+                MatView::row_major(k, self.lw),
+                par,
+            );
+        }
+        self.compact(yw, y, bias, relu);
+    }
+
+    /// Convolution backward of one image, from `x` `[c, h, w]` and the output gradient `gy`
+    /// `[o, ho, wo]` (masked by `res > 0` when a ReLU is fused): writes the image gradient into
+    /// `gx` and adds the weight and bias gradients to `gw` and `gb`, each when given. Compiled
+    /// for AVX2 when the CPU has it, like [`Wide::fwd`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn bwd<T: Elem>(
+        &self,
+        s: &mut Scratch<T>,
+        weight: &[T],
+        x: &[T],
+        gy: &[T],
+        res: Option<&[T]>,
+        gx: Option<&mut [T]>,
+        gw: Option<&mut [T]>,
+        gb: Option<&mut [T]>,
+        par: Parallelism,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 support was just checked.
+            return unsafe { self.bwd_avx2(s, weight, x, gy, res, gx, gw, gb, par) };
+        }
+        self.bwd_body(s, weight, x, gy, res, gx, gw, gb, par)
+    }
+
+    /// [`Wide::bwd_body`] compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn bwd_avx2<T: Elem>(
+        &self,
+        s: &mut Scratch<T>,
+        weight: &[T],
+        x: &[T],
+        gy: &[T],
+        res: Option<&[T]>,
+        gx: Option<&mut [T]>,
+        gw: Option<&mut [T]>,
+        gb: Option<&mut [T]>,
+        par: Parallelism,
+    ) {
+        self.bwd_body(s, weight, x, gy, res, gx, gw, gb, par)
+    }
+
+    /// The body of [`Wide::bwd`].
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn bwd_body<T: Elem>(
+        &self,
+        s: &mut Scratch<T>,
+        weight: &[T],
+        x: &[T],
+        gy: &[T],
+        res: Option<&[T]>,
+        gx: Option<&mut [T]>,
+        gw: Option<&mut [T]>,
+        gb: Option<&mut [T]>,
+        par: Parallelism,
+    ) {
+        let g = &self.g;
+        let k = g.k();
+        let lw = self.lw;
+        let Scratch {
+            xpad,
+            col,
+            yw,
+            plane,
+        } = s;
+        self.widen(gy, res, yw);
+        if let Some(gb) = gb {
+            add_channel_sums(gb, yw, lw);
+        }
+        if let Some(gw) = gw {
+            let xp = self.padded(x, xpad);
+            if self.direct() {
+                for (gy_o, gw_o) in yw.chunks_exact(lw).zip(gw.chunks_exact_mut(k)) {
+                    let mut taps = gw_o.iter_mut();
+                    for ci in 0..g.c {
+                        for ky in 0..g.kh {
+                            for kx in 0..g.kw {
+                                if let Some(t) = taps.next() {
+                                    *t += dot(gy_o, self.tap(xp, ci, ky, kx));
+                                }
+                            }
+                        }
+                    }
+                }
+            } else {
+                self.im2col(xp, col);
+                matmul(
+                    gw,
+                    MatView::row_major(g.o, k),
+                    true,
+                    yw,
+                    MatView::row_major(g.o, lw),
+                    col,
+                    MatView::row_major(k, lw).t(),
+                    par,
+                );
+            }
+        }
+        let Some(gx) = gx else { return };
+        if !self.direct() {
+            matmul(
+                col,
+                MatView::row_major(k, lw),
+                false,
+                weight,
+                MatView::row_major(g.o, k).t(),
+                yw,
+                MatView::row_major(g.o, lw),
+                par,
+            );
+        }
+        let taps = g.kh * g.kw;
+        for (ci, gx_c) in gx.chunks_exact_mut(g.h * g.w).enumerate() {
+            plane.fill(T::ZERO);
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let start = ky * self.wp + kx;
+                    let dst = &mut plane[start..start + lw];
+                    let r = ci * taps + ky * g.kw + kx;
+                    if self.direct() {
+                        for (gy_o, w) in yw.chunks_exact(lw).zip(weight.chunks_exact(k)) {
+                            axpy(dst, w[r], gy_o);
+                        }
+                    } else {
+                        add(dst, &col[r * lw..(r + 1) * lw]);
+                    }
+                }
+            }
+            self.crop(plane, gx_c);
+        }
+    }
+}
