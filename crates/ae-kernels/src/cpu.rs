@@ -13,6 +13,11 @@
 //!
 //! Work is split over the images of the batch with rayon; each task keeps its own
 //! column buffer, small enough to stay in cache, and calls a single-threaded GEMM.
+//!
+//! Every geometry except the 1x1 stride-1 unpadded one (whose column matrix is the image
+//! itself) runs on the padded-width layout of [`crate::wide`], where im2col and col2im are a
+//! few long slice copies; the plain [`im2col`] / [`col2im`] passes remain the reference it is
+//! tested against and the path for empty images.
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -704,6 +709,7 @@ fn conv_fwd_via<T: Elem>(
                     y_i,
                     bias,
                     relu,
+                    false,
                     par,
                 );
             }
@@ -731,7 +737,41 @@ pub(crate) fn conv_data<T: Elem>(
     bias: Option<&[T]>,
     relu: bool,
 ) -> Vec<T> {
+    conv_data_via(g, n, y, weight, bias, relu, Wide::new(g))
+}
+
+/// [`conv_data`] on the wide layout `wide` when given, else on plain col2im.
+fn conv_data_via<T: Elem>(
+    g: &Geom,
+    n: usize,
+    y: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    relu: bool,
+    wide: Option<Wide>,
+) -> Vec<T> {
     let mut x = vec![T::ZERO; n * g.img_len()];
+    if let Some(wd) = wide {
+        run_tasks(n, &mut x, g.img_len(), 0, |imgs, x_chunk, _, par| {
+            let mut s = wd.scratch();
+            for (i, x_i) in imgs.zip(x_chunk.chunks_mut(g.img_len())) {
+                let y_i = block(y, i, g.out_len());
+                wd.bwd(
+                    &mut s,
+                    weight,
+                    &[],
+                    y_i,
+                    None,
+                    Some(&mut *x_i),
+                    None,
+                    None,
+                    par,
+                );
+                finish(x_i, bias, g.h * g.w, relu);
+            }
+        });
+        return x;
+    }
     run_tasks(n, &mut x, g.img_len(), 0, |imgs, x_chunk, _, par| {
         let mut col = vec![T::ZERO; g.col_len()];
         for (i, x_i) in imgs.zip(x_chunk.chunks_mut(g.img_len())) {
@@ -883,10 +923,69 @@ pub(crate) fn conv_t_bwd<T: Elem>(
     res: Option<&[T]>,
     need: Need,
 ) -> Grads<T> {
+    conv_t_bwd_via(g, n, y, weight, gx, res, need, Wide::new(g))
+}
+
+/// [`conv_t_bwd`] on the wide layout `wide` when given, else on plain im2col.
+#[allow(clippy::too_many_arguments)]
+fn conv_t_bwd_via<T: Elem>(
+    g: &Geom,
+    n: usize,
+    y: &[T],
+    weight: &[T],
+    gx: &[T],
+    res: Option<&[T]>,
+    need: Need,
+    wide: Option<Wide>,
+) -> Grads<T> {
     let (k, l) = (g.k(), g.l());
     let wlen = g.weight_len();
     let mut gy = vec![T::ZERO; if need.input { n * g.out_len() } else { 0 }];
     let acc_len = if need.bias { wlen + g.c } else { wlen };
+    if let Some(wd) = wide {
+        let acc = run_tasks(
+            n,
+            &mut gy,
+            g.out_len(),
+            acc_len,
+            |imgs, gy_chunk, acc, par| {
+                let mut s = wd.scratch();
+                let mut buf = vec![T::ZERO; if res.is_some() { g.img_len() } else { 0 }];
+                let mut gy_iter = gy_chunk.chunks_mut(g.out_len());
+                let (gw, gb) = acc.split_at_mut(wlen);
+                for i in imgs {
+                    let res_i = res.map(|r| block(r, i, g.img_len()));
+                    let gx_i = masked(block(gx, i, g.img_len()), res_i, &mut buf);
+                    if need.bias {
+                        add_channel_sums(gb, gx_i, g.h * g.w);
+                    }
+                    let y_i = block(y, i, g.out_len());
+                    if need.weight {
+                        wd.bwd(
+                            &mut s,
+                            weight,
+                            gx_i,
+                            y_i,
+                            None,
+                            None,
+                            Some(&mut *gw),
+                            None,
+                            par,
+                        );
+                    }
+                    if let Some(gy_i) = gy_iter.next() {
+                        wd.fwd(&mut s, weight, gx_i, gy_i, None, false, need.weight, par);
+                    }
+                }
+            },
+        );
+        let (gw, gb) = split_acc(acc, wlen, need);
+        return Grads {
+            input: need.input.then_some(gy),
+            weight: gw,
+            bias: gb,
+        };
+    }
     let acc = run_tasks(
         n,
         &mut gy,
@@ -1140,8 +1239,15 @@ pub(crate) mod tests {
             let got = conv_fwd_via(g, n, &x, &w, bias, relu, Some(wd));
             close(&got, &want, "forward");
         }
+        let bc = seq(g.c, seed + 4);
+        for (bias, relu) in [(None, false), (Some(&bc[..]), true), (Some(&bc[..]), false)] {
+            let want = conv_data_via(g, n, &gy, &w, bias, relu, None);
+            let got = conv_data_via(g, n, &gy, &w, bias, relu, Some(wd));
+            close(&got, &want, "transposed forward");
+        }
         let res = conv_fwd_via(g, n, &x, &w, Some(&b), true, None);
-        for mask in [None, Some(&res[..])] {
+        let res_t = conv_data_via(g, n, &gy, &w, Some(&bc), true, None);
+        for (mask, mask_t) in [(None, None), (Some(&res[..]), Some(&res_t[..]))] {
             for bits in 1..8u8 {
                 let need = Need {
                     input: bits & 1 != 0,
@@ -1150,7 +1256,12 @@ pub(crate) mod tests {
                 };
                 let want = conv_bwd_via(g, n, &x, &w, &gy, mask, need, None);
                 let got = conv_bwd_via(g, n, &x, &w, &gy, mask, need, Some(wd));
+                let want_t = conv_t_bwd_via(g, n, &gy, &w, &x, mask_t, need, None);
+                let got_t = conv_t_bwd_via(g, n, &gy, &w, &x, mask_t, need, Some(wd));
                 for (what, a, b) in [
+                    ("transposed input", &got_t.input, &want_t.input),
+                    ("transposed weight", &got_t.weight, &want_t.weight),
+                    ("transposed bias", &got_t.bias, &want_t.bias),
                     ("input", &got.input, &want.input),
                     ("weight", &got.weight, &want.weight),
                     ("bias", &got.bias, &want.bias),
@@ -1167,8 +1278,16 @@ pub(crate) mod tests {
 
     #[test]
     fn wide_path_covers_the_mnist_shapes() {
-        for (c, hw, o) in [(1, 28, 32), (32, 14, 32), (32, 28, 1), (3, 5, 2)] {
-            let Some(g) = Geom::conv(c, (hw, hw), o, (3, 3), 1, 1) else {
+        // The convolutions, then the transposed ones (as the convolutions they are adjoint to).
+        for (c, hw, o, stride) in [
+            (1, 28, 32, 1),
+            (32, 14, 32, 1),
+            (32, 28, 1, 1),
+            (3, 5, 2, 1),
+            (32, 14, 32, 2),
+            (32, 28, 32, 2),
+        ] {
+            let Some(g) = Geom::conv(c, (hw, hw), o, (3, 3), 1, stride) else {
                 panic!("bad test shape")
             };
             check_wide(3, &g, c as u64 * 7 + o as u64);
@@ -1187,9 +1306,10 @@ pub(crate) mod tests {
             kh in 1usize..=4,
             kw in 1usize..=4,
             pad in 0usize..=2,
+            stride in 1usize..=3,
             seed in 0u64..1000,
         ) {
-            if let Some(g) = Geom::conv(c, (h, w), o, (kh, kw), pad, 1) {
+            if let Some(g) = Geom::conv(c, (h, w), o, (kh, kw), pad, stride) {
                 if Wide::new(&g).is_some() {
                     check_wide(n, &g, seed);
                 }

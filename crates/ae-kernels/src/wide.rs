@@ -1,12 +1,12 @@
-//! The padded-width ("wide") layout for stride-1 convolutions, which turns im2col and col2im
-//! into a few long contiguous copies and adds.
+//! The padded-width ("wide") layout for convolutions, which turns im2col and col2im into a few
+//! long contiguous copies and adds.
 //!
-//! Each image is first copied into a zero-padded buffer `[c, hp, wp]` (`hp = h + 2·pad`,
-//! `wp = w + 2·pad`). The output is then computed on a *wide* grid of `ho` rows of `wp`
-//! columns, of which only the first `wo` of each row are real outputs: on that grid the
-//! column-matrix row of kernel tap `(ci, ky, kx)` is the single contiguous slice of the padded
-//! plane `ci` starting at `ky·wp + kx`, of length `lw = (ho - 1)·wp + wo` (the grid up to its
-//! last real output). So
+//! For stride 1, each image is first copied into a zero-padded buffer `[c, hp, wp]`
+//! (`hp = h + 2·pad`, `wp = w + 2·pad`). The output is then computed on a *wide* grid of `ho`
+//! rows of `wp` columns, of which only the first `wo` of each row are real outputs: on that
+//! grid the column-matrix row of kernel tap `(ci, ky, kx)` is the single contiguous slice of
+//! the padded plane `ci` starting at `ky·wp + kx`, of length `lw = (ho - 1)·wp + wo` (the grid
+//! up to its last real output). So
 //!
 //! * im2col is `c·kh·kw` slice copies of length `lw` (instead of one short copy per output
 //!   row and tap), and the GEMM's wide result is compacted to `ho x wo` while the bias and the
@@ -15,6 +15,13 @@
 //!   extra columns; the data pass's columns `W^T @ gy` are then zero there too, so col2im is
 //!   `kh·kw` slice adds of length `lw` per padded image plane, followed by a crop; the filter
 //!   pass multiplies the zero-extended gradient by the same wide columns as the forward pass.
+//!
+//! A stride `s > 1` (the transposed convolutions' geometries) is reduced to the same form by
+//! splitting every channel into `s²` *phase planes*, plane `(ry, rx)` holding the pixels
+//! `(s·a + ry, s·b + rx)`, each padded by `ceil(pad / s)` zero rows and columns in front (and
+//! enough behind): input row `s·oy + ky - pad` is row `oy + q` of phase `r`, where
+//! `ky - pad = s·q + r`, so every tap again reads one contiguous slice of one phase plane.
+//! Only the split into phases (and the crop back) moves single pixels.
 //!
 //! With very few output channels (the GEMM's `m` dimension, e.g. a 32→1 output convolution)
 //! a GEMM is a poor fit: the column matrix is large and each of its values is used only `o`
@@ -32,9 +39,11 @@ const DIRECT_MAX_O: usize = 4;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Wide {
     g: Geom,
-    /// Padded image height.
+    /// Zero rows (and columns) in front of each phase plane: `ceil(pad / stride)`.
+    top: usize,
+    /// Height of one padded phase plane.
     hp: usize,
-    /// Padded image width (the wide grid's row length).
+    /// Width of one padded phase plane (the wide grid's row length).
     wp: usize,
     /// Length of the wide grid: `(ho - 1) * wp + wo`.
     lw: usize,
@@ -93,24 +102,67 @@ fn dot<T: Elem>(a: &[T], b: &[T]) -> T {
 }
 
 impl Wide {
-    /// The wide layout of `g`, when it applies: stride 1 and a real unfolding (not the 1x1,
-    /// unpadded case, whose column matrix is the image itself).
+    /// The wide layout of `g`, when it applies: a real unfolding (not the 1x1, stride-1,
+    /// unpadded case, whose column matrix is the image itself) of a non-empty image.
     pub(crate) fn new(g: &Geom) -> Option<Self> {
-        if g.stride != 1 || (g.kh == 1 && g.kw == 1 && g.pad == 0) {
+        if g.stride == 1 && g.kh == 1 && g.kw == 1 && g.pad == 0 {
             return None;
         }
-        let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
+        if [g.h, g.w, g.kh, g.kw, g.ho, g.wo].contains(&0) {
+            return None;
+        }
+        let s = g.stride as isize;
+        let top = g.pad.div_ceil(g.stride);
+        // Rows of a phase plane: the `top` zero rows, then enough for both the image's rows
+        // of that phase and the rows read by the last output row's largest tap shift.
+        let extent = |k: usize, n_out: usize, n_in: usize| {
+            let shift = (k as isize - 1 - g.pad as isize).div_euclid(s);
+            let need = (n_out as isize + shift).max(n_in.div_ceil(g.stride) as isize);
+            top + need.max(0) as usize
+        };
+        let (hp, wp) = (extent(g.kh, g.ho, g.h), extent(g.kw, g.wo, g.w));
         Some(Self {
             g: *g,
+            top,
             hp,
             wp,
             lw: (g.ho - 1) * wp + g.wo,
         })
     }
 
-    /// Elements of one padded plane.
+    /// Elements of one padded phase plane.
     fn plane_len(&self) -> usize {
         self.hp * self.wp
+    }
+
+    /// Elements of the `stride²` phase planes of one channel.
+    fn chan_len(&self) -> usize {
+        self.g.stride * self.g.stride * self.plane_len()
+    }
+
+    /// Whether the image is its own padded image (stride 1, no padding).
+    fn unpadded(&self) -> bool {
+        self.g.stride == 1 && self.g.pad == 0
+    }
+
+    /// Phase and shifted position (in padded phase-plane coordinates) of kernel offset `k`
+    /// along one axis: input coordinate `stride·out + k - pad` is `stride·(out + q) + r`, at
+    /// phase `r`, padded position `out + q + top`; this returns `(r, q + top)`.
+    #[inline(always)]
+    fn split(&self, k: usize) -> (usize, usize) {
+        let d = k as isize - self.g.pad as isize;
+        let s = self.g.stride as isize;
+        (
+            d.rem_euclid(s) as usize,
+            (d.div_euclid(s) + self.top as isize) as usize,
+        )
+    }
+
+    /// Offset of the slice read by kernel tap `(ky, kx)` in one channel's phase planes.
+    #[inline(always)]
+    fn tap_start(&self, ky: usize, kx: usize) -> usize {
+        let ((ry, sy), (rx, sx)) = (self.split(ky), self.split(kx));
+        (ry * self.g.stride + rx) * self.plane_len() + sy * self.wp + sx
     }
 
     /// Whether the passes use the direct kernels instead of GEMMs.
@@ -122,35 +174,69 @@ impl Wide {
     pub(crate) fn scratch<T: Elem>(&self) -> Scratch<T> {
         let g = &self.g;
         Scratch {
-            xpad: vec![T::ZERO; if g.pad > 0 { g.c * self.plane_len() } else { 0 }],
+            xpad: vec![
+                T::ZERO;
+                if self.unpadded() {
+                    0
+                } else {
+                    g.c * self.chan_len()
+                }
+            ],
             col: vec![T::ZERO; if self.direct() { 0 } else { g.k() * self.lw }],
             yw: vec![T::ZERO; g.o * self.lw],
-            plane: vec![T::ZERO; self.plane_len()],
+            plane: vec![T::ZERO; self.chan_len()],
         }
     }
 
-    /// The padded image of `x` `[c, h, w]`: `x` itself without padding, else copied into the
-    /// interior of `xpad`.
+    /// Where image pixel `(y, x0)`, `x0 < stride`, and the pixels `stride` apart after it in
+    /// its row start in one channel's padded phase planes, and how many of them there are.
+    #[inline(always)]
+    fn phase_row(&self, y: usize, x0: usize) -> (usize, usize) {
+        let s = self.g.stride;
+        let start = ((y % s * s + x0) * self.hp + y / s + self.top) * self.wp + self.top;
+        (start, (self.g.w - x0).div_ceil(s))
+    }
+
+    /// The padded image of `x` `[c, h, w]`: `x` itself for stride 1 without padding, else
+    /// split into phase planes in the interior of `xpad`.
     #[inline(always)]
     fn padded<'a, T: Elem>(&self, x: &'a [T], xpad: &'a mut [T]) -> &'a [T] {
         let g = &self.g;
-        if g.pad == 0 {
+        if self.unpadded() {
             return x;
         }
-        let pl = self.plane_len();
-        for (src, dst) in x.chunks_exact(g.h * g.w).zip(xpad.chunks_exact_mut(pl)) {
+        for (src, dst) in x
+            .chunks_exact(g.h * g.w)
+            .zip(xpad.chunks_exact_mut(self.chan_len()))
+        {
             for (y, row) in src.chunks_exact(g.w).enumerate() {
-                let start = (y + g.pad) * self.wp + g.pad;
-                dst[start..start + g.w].copy_from_slice(row);
+                for x0 in 0..g.stride.min(g.w) {
+                    let (start, len) = self.phase_row(y, x0);
+                    let out = &mut dst[start..start + len];
+                    if g.stride == 1 {
+                        out.copy_from_slice(row);
+                    } else {
+                        for (d, &v) in out.iter_mut().zip(row[x0..].iter().step_by(g.stride)) {
+                            *d = v;
+                        }
+                    }
+                }
             }
         }
         xpad
     }
 
-    /// The slice of padded plane `ci` read by kernel tap `(ky, kx)` on the wide grid.
+    /// The padded image already held by the scratch (see [`Wide::padded`]).
+    #[inline(always)]
+    fn padded_view<'a, T: Elem>(&self, x: &'a [T], xpad: &'a [T]) -> &'a [T] {
+        if self.unpadded() { x } else { xpad }
+    }
+
+    /// The slice of channel `ci`'s phase planes read by kernel tap `(ky, kx)` on the wide
+    /// grid.
     #[inline(always)]
     fn tap<'a, T>(&self, xp: &'a [T], ci: usize, ky: usize, kx: usize) -> &'a [T] {
-        let start = ci * self.plane_len() + ky * self.wp + kx;
+        let start = ci * self.chan_len() + self.tap_start(ky, kx);
         &xp[start..start + self.lw]
     }
 
@@ -222,19 +308,31 @@ impl Wide {
         }
     }
 
-    /// Copies the interior of the padded plane into one image channel `[h, w]`.
+    /// Copies the interior of one channel's padded phase planes into the image channel
+    /// `[h, w]` (the inverse of [`Wide::padded`]).
     #[inline(always)]
-    fn crop<T: Elem>(&self, plane: &[T], dst: &mut [T]) {
+    fn crop<T: Elem>(&self, planes: &[T], dst: &mut [T]) {
         let g = &self.g;
         for (y, row) in dst.chunks_exact_mut(g.w).enumerate() {
-            let start = (y + g.pad) * self.wp + g.pad;
-            row.copy_from_slice(&plane[start..start + g.w]);
+            for x0 in 0..g.stride.min(g.w) {
+                let (start, len) = self.phase_row(y, x0);
+                let src = &planes[start..start + len];
+                if g.stride == 1 {
+                    row.copy_from_slice(src);
+                } else {
+                    for (d, &v) in row[x0..].iter_mut().step_by(g.stride).zip(src) {
+                        *d = v;
+                    }
+                }
+            }
         }
     }
 
     /// Convolution forward of one image: `y` `[o, ho, wo]` from `x` `[c, h, w]`, plus bias and
-    /// ReLU. Compiled for AVX2 when the CPU has it (the element-wise loops vectorise wider; the
-    /// same operations in the same order, so the same results).
+    /// ReLU. With `reuse_cols`, the scratch already holds the padded image and the columns of
+    /// this `x` (from a [`Wide::bwd`] weight-gradient pass on it). Compiled for AVX2 when the
+    /// CPU has it (the element-wise loops vectorise wider; the same operations in the same
+    /// order, so the same results).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn fwd<T: Elem>(
         &self,
@@ -244,14 +342,15 @@ impl Wide {
         y: &mut [T],
         bias: Option<&[T]>,
         relu: bool,
+        reuse_cols: bool,
         par: Parallelism,
     ) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: AVX2 support was just checked.
-            return unsafe { self.fwd_avx2(s, weight, x, y, bias, relu, par) };
+            return unsafe { self.fwd_avx2(s, weight, x, y, bias, relu, reuse_cols, par) };
         }
-        self.fwd_body(s, weight, x, y, bias, relu, par)
+        self.fwd_body(s, weight, x, y, bias, relu, reuse_cols, par)
     }
 
     /// [`Wide::fwd_body`] compiled for AVX2.
@@ -269,9 +368,10 @@ impl Wide {
         y: &mut [T],
         bias: Option<&[T]>,
         relu: bool,
+        reuse_cols: bool,
         par: Parallelism,
     ) {
-        self.fwd_body(s, weight, x, y, bias, relu, par)
+        self.fwd_body(s, weight, x, y, bias, relu, reuse_cols, par)
     }
 
     /// The body of [`Wide::fwd`].
@@ -285,12 +385,17 @@ impl Wide {
         y: &mut [T],
         bias: Option<&[T]>,
         relu: bool,
+        reuse_cols: bool,
         par: Parallelism,
     ) {
         let g = &self.g;
         let k = g.k();
         let Scratch { xpad, col, yw, .. } = s;
-        let xp = self.padded(x, xpad);
+        let xp = if reuse_cols {
+            self.padded_view(x, xpad)
+        } else {
+            self.padded(x, xpad)
+        };
         if self.direct() {
             for (acc, w) in yw.chunks_exact_mut(self.lw).zip(weight.chunks_exact(k)) {
                 acc.fill(T::ZERO);
@@ -306,7 +411,9 @@ impl Wide {
                 }
             }
         } else {
-            self.im2col(xp, col);
+            if !reuse_cols {
+                self.im2col(xp, col);
+            }
             matmul(
                 yw,
                 MatView::row_major(g.o, self.lw),
@@ -443,7 +550,7 @@ impl Wide {
             plane.fill(T::ZERO);
             for ky in 0..g.kh {
                 for kx in 0..g.kw {
-                    let start = ky * self.wp + kx;
+                    let start = self.tap_start(ky, kx);
                     let dst = &mut plane[start..start + lw];
                     let r = ci * taps + ky * g.kw + kx;
                     if self.direct() {
