@@ -523,17 +523,35 @@ fn add_bias<T: Elem>(data: &mut [T], bias: &[T], plane: usize) {
 }
 
 /// Adds the per-channel sums of `[chs, plane]` data to `acc[..chs]`.
+#[inline]
 pub(crate) fn add_channel_sums<T: Elem>(acc: &mut [T], data: &[T], plane: usize) {
     if plane == 0 {
         return;
     }
     for (a, row) in acc.iter_mut().zip(data.chunks(plane)) {
-        let mut s = T::ZERO;
-        for &v in row {
-            s += v;
-        }
-        *a += s;
+        *a += sum(row);
     }
+}
+
+/// The sum of `data`, over 16 independent partial sums so that it vectorises.
+#[inline(always)]
+pub(crate) fn sum<T: Elem>(data: &[T]) -> T {
+    const LANES: usize = 16;
+    let mut part = [T::ZERO; LANES];
+    let chunks = data.chunks_exact(LANES);
+    let mut s = T::ZERO;
+    for &v in chunks.remainder() {
+        s += v;
+    }
+    for c in chunks {
+        for (p, &v) in part.iter_mut().zip(c) {
+            *p += v;
+        }
+    }
+    for p in part {
+        s += p;
+    }
+    s
 }
 
 impl Geom {
@@ -765,9 +783,9 @@ fn conv_data_via<T: Elem>(
                     Some(&mut *x_i),
                     None,
                     None,
+                    (bias, relu),
                     par,
                 );
-                finish(x_i, bias, g.h * g.w, relu);
             }
         });
         return x;
@@ -863,6 +881,7 @@ fn conv_bwd_via<T: Elem>(
                         gx_iter.next(),
                         need.weight.then_some(&mut *gw),
                         need.bias.then_some(&mut *gb),
+                        (None, false),
                         par,
                     );
                 }
@@ -970,6 +989,7 @@ fn conv_t_bwd_via<T: Elem>(
                             None,
                             Some(&mut *gw),
                             None,
+                            (None, false),
                             par,
                         );
                     }

@@ -309,19 +309,30 @@ impl Wide {
     }
 
     /// Copies the interior of one channel's padded phase planes into the image channel
-    /// `[h, w]` (the inverse of [`Wide::padded`]).
+    /// `[h, w]` (the inverse of [`Wide::padded`]), adding `bias` and applying the ReLU on the
+    /// way.
     #[inline(always)]
-    fn crop<T: Elem>(&self, planes: &[T], dst: &mut [T]) {
+    fn crop<T: Elem>(&self, planes: &[T], dst: &mut [T], bias: T, relu: bool) {
         let g = &self.g;
+        let f = |v: T| {
+            let v = v + bias;
+            if relu {
+                if v > T::ZERO { v } else { T::ZERO }
+            } else {
+                v
+            }
+        };
         for (y, row) in dst.chunks_exact_mut(g.w).enumerate() {
             for x0 in 0..g.stride.min(g.w) {
                 let (start, len) = self.phase_row(y, x0);
                 let src = &planes[start..start + len];
                 if g.stride == 1 {
-                    row.copy_from_slice(src);
+                    for (d, &v) in row.iter_mut().zip(src) {
+                        *d = f(v);
+                    }
                 } else {
                     for (d, &v) in row[x0..].iter_mut().step_by(g.stride).zip(src) {
-                        *d = v;
+                        *d = f(v);
                     }
                 }
             }
@@ -430,7 +441,9 @@ impl Wide {
 
     /// Convolution backward of one image, from `x` `[c, h, w]` and the output gradient `gy`
     /// `[o, ho, wo]` (masked by `res > 0` when a ReLU is fused): writes the image gradient into
-    /// `gx` and adds the weight and bias gradients to `gw` and `gb`, each when given. Compiled
+    /// `gx` and adds the weight and bias gradients to `gw` and `gb`, each when given. The image
+    /// result is offset by `bias` and passed through a ReLU when `relu` (for a transposed
+    /// convolution's forward pass, which is this data pass). Compiled
     /// for AVX2 when the CPU has it, like [`Wide::fwd`].
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn bwd<T: Elem>(
@@ -443,14 +456,15 @@ impl Wide {
         gx: Option<&mut [T]>,
         gw: Option<&mut [T]>,
         gb: Option<&mut [T]>,
+        (bias, relu): (Option<&[T]>, bool),
         par: Parallelism,
     ) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: AVX2 support was just checked.
-            return unsafe { self.bwd_avx2(s, weight, x, gy, res, gx, gw, gb, par) };
+            return unsafe { self.bwd_avx2(s, weight, x, gy, res, gx, gw, gb, (bias, relu), par) };
         }
-        self.bwd_body(s, weight, x, gy, res, gx, gw, gb, par)
+        self.bwd_body(s, weight, x, gy, res, gx, gw, gb, (bias, relu), par)
     }
 
     /// [`Wide::bwd_body`] compiled for AVX2.
@@ -470,9 +484,10 @@ impl Wide {
         gx: Option<&mut [T]>,
         gw: Option<&mut [T]>,
         gb: Option<&mut [T]>,
+        (bias, relu): (Option<&[T]>, bool),
         par: Parallelism,
     ) {
-        self.bwd_body(s, weight, x, gy, res, gx, gw, gb, par)
+        self.bwd_body(s, weight, x, gy, res, gx, gw, gb, (bias, relu), par)
     }
 
     /// The body of [`Wide::bwd`].
@@ -488,6 +503,7 @@ impl Wide {
         gx: Option<&mut [T]>,
         gw: Option<&mut [T]>,
         gb: Option<&mut [T]>,
+        (bias, relu): (Option<&[T]>, bool),
         par: Parallelism,
     ) {
         let g = &self.g;
@@ -562,7 +578,8 @@ impl Wide {
                     }
                 }
             }
-            self.crop(plane, gx_c);
+            let b = bias.map_or(T::ZERO, |b| b[ci]);
+            self.crop(plane, gx_c, b, relu);
         }
     }
 }
