@@ -210,6 +210,21 @@ impl Wide {
             .zip(xpad.chunks_exact_mut(self.chan_len()))
         {
             for (y, row) in src.chunks_exact(g.w).enumerate() {
+                if g.stride == 2 && g.w >= 2 {
+                    // Both phases of the row in one pass.
+                    let ((s0, n0), (s1, n1)) = (self.phase_row(y, 0), self.phase_row(y, 1));
+                    let (lo, hi) = dst.split_at_mut(s1);
+                    let (even, odd) = (&mut lo[s0..s0 + n0], &mut hi[..n1]);
+                    let pairs = row.chunks_exact(2);
+                    if let (Some(&v), Some(last)) = (pairs.remainder().first(), even.last_mut()) {
+                        *last = v;
+                    }
+                    for ((p, e), o) in pairs.zip(even.iter_mut()).zip(odd.iter_mut()) {
+                        *e = p[0];
+                        *o = p[1];
+                    }
+                    continue;
+                }
                 for x0 in 0..g.stride.min(g.w) {
                     let (start, len) = self.phase_row(y, x0);
                     let out = &mut dst[start..start + len];
@@ -323,6 +338,20 @@ impl Wide {
             }
         };
         for (y, row) in dst.chunks_exact_mut(g.w).enumerate() {
+            if g.stride == 2 && g.w >= 2 {
+                // Both phases of the row in one pass.
+                let ((s0, n0), (s1, n1)) = (self.phase_row(y, 0), self.phase_row(y, 1));
+                let (even, odd) = (&planes[s0..s0 + n0], &planes[s1..s1 + n1]);
+                let mut pairs = row.chunks_exact_mut(2);
+                for ((p, &e), &o) in (&mut pairs).zip(even).zip(odd) {
+                    p[0] = f(e);
+                    p[1] = f(o);
+                }
+                if let (Some(v), Some(&last)) = (pairs.into_remainder().first_mut(), even.last()) {
+                    *v = f(last);
+                }
+                continue;
+            }
             for x0 in 0..g.stride.min(g.w) {
                 let (start, len) = self.phase_row(y, x0);
                 let src = &planes[start..start + len];
