@@ -14,10 +14,12 @@
 //! Work is split over the images of the batch with rayon; each task keeps its own
 //! column buffer, small enough to stay in cache, and calls a single-threaded GEMM.
 //!
-//! Every geometry except the 1x1 stride-1 unpadded one (whose column matrix is the image
-//! itself) runs on the padded-width layout of [`crate::wide`], where im2col and col2im are a
-//! few long slice copies; the plain [`im2col`] / [`col2im`] passes remain the reference it is
-//! tested against and the path for empty images.
+//! Geometries whose column matrix is at least as large as their output (all of the conv
+//! autoencoder's but the 1→32 input convolution) run on the padded-width layout of
+//! [`crate::wide`], where im2col and col2im are a few long slice copies; the plain [`im2col`]
+//! / [`col2im`] passes remain for the others (and the 1x1 stride-1 unpadded case, whose column
+//! matrix is the image itself, and empty images) and are the reference the wide path is
+//! tested against.
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -702,7 +704,7 @@ pub(crate) fn conv_fwd<T: Elem>(
     bias: Option<&[T]>,
     relu: bool,
 ) -> Vec<T> {
-    conv_fwd_via(g, n, x, weight, bias, relu, Wide::new(g))
+    conv_fwd_via(g, n, x, weight, bias, relu, Wide::new(g).filter(Wide::pays))
 }
 
 /// [`conv_fwd`] on the wide layout `wide` when given, else on plain im2col.
@@ -755,7 +757,7 @@ pub(crate) fn conv_data<T: Elem>(
     bias: Option<&[T]>,
     relu: bool,
 ) -> Vec<T> {
-    conv_data_via(g, n, y, weight, bias, relu, Wide::new(g))
+    conv_data_via(g, n, y, weight, bias, relu, Wide::new(g).filter(Wide::pays))
 }
 
 /// [`conv_data`] on the wide layout `wide` when given, else on plain col2im.
@@ -843,7 +845,16 @@ pub(crate) fn conv_bwd<T: Elem>(
     res: Option<&[T]>,
     need: Need,
 ) -> Grads<T> {
-    conv_bwd_via(g, n, x, weight, gy, res, need, Wide::new(g))
+    conv_bwd_via(
+        g,
+        n,
+        x,
+        weight,
+        gy,
+        res,
+        need,
+        Wide::new(g).filter(Wide::pays),
+    )
 }
 
 /// [`conv_bwd`] on the wide layout `wide` when given, else on plain im2col.
@@ -942,7 +953,16 @@ pub(crate) fn conv_t_bwd<T: Elem>(
     res: Option<&[T]>,
     need: Need,
 ) -> Grads<T> {
-    conv_t_bwd_via(g, n, y, weight, gx, res, need, Wide::new(g))
+    conv_t_bwd_via(
+        g,
+        n,
+        y,
+        weight,
+        gx,
+        res,
+        need,
+        Wide::new(g).filter(Wide::pays),
+    )
 }
 
 /// [`conv_t_bwd`] on the wide layout `wide` when given, else on plain im2col.
