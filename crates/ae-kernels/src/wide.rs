@@ -133,7 +133,7 @@ impl Wide {
     /// Whether the wide layout is expected to be faster than plain im2col / col2im: when the
     /// column matrix (`c·kh·kw` rows) is at least as large as the output (`o` rows), whose
     /// spreading onto the wide grid and compaction the layout adds. A 1→32 convolution (9
-    /// short im2col rows, 32 output rows) is faster on plain im2col.
+    /// short im2col rows, 32 output rows) was no faster on it.
     pub(crate) fn pays(&self) -> bool {
         self.g.k() >= self.g.o
     }
