@@ -13,9 +13,18 @@
 //!
 //! Work is split over the images of the batch with rayon; each task keeps its own
 //! column buffer, small enough to stay in cache, and calls a single-threaded GEMM.
+//!
+//! Geometries whose column matrix is at least as large as their output (all of the conv
+//! autoencoder's but the 1→32 input convolution) run on the padded-width layout of
+//! [`crate::wide`], where im2col and col2im are a few long slice copies; the plain [`im2col`]
+//! / [`col2im`] passes remain for the others (and the 1x1 stride-1 unpadded case, whose column
+//! matrix is the image itself, and empty images) and are the reference the wide path is
+//! tested against.
 
 use gemm::Parallelism;
 use rayon::prelude::*;
+
+use crate::wide::Wide;
 
 /// Element types the kernels support (the ones `gemm` has fast paths for).
 pub(crate) trait Elem:
@@ -516,17 +525,35 @@ fn add_bias<T: Elem>(data: &mut [T], bias: &[T], plane: usize) {
 }
 
 /// Adds the per-channel sums of `[chs, plane]` data to `acc[..chs]`.
-fn add_channel_sums<T: Elem>(acc: &mut [T], data: &[T], plane: usize) {
+#[inline]
+pub(crate) fn add_channel_sums<T: Elem>(acc: &mut [T], data: &[T], plane: usize) {
     if plane == 0 {
         return;
     }
     for (a, row) in acc.iter_mut().zip(data.chunks(plane)) {
-        let mut s = T::ZERO;
-        for &v in row {
-            s += v;
-        }
-        *a += s;
+        *a += sum(row);
     }
+}
+
+/// The sum of `data`, over 16 independent partial sums so that it vectorises.
+#[inline(always)]
+pub(crate) fn sum<T: Elem>(data: &[T]) -> T {
+    const LANES: usize = 16;
+    let mut part = [T::ZERO; LANES];
+    let chunks = data.chunks_exact(LANES);
+    let mut s = T::ZERO;
+    for &v in chunks.remainder() {
+        s += v;
+    }
+    for c in chunks {
+        for (p, &v) in part.iter_mut().zip(c) {
+            *p += v;
+        }
+    }
+    for p in part {
+        s += p;
+    }
+    s
 }
 
 impl Geom {
@@ -677,7 +704,38 @@ pub(crate) fn conv_fwd<T: Elem>(
     bias: Option<&[T]>,
     relu: bool,
 ) -> Vec<T> {
+    conv_fwd_via(g, n, x, weight, bias, relu, Wide::new(g).filter(Wide::pays))
+}
+
+/// [`conv_fwd`] on the wide layout `wide` when given, else on plain im2col.
+fn conv_fwd_via<T: Elem>(
+    g: &Geom,
+    n: usize,
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    relu: bool,
+    wide: Option<Wide>,
+) -> Vec<T> {
     let mut y = vec![T::ZERO; n * g.out_len()];
+    if let Some(wd) = wide {
+        run_tasks(n, &mut y, g.out_len(), 0, |imgs, y_chunk, _, par| {
+            let mut s = wd.scratch();
+            for (i, y_i) in imgs.zip(y_chunk.chunks_mut(g.out_len())) {
+                wd.fwd(
+                    &mut s,
+                    weight,
+                    block(x, i, g.img_len()),
+                    y_i,
+                    bias,
+                    relu,
+                    false,
+                    par,
+                );
+            }
+        });
+        return y;
+    }
     run_tasks(n, &mut y, g.out_len(), 0, |imgs, y_chunk, _, par| {
         let mut col = vec![T::ZERO; g.col_len()];
         for (i, y_i) in imgs.zip(y_chunk.chunks_mut(g.out_len())) {
@@ -699,7 +757,41 @@ pub(crate) fn conv_data<T: Elem>(
     bias: Option<&[T]>,
     relu: bool,
 ) -> Vec<T> {
+    conv_data_via(g, n, y, weight, bias, relu, Wide::new(g).filter(Wide::pays))
+}
+
+/// [`conv_data`] on the wide layout `wide` when given, else on plain col2im.
+fn conv_data_via<T: Elem>(
+    g: &Geom,
+    n: usize,
+    y: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    relu: bool,
+    wide: Option<Wide>,
+) -> Vec<T> {
     let mut x = vec![T::ZERO; n * g.img_len()];
+    if let Some(wd) = wide {
+        run_tasks(n, &mut x, g.img_len(), 0, |imgs, x_chunk, _, par| {
+            let mut s = wd.scratch();
+            for (i, x_i) in imgs.zip(x_chunk.chunks_mut(g.img_len())) {
+                let y_i = block(y, i, g.out_len());
+                wd.bwd(
+                    &mut s,
+                    weight,
+                    &[],
+                    y_i,
+                    None,
+                    Some(&mut *x_i),
+                    None,
+                    None,
+                    (bias, relu),
+                    par,
+                );
+            }
+        });
+        return x;
+    }
     run_tasks(n, &mut x, g.img_len(), 0, |imgs, x_chunk, _, par| {
         let mut col = vec![T::ZERO; g.col_len()];
         for (i, x_i) in imgs.zip(x_chunk.chunks_mut(g.img_len())) {
@@ -753,9 +845,66 @@ pub(crate) fn conv_bwd<T: Elem>(
     res: Option<&[T]>,
     need: Need,
 ) -> Grads<T> {
+    conv_bwd_via(
+        g,
+        n,
+        x,
+        weight,
+        gy,
+        res,
+        need,
+        Wide::new(g).filter(Wide::pays),
+    )
+}
+
+/// [`conv_bwd`] on the wide layout `wide` when given, else on plain im2col.
+#[allow(clippy::too_many_arguments)]
+fn conv_bwd_via<T: Elem>(
+    g: &Geom,
+    n: usize,
+    x: &[T],
+    weight: &[T],
+    gy: &[T],
+    res: Option<&[T]>,
+    need: Need,
+    wide: Option<Wide>,
+) -> Grads<T> {
     let wlen = g.weight_len();
     let mut gx = vec![T::ZERO; if need.input { n * g.img_len() } else { 0 }];
     let acc_len = if need.bias { wlen + g.o } else { wlen };
+    if let Some(wd) = wide {
+        let acc = run_tasks(
+            n,
+            &mut gx,
+            g.img_len(),
+            acc_len,
+            |imgs, gx_chunk, acc, par| {
+                let mut s = wd.scratch();
+                let mut gx_iter = gx_chunk.chunks_mut(g.img_len());
+                let (gw, gb) = acc.split_at_mut(wlen);
+                for i in imgs {
+                    wd.bwd(
+                        &mut s,
+                        weight,
+                        block(x, i, g.img_len()),
+                        block(gy, i, g.out_len()),
+                        res.map(|r| block(r, i, g.out_len())),
+                        gx_iter.next(),
+                        need.weight.then_some(&mut *gw),
+                        need.bias.then_some(&mut *gb),
+                        (None, false),
+                        par,
+                    );
+                }
+            },
+        );
+        let (gw, gb) = split_acc(acc, wlen, need);
+        return Grads {
+            input: need.input.then_some(gx),
+            weight: gw,
+            bias: gb,
+        };
+    }
     let acc = run_tasks(
         n,
         &mut gx,
@@ -804,10 +953,79 @@ pub(crate) fn conv_t_bwd<T: Elem>(
     res: Option<&[T]>,
     need: Need,
 ) -> Grads<T> {
+    conv_t_bwd_via(
+        g,
+        n,
+        y,
+        weight,
+        gx,
+        res,
+        need,
+        Wide::new(g).filter(Wide::pays),
+    )
+}
+
+/// [`conv_t_bwd`] on the wide layout `wide` when given, else on plain im2col.
+#[allow(clippy::too_many_arguments)]
+fn conv_t_bwd_via<T: Elem>(
+    g: &Geom,
+    n: usize,
+    y: &[T],
+    weight: &[T],
+    gx: &[T],
+    res: Option<&[T]>,
+    need: Need,
+    wide: Option<Wide>,
+) -> Grads<T> {
     let (k, l) = (g.k(), g.l());
     let wlen = g.weight_len();
     let mut gy = vec![T::ZERO; if need.input { n * g.out_len() } else { 0 }];
     let acc_len = if need.bias { wlen + g.c } else { wlen };
+    if let Some(wd) = wide {
+        let acc = run_tasks(
+            n,
+            &mut gy,
+            g.out_len(),
+            acc_len,
+            |imgs, gy_chunk, acc, par| {
+                let mut s = wd.scratch();
+                let mut buf = vec![T::ZERO; if res.is_some() { g.img_len() } else { 0 }];
+                let mut gy_iter = gy_chunk.chunks_mut(g.out_len());
+                let (gw, gb) = acc.split_at_mut(wlen);
+                for i in imgs {
+                    let res_i = res.map(|r| block(r, i, g.img_len()));
+                    let gx_i = masked(block(gx, i, g.img_len()), res_i, &mut buf);
+                    if need.bias {
+                        add_channel_sums(gb, gx_i, g.h * g.w);
+                    }
+                    let y_i = block(y, i, g.out_len());
+                    if need.weight {
+                        wd.bwd(
+                            &mut s,
+                            weight,
+                            gx_i,
+                            y_i,
+                            None,
+                            None,
+                            Some(&mut *gw),
+                            None,
+                            (None, false),
+                            par,
+                        );
+                    }
+                    if let Some(gy_i) = gy_iter.next() {
+                        wd.fwd(&mut s, weight, gx_i, gy_i, None, false, need.weight, par);
+                    }
+                }
+            },
+        );
+        let (gw, gb) = split_acc(acc, wlen, need);
+        return Grads {
+            input: need.input.then_some(gy),
+            weight: gw,
+            bias: gb,
+        };
+    }
     let acc = run_tasks(
         n,
         &mut gy,
@@ -1033,6 +1251,109 @@ pub(crate) mod tests {
             // <conv_data(gy), x> == <gy, conv_fwd(x)> == <w, gw2>
             assert!((dot(&gx, &x) - dot(&gy, &gy2)).abs() < 1e-9);
             assert!((dot(&gx, &x) - dot(&w, &gw2)).abs() < 1e-9);
+        }
+    }
+
+    fn close(a: &[f64], b: &[f64], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() < 1e-10 * (1.0 + y.abs()),
+                "{what}[{i}]: {x} vs {y}"
+            );
+        }
+    }
+
+    /// The wide (padded-width) path against plain im2col: forward with and without bias and
+    /// ReLU, and every subset of backward gradients with and without a fused-ReLU mask.
+    fn check_wide(n: usize, g: &Geom, seed: u64) {
+        let Some(wd) = Wide::new(g) else {
+            panic!("wide path does not apply to {g:?}")
+        };
+        let x = seq(n * g.img_len(), seed);
+        let w = seq(g.weight_len(), seed + 1);
+        let b = seq(g.o, seed + 2);
+        let gy = seq(n * g.out_len(), seed + 3);
+        for (bias, relu) in [(None, false), (Some(&b[..]), true), (Some(&b[..]), false)] {
+            let want = conv_fwd_via(g, n, &x, &w, bias, relu, None);
+            let got = conv_fwd_via(g, n, &x, &w, bias, relu, Some(wd));
+            close(&got, &want, "forward");
+        }
+        let bc = seq(g.c, seed + 4);
+        for (bias, relu) in [(None, false), (Some(&bc[..]), true), (Some(&bc[..]), false)] {
+            let want = conv_data_via(g, n, &gy, &w, bias, relu, None);
+            let got = conv_data_via(g, n, &gy, &w, bias, relu, Some(wd));
+            close(&got, &want, "transposed forward");
+        }
+        let res = conv_fwd_via(g, n, &x, &w, Some(&b), true, None);
+        let res_t = conv_data_via(g, n, &gy, &w, Some(&bc), true, None);
+        for (mask, mask_t) in [(None, None), (Some(&res[..]), Some(&res_t[..]))] {
+            for bits in 1..8u8 {
+                let need = Need {
+                    input: bits & 1 != 0,
+                    weight: bits & 2 != 0,
+                    bias: bits & 4 != 0,
+                };
+                let want = conv_bwd_via(g, n, &x, &w, &gy, mask, need, None);
+                let got = conv_bwd_via(g, n, &x, &w, &gy, mask, need, Some(wd));
+                let want_t = conv_t_bwd_via(g, n, &gy, &w, &x, mask_t, need, None);
+                let got_t = conv_t_bwd_via(g, n, &gy, &w, &x, mask_t, need, Some(wd));
+                for (what, a, b) in [
+                    ("transposed input", &got_t.input, &want_t.input),
+                    ("transposed weight", &got_t.weight, &want_t.weight),
+                    ("transposed bias", &got_t.bias, &want_t.bias),
+                    ("input", &got.input, &want.input),
+                    ("weight", &got.weight, &want.weight),
+                    ("bias", &got.bias, &want.bias),
+                ] {
+                    match (a, b) {
+                        (Some(a), Some(b)) => close(a, b, what),
+                        (None, None) => {}
+                        _ => panic!("{what}: presence differs"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wide_path_covers_the_mnist_shapes() {
+        // The convolutions, then the transposed ones (as the convolutions they are adjoint to).
+        for (c, hw, o, stride) in [
+            (1, 28, 32, 1),
+            (32, 14, 32, 1),
+            (32, 28, 1, 1),
+            (3, 5, 2, 1),
+            (32, 14, 32, 2),
+            (32, 28, 32, 2),
+        ] {
+            let Some(g) = Geom::conv(c, (hw, hw), o, (3, 3), 1, stride) else {
+                panic!("bad test shape")
+            };
+            check_wide(3, &g, c as u64 * 7 + o as u64);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+        #[test]
+        fn wide_path_matches_im2col(
+            n in 1usize..=3,
+            c in 1usize..=5,
+            o in 1usize..=7,
+            h in 1usize..=9,
+            w in 1usize..=9,
+            kh in 1usize..=4,
+            kw in 1usize..=4,
+            pad in 0usize..=2,
+            stride in 1usize..=3,
+            seed in 0u64..1000,
+        ) {
+            if let Some(g) = Geom::conv(c, (h, w), o, (kh, kw), pad, stride) {
+                if Wide::new(&g).is_some() {
+                    check_wide(n, &g, seed);
+                }
+            }
         }
     }
 

@@ -50,6 +50,7 @@ mod pool;
 mod sigmoid;
 pub mod step;
 mod threads;
+mod wide;
 
 use candle_core::{DType, Result, Tensor, bail};
 
