@@ -1349,11 +1349,10 @@ pub(crate) mod tests {
             stride in 1usize..=3,
             seed in 0u64..1000,
         ) {
-            if let Some(g) = Geom::conv(c, (h, w), o, (kh, kw), pad, stride) {
-                if Wide::new(&g).is_some() {
+            if let Some(g) = Geom::conv(c, (h, w), o, (kh, kw), pad, stride)
+                && Wide::new(&g).is_some() {
                     check_wide(n, &g, seed);
                 }
-            }
         }
     }
 
