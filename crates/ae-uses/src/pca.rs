@@ -26,7 +26,8 @@ pub struct Pca {
     all_variances: Vec<f64>,
 }
 
-/// Rows per chunk when forming the covariance.
+/// Rows per chunk when forming the covariance, and when transforming (so the `f64`
+/// temporaries stay at a few tens of MB whatever the number of rows).
 const CHUNK: usize = 4096;
 
 impl Pca {
@@ -161,19 +162,28 @@ impl Pca {
     }
 
     /// The codes of `x` (`n x dim`): `(x - mean) · componentsᵀ`, `n x k`.
+    ///
+    /// Computed [`CHUNK`] rows at a time: all 60,000 MNIST images at once would
+    /// need 750 MB of `f64` temporaries.
     pub fn transform(&self, x: &[f32]) -> Result<Vec<f32>> {
         let n = self.rows(x.len(), self.dim, "input")?;
         if n == 0 {
             return Ok(Vec::new());
         }
         let (mean, comp) = self.tensors()?;
-        let x = Tensor::from_slice(x, (n, self.dim), &Device::Cpu)?.to_dtype(DType::F64)?;
-        let z = x.broadcast_sub(&mean)?.matmul(&comp.t()?.contiguous()?)?;
-        Ok(z.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+        let comp_t = comp.t()?.contiguous()?;
+        let mut out = Vec::with_capacity(n * self.n_components());
+        for rows in x.chunks(CHUNK * self.dim) {
+            let m = rows.len() / self.dim;
+            let x = Tensor::from_slice(rows, (m, self.dim), &Device::Cpu)?.to_dtype(DType::F64)?;
+            let z = x.broadcast_sub(&mean)?.matmul(&comp_t)?;
+            out.extend(z.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(out)
     }
 
     /// Images back from codes (`n x k`): `codes · components + mean`, `n x dim`
-    /// (not clipped).
+    /// (not clipped), [`CHUNK`] rows at a time.
     pub fn inverse_transform(&self, codes: &[f32]) -> Result<Vec<f32>> {
         let k = self.n_components();
         let n = self.rows(codes.len(), k, "codes")?;
@@ -181,9 +191,14 @@ impl Pca {
             return Ok(Vec::new());
         }
         let (mean, comp) = self.tensors()?;
-        let z = Tensor::from_slice(codes, (n, k), &Device::Cpu)?.to_dtype(DType::F64)?;
-        let x = z.matmul(&comp)?.broadcast_add(&mean)?;
-        Ok(x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+        let mut out = Vec::with_capacity(n * self.dim);
+        for rows in codes.chunks(CHUNK * k) {
+            let m = rows.len() / k;
+            let z = Tensor::from_slice(rows, (m, k), &Device::Cpu)?.to_dtype(DType::F64)?;
+            let x = z.matmul(&comp)?.broadcast_add(&mean)?;
+            out.extend(x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(out)
     }
 
     /// `inverse_transform(transform(x))`.

@@ -99,3 +99,22 @@ fn bad_sizes_are_errors() {
     assert!(pca.truncated(3).is_err());
     assert!(pca.transform(&[0.0; 5]).is_err());
 }
+
+#[test]
+fn transforms_of_many_rows_match_row_by_row() {
+    // More rows than one chunk (4096), so the chunked path is crossed twice.
+    let (n, d) = (9001usize, 6usize);
+    let x: Vec<f32> = (0..n * d)
+        .map(|i| ((i * 7919 % 1013) as f32 / 1013.0) * if i % 3 == 0 { 2.0 } else { 1.0 })
+        .collect();
+    let pca = Pca::fit(&x, d, 3).unwrap();
+    let z = pca.transform(&x).unwrap();
+    let rec = pca.inverse_transform(&z).unwrap();
+    assert_eq!((z.len(), rec.len()), (n * 3, n * d));
+    for i in [0, 4095, 4096, 8191, 8192, n - 1] {
+        let zi = pca.transform(&x[i * d..(i + 1) * d]).unwrap();
+        assert_eq!(zi, z[i * 3..(i + 1) * 3], "code of row {i}");
+        let ri = pca.inverse_transform(&zi).unwrap();
+        assert_eq!(ri, rec[i * d..(i + 1) * d], "reconstruction of row {i}");
+    }
+}
