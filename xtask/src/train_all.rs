@@ -49,7 +49,7 @@ fn peer(kind: ModelKind) -> Peer {
     match kind {
         ModelKind::Vanilla => Peer {
             what: "Keras, same model and budget: BCE 0.0982, MSE 0.0120",
-            why_not: "same model, data and budget as Keras: the gap is seed-to-seed variation (seeds 0-4 give test BCE 0.0977-0.1007, mean 0.0992; docs/results.md)",
+            why_not: "same model, data and budget as Keras: the gap is seed-to-seed variation (seeds 0-4 give test BCE 0.0975-0.1008, mean 0.0992; docs/results.md)",
             value: 0.0982,
             metric: Metric::Bce,
         },
