@@ -68,7 +68,6 @@ pub struct TrainStep {
     adam: Adam,
     clean: Vec<f32>,
     noisy: Vec<f32>,
-    shape: Vec<usize>,
     noise: Option<Noise>,
     noise_rng: AeRng,
     sample_rng: AeRng,
@@ -99,14 +98,12 @@ impl TrainStep {
         let clean = batch_tensor(model.as_ref(), pixels, batch)?
             .flatten_all()?
             .to_vec1::<f32>()?;
-        let shape = model.input_layout().shape(batch);
         let noise = model.noise().filter(|n| !matches!(n, Noise::None)).cloned();
         Ok(Self {
             model,
             adam,
             clean,
             noisy: Vec::new(),
-            shape,
             noise,
             noise_rng: stream(0, "noise"),
             sample_rng: stream(0, "sample"),
@@ -114,12 +111,11 @@ impl TrainStep {
         })
     }
 
-    /// One step as `ae_train`'s loop takes it: the noisy input for denoising,
-    /// then the model's fused CPU step (`Autoencoder::fused_train_step`) where it
-    /// has one, else batch tensors, forward, loss, loss read back and backward;
-    /// then the Adam update. Returns the loss.
+    /// One step as `ae_train`'s loop takes it (`ae_train::train_step`): the
+    /// noisy input for denoising, then the fused CPU step or candle's graph,
+    /// then Adam. Returns the loss.
     pub fn step(&mut self) -> Result<f32, Error> {
-        let noisy = match &self.noise {
+        let input: &[f32] = match &self.noise {
             Some(nz) => {
                 self.noisy.clone_from(&self.clean);
                 let i = ImageShape::default();
@@ -128,31 +124,20 @@ impl TrainStep {
                     [i.channels, i.height, i.width],
                     &mut self.noise_rng,
                 );
-                true
+                &self.noisy
             }
-            None => false,
+            None => &self.clean,
         };
-        let input = if noisy { &self.noisy } else { &self.clean };
-        let n = self.shape[0];
-        if let Some(step) =
-            self.model
-                .fused_train_step(input, &self.clean, n, Some(&mut self.sample_rng))?
-        {
-            self.adam.step_slices(&step.grads)?;
-            return Ok(step.total as f32);
-        }
-        let dev = &Device::Cpu;
-        let target = Tensor::from_slice(&self.clean, self.shape.as_slice(), dev)?;
-        let input = match noisy {
-            true => Tensor::from_slice(&self.noisy, self.shape.as_slice(), dev)?,
-            false => target.clone(),
-        };
-        let out = self.model.forward(&input, Some(&mut self.sample_rng))?;
-        let parts = self.model.loss(&out, &target)?;
-        let value = parts.total.to_scalar::<f32>()?;
-        let grads = parts.total.backward()?;
-        self.adam.step(&grads)?;
-        Ok(value)
+        let loss = ae_train::train_step(
+            self.model.as_ref(),
+            &mut self.adam,
+            input,
+            &self.clean,
+            true,
+            &Device::Cpu,
+            &mut self.sample_rng,
+        )?;
+        Ok(loss as f32)
     }
 
     /// The model being trained.

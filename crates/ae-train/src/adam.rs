@@ -100,25 +100,31 @@ impl Adam {
         self.step
     }
 
+    /// Counts one more step and returns its scalars.
+    fn advance(&mut self) -> AdamStep {
+        self.step += 1;
+        let c = self.cfg;
+        AdamStep {
+            lr: c.lr,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            t: self.step,
+        }
+    }
+
     /// One update from the gradients in `grads`. Variables without a gradient
     /// are left alone (their moments too).
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
-        self.step += 1;
-        let AdamConfig {
-            lr,
+        let step = self.advance();
+        let AdamStep {
             beta1,
             beta2,
             eps,
             weight_decay,
-        } = self.cfg;
-        let step = AdamStep {
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-            t: self.step,
-        };
+            ..
+        } = step;
         // θ ← decay·θ - step_size · m / (sqrt(v / c2) + eps), as the fused kernel does.
         let (step_size, inv_c2, decay) = step.factors();
         for slot in &mut self.slots {
@@ -159,22 +165,7 @@ impl Adam {
                 )));
             }
         }
-        self.step += 1;
-        let AdamConfig {
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-        } = self.cfg;
-        let step = AdamStep {
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-            t: self.step,
-        };
+        let step = self.advance();
         for slot in &mut self.slots {
             let id = slot.var.as_tensor().id();
             let Some((_, g)) = grads.iter().find(|(t, _)| t.id() == id) else {

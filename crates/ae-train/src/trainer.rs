@@ -4,9 +4,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use ae_data::noise::Noise;
-use ae_data::rng::{RngState, stream};
+use ae_data::rng::{AeRng, RngState, stream};
 use ae_data::{Batcher, Split};
-use ae_models::{build, init::seeded_init};
+use ae_models::{Autoencoder, build, init::seeded_init};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
@@ -62,6 +62,54 @@ pub struct TrainReport {
     pub stopped_early: bool,
     /// Test-set metrics of the final weights.
     pub test: EvalMetrics,
+}
+
+/// One training step on a batch, as [`train_on`] takes it: the model's fused CPU step
+/// (`Autoencoder::fused_train_step`) where it has one and `fused` is set, else forward,
+/// loss and backward through candle's graph; then one Adam update.
+///
+/// `input` and `target` are whole samples in the model's input layout, row-major (for
+/// denoising, the corrupted and the clean batch; otherwise the same slice twice). The VAE
+/// draws its noise from `rng`. Returns the loss; when it is not finite, the parameters are
+/// left as they were.
+pub fn train_step(
+    model: &dyn Autoencoder,
+    adam: &mut Adam,
+    input: &[f32],
+    target: &[f32],
+    fused: bool,
+    device: &Device,
+    rng: &mut AeRng,
+) -> Result<f64> {
+    let layout = model.input_layout();
+    let n = target.len() / layout.dim().max(1);
+    if n == 0 || input.len() != target.len() || target.len() != n * layout.dim() {
+        return Err(TrainError::Mismatch(format!(
+            "a training batch needs whole samples of {} values as input and target, got {} and {}",
+            layout.dim(),
+            input.len(),
+            target.len()
+        )));
+    }
+    if fused && let Some(step) = model.fused_train_step(input, target, n, Some(&mut *rng))? {
+        if step.total.is_finite() {
+            adam.step_slices(&step.grads)?;
+        }
+        return Ok(step.total);
+    }
+    let shape = layout.shape(n);
+    let target_t = Tensor::from_slice(target, shape.as_slice(), device)?;
+    let input_t = match std::ptr::eq(input, target) {
+        true => target_t.clone(),
+        false => Tensor::from_slice(input, shape.as_slice(), device)?,
+    };
+    let out = model.forward(&input_t, Some(rng))?;
+    let parts = model.loss(&out, &target_t)?;
+    let value = f64::from(parts.total.to_scalar::<f32>()?);
+    if value.is_finite() {
+        adam.step(&parts.total.backward()?)?;
+    }
+    Ok(value)
 }
 
 /// Fails with [`TrainError::NonFinite`] (and marks the epoch diverged) unless `loss` is finite.
@@ -182,7 +230,6 @@ pub fn train_on(
         checkpoint::write_json(&out.join(CONFIG_FILE), &cfg)?;
     }
 
-    let layout = model.input_layout();
     let noise = model.noise().filter(|n| !matches!(n, Noise::None)).cloned();
     let batcher = Batcher {
         batch_size: t.batch_size,
@@ -211,46 +258,24 @@ pub fn train_on(
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
         for (bi, idx) in order.iter().enumerate() {
             train_set.gather(idx, &mut clean)?;
-            let noisy_batch = match &noise {
+            let input: &[f32] = match &noise {
                 Some(nz) => {
                     noisy.clone_from(&clean);
                     nz.apply(&mut noisy, train_set.shape(), &mut noise_rng);
-                    true
+                    &noisy
                 }
-                None => false,
+                None => &clean,
             };
-            let input_values = if noisy_batch { &noisy } else { &clean };
-            let fused = match opts.fused {
-                true => model.fused_train_step(
-                    input_values,
-                    &clean,
-                    idx.len(),
-                    Some(&mut sample_rng),
-                )?,
-                false => None,
-            };
-            let value = match fused {
-                Some(step) => {
-                    check_finite(step.total, epoch, bi, &mut progress)?;
-                    adam.step_slices(&step.grads)?;
-                    step.total
-                }
-                None => {
-                    let shape = layout.shape(idx.len());
-                    let target = Tensor::from_slice(&clean, shape.as_slice(), device)?;
-                    let input = match noisy_batch {
-                        true => Tensor::from_slice(&noisy, shape.as_slice(), device)?,
-                        false => target.clone(),
-                    };
-                    let out = model.forward(&input, Some(&mut sample_rng))?;
-                    let parts = model.loss(&out, &target)?;
-                    let value = parts.total.to_scalar::<f32>()? as f64;
-                    check_finite(value, epoch, bi, &mut progress)?;
-                    let grads = parts.total.backward()?;
-                    adam.step(&grads)?;
-                    value
-                }
-            };
+            let value = train_step(
+                model.as_ref(),
+                &mut adam,
+                input,
+                &clean,
+                opts.fused,
+                device,
+                &mut sample_rng,
+            )?;
+            check_finite(value, epoch, bi, &mut progress)?;
             loss_sum += value * idx.len() as f64;
             seen += idx.len();
             progress.batch(

@@ -296,3 +296,32 @@ fn the_fused_cpu_step_trains_like_candles_graph() {
         assert!(fused.metrics[2].train_loss < fused.metrics[0].train_loss);
     }
 }
+
+#[test]
+fn a_train_step_rejects_partial_samples_and_mismatched_batches() {
+    let cfg = ae_models::ModelConfig::default_for(ModelKind::Vanilla, ImageShape::default());
+    let (model, varmap) = ae_models::init::seeded_model(
+        &cfg,
+        &candle_core::Device::Cpu,
+        &mut ae_data::rng::seeded(0),
+    )
+    .unwrap();
+    let mut adam = ae_train::Adam::new(
+        ae_train::checkpoint::named_vars(&varmap),
+        ae_train::AdamConfig::default(),
+    )
+    .unwrap();
+    let dev = candle_core::Device::Cpu;
+    let mut rng = ae_data::rng::seeded(1);
+    let x = vec![0.5f32; 2 * 784];
+    let step = |adam: &mut ae_train::Adam, input: &[f32], target: &[f32], rng: &mut _| {
+        ae_train::train_step(model.as_ref(), adam, input, target, true, &dev, rng)
+    };
+    let loss = step(&mut adam, &x, &x, &mut rng).unwrap();
+    assert!(loss.is_finite() && loss > 0.0);
+    assert_eq!(adam.step_count(), 1);
+    assert!(step(&mut adam, &x[..784 + 5], &x[..784 + 5], &mut rng).is_err());
+    assert!(step(&mut adam, &x[..784], &x, &mut rng).is_err());
+    assert!(step(&mut adam, &[], &[], &mut rng).is_err());
+    assert_eq!(adam.step_count(), 1, "no update from a rejected batch");
+}
