@@ -47,9 +47,9 @@ mod malloc;
 pub mod nn;
 mod ops;
 mod pool;
-mod sigmoid;
 pub mod step;
 mod threads;
+mod unary;
 mod wide;
 
 use candle_core::{DType, Result, Tensor, bail};
@@ -63,7 +63,8 @@ use cpu::Geom;
 use dense::{DenseGeom, DenseKernel};
 use loss::BceOp;
 use ops::{ConvKernel, DataKernel};
-use pool::{MaxPoolOp, PoolGeom, ReluOp};
+use pool::{MaxPoolOp, PoolGeom};
+use unary::{Relu, Sigmoid, Unary};
 
 /// Whether the fast CPU kernels can handle these tensors (CPU device, `f32`/`f64`, one dtype,
 /// no empty dimension).
@@ -241,7 +242,7 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
     if !(x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)) {
         return x.relu();
     }
-    x.contiguous()?.apply_op1(ReluOp)
+    x.contiguous()?.apply_op1(Unary(Relu))
 }
 
 /// `σ(x) = 1 / (1 + e^{-x})`, differentiable (the gradient is `grad · σ · (1 - σ)`), as one
@@ -252,7 +253,7 @@ pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
     if !(x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)) {
         return candle_nn::ops::sigmoid(x);
     }
-    x.contiguous()?.apply_op1(sigmoid::SigmoidOp)
+    x.contiguous()?.apply_op1(Unary(Sigmoid))
 }
 
 /// `kernel x kernel` max pooling with stride `kernel` and no padding over `[N, C, H, W]`

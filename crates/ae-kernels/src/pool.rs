@@ -1,9 +1,8 @@
-//! `relu` and `max_pool2d` as single-pass CPU custom ops with single-pass backward passes.
+//! `max_pool2d` as a single-pass CPU custom op with a single-pass backward pass.
 //!
-//! candle 0.11 builds both backward passes out of several full-size temporaries (relu: a
-//! zeros tensor, a `ge` mask, its cast and a product; max-pool: two nearest upsamplings, an
-//! equality mask, its cast and an average pool), which on CPU cost more than the
-//! convolutions once those are fast. Here each backward pass is one parallel loop.
+//! candle 0.11 builds the backward pass out of several full-size temporaries (two nearest
+//! upsamplings, an equality mask, its cast and an average pool), which on CPU cost more than
+//! the convolutions once those are fast. Here the backward pass is one parallel loop.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
@@ -11,95 +10,6 @@ use rayon::prelude::*;
 
 use crate::cpu::Elem;
 use crate::ops::{StorageElem, data, float_dispatch};
-
-/// Elements per parallel task of the element-wise loops.
-const CHUNK: usize = 1 << 15;
-
-fn relu_fwd<T: Elem>(x: &[T]) -> Vec<T> {
-    let mut y = vec![T::ZERO; x.len()];
-    y.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(y, x)| {
-            for (d, &s) in y.iter_mut().zip(x) {
-                *d = if s > T::ZERO { s } else { T::ZERO };
-            }
-        });
-    y
-}
-
-/// `grad * (res > 0)`.
-fn relu_bwd<T: Elem>(res: &[T], grad: &[T]) -> Vec<T> {
-    let mut gx = vec![T::ZERO; res.len()];
-    gx.par_chunks_mut(CHUNK)
-        .zip(res.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK)))
-        .for_each(|(gx, (r, g))| {
-            for ((d, &r), &g) in gx.iter_mut().zip(r).zip(g) {
-                *d = if r > T::ZERO { g } else { T::ZERO };
-            }
-        });
-    gx
-}
-
-/// Rectified linear unit, differentiable (first order). Gradient: `grad * (x > 0)`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ReluOp;
-
-impl ReluOp {
-    fn run<T: StorageElem>(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = data::<T>("relu", s, l, l.dims())?;
-        Ok((T::storage(relu_fwd(x)), l.shape().clone()))
-    }
-}
-
-impl CustomOp1 for ReluOp {
-    fn name(&self) -> &'static str {
-        "ae-relu"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        float_dispatch!(s.dtype(), "relu", |T| Self::run::<T>(s, l))
-    }
-
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let grad = grad.contiguous()?;
-        res.apply_op2_no_bwd(&grad, &ReluBwdOp).map(Some)
-    }
-}
-
-/// Backward of [`ReluOp`]: `(res, grad) -> grad * (res > 0)`.
-#[derive(Clone, Copy, Debug)]
-struct ReluBwdOp;
-
-impl ReluBwdOp {
-    fn run<T: StorageElem>(
-        r: (&CpuStorage, &Layout),
-        g: (&CpuStorage, &Layout),
-    ) -> Result<(CpuStorage, Shape)> {
-        let dims = r.1.dims();
-        let res = data::<T>("relu backward", r.0, r.1, dims)?;
-        let grad = data::<T>("relu backward", g.0, g.1, dims)?;
-        Ok((T::storage(relu_bwd(res, grad)), r.1.shape().clone()))
-    }
-}
-
-impl CustomOp2 for ReluBwdOp {
-    fn name(&self) -> &'static str {
-        "ae-relu-bwd"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        float_dispatch!(s1.dtype(), "relu backward", |T| Self::run::<T>(
-            (s1, l1),
-            (s2, l2)
-        ))
-    }
-}
 
 /// Geometry of a `k x k`, stride-`k`, unpadded max pool over `[planes, h, w]`.
 #[derive(Clone, Copy, Debug)]
