@@ -24,7 +24,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use crate::wide::Wide;
+use crate::wide::{BwdIo, FwdIo, Wide};
 
 /// Element types the kernels support (the ones `gemm` has fast paths for).
 pub(crate) trait Elem:
@@ -722,16 +722,15 @@ fn conv_fwd_via<T: Elem>(
         run_tasks(n, &mut y, g.out_len(), 0, |imgs, y_chunk, _, par| {
             let mut s = wd.scratch();
             for (i, y_i) in imgs.zip(y_chunk.chunks_mut(g.out_len())) {
-                wd.fwd(
-                    &mut s,
+                let io = FwdIo {
                     weight,
-                    block(x, i, g.img_len()),
-                    y_i,
+                    x: block(x, i, g.img_len()),
+                    y: y_i,
                     bias,
                     relu,
-                    false,
-                    par,
-                );
+                    reuse_cols: false,
+                };
+                wd.fwd(&mut s, io, par);
             }
         });
         return y;
@@ -776,18 +775,18 @@ fn conv_data_via<T: Elem>(
             let mut s = wd.scratch();
             for (i, x_i) in imgs.zip(x_chunk.chunks_mut(g.img_len())) {
                 let y_i = block(y, i, g.out_len());
-                wd.bwd(
-                    &mut s,
+                let io = BwdIo {
                     weight,
-                    &[],
-                    y_i,
-                    None,
-                    Some(&mut *x_i),
-                    None,
-                    None,
-                    (bias, relu),
-                    par,
-                );
+                    x: &[],
+                    gy: y_i,
+                    res: None,
+                    gx: Some(&mut *x_i),
+                    gw: None,
+                    gb: None,
+                    bias,
+                    relu,
+                };
+                wd.bwd(&mut s, io, par);
             }
         });
         return x;
@@ -883,18 +882,18 @@ fn conv_bwd_via<T: Elem>(
                 let mut gx_iter = gx_chunk.chunks_mut(g.img_len());
                 let (gw, gb) = acc.split_at_mut(wlen);
                 for i in imgs {
-                    wd.bwd(
-                        &mut s,
+                    let io = BwdIo {
                         weight,
-                        block(x, i, g.img_len()),
-                        block(gy, i, g.out_len()),
-                        res.map(|r| block(r, i, g.out_len())),
-                        gx_iter.next(),
-                        need.weight.then_some(&mut *gw),
-                        need.bias.then_some(&mut *gb),
-                        (None, false),
-                        par,
-                    );
+                        x: block(x, i, g.img_len()),
+                        gy: block(gy, i, g.out_len()),
+                        res: res.map(|r| block(r, i, g.out_len())),
+                        gx: gx_iter.next(),
+                        gw: need.weight.then_some(&mut *gw),
+                        gb: need.bias.then_some(&mut *gb),
+                        bias: None,
+                        relu: false,
+                    };
+                    wd.bwd(&mut s, io, par);
                 }
             },
         );
@@ -1000,21 +999,29 @@ fn conv_t_bwd_via<T: Elem>(
                     }
                     let y_i = block(y, i, g.out_len());
                     if need.weight {
-                        wd.bwd(
-                            &mut s,
+                        let io = BwdIo {
                             weight,
-                            gx_i,
-                            y_i,
-                            None,
-                            None,
-                            Some(&mut *gw),
-                            None,
-                            (None, false),
-                            par,
-                        );
+                            x: gx_i,
+                            gy: y_i,
+                            res: None,
+                            gx: None,
+                            gw: Some(&mut *gw),
+                            gb: None,
+                            bias: None,
+                            relu: false,
+                        };
+                        wd.bwd(&mut s, io, par);
                     }
                     if let Some(gy_i) = gy_iter.next() {
-                        wd.fwd(&mut s, weight, gx_i, gy_i, None, false, need.weight, par);
+                        let io = FwdIo {
+                            weight,
+                            x: gx_i,
+                            y: gy_i,
+                            bias: None,
+                            relu: false,
+                            reuse_cols: need.weight,
+                        };
+                        wd.fwd(&mut s, io, par);
                     }
                 }
             },

@@ -101,6 +101,44 @@ fn dot<T: Elem>(a: &[T], b: &[T]) -> T {
     s
 }
 
+/// One image's buffers for [`Wide::fwd`].
+pub(crate) struct FwdIo<'a, T> {
+    /// The weight `[o, c, kh, kw]`.
+    pub weight: &'a [T],
+    /// The image `[c, h, w]`.
+    pub x: &'a [T],
+    /// The output `[o, ho, wo]`, overwritten.
+    pub y: &'a mut [T],
+    /// Added per output channel.
+    pub bias: Option<&'a [T]>,
+    /// A ReLU after the bias.
+    pub relu: bool,
+    /// The scratch already holds the padded image and the columns of this `x`.
+    pub reuse_cols: bool,
+}
+
+/// One image's buffers for [`Wide::bwd`]; each gradient is computed when its buffer is given.
+pub(crate) struct BwdIo<'a, T> {
+    /// The weight `[o, c, kh, kw]`.
+    pub weight: &'a [T],
+    /// The image `[c, h, w]` (read only for the weight gradient).
+    pub x: &'a [T],
+    /// The output gradient `[o, ho, wo]`.
+    pub gy: &'a [T],
+    /// The op's output, whose zeros mask `gy` when a ReLU is fused.
+    pub res: Option<&'a [T]>,
+    /// The image gradient, overwritten.
+    pub gx: Option<&'a mut [T]>,
+    /// The weight gradient, added to.
+    pub gw: Option<&'a mut [T]>,
+    /// The bias gradient, added to.
+    pub gb: Option<&'a mut [T]>,
+    /// Added per image channel to the image result (a transposed convolution's forward pass).
+    pub bias: Option<&'a [T]>,
+    /// A ReLU on the image result, after the bias.
+    pub relu: bool,
+}
+
 impl Wide {
     /// The wide layout of `g`, when it applies: a real unfolding (not the 1x1, stride-1,
     /// unpadded case, whose column matrix is the image itself) of a non-empty image.
@@ -381,24 +419,13 @@ impl Wide {
     /// this `x` (from a [`Wide::bwd`] weight-gradient pass on it). Compiled for AVX2 when the
     /// CPU has it (the element-wise loops vectorise wider; the same operations in the same
     /// order, so the same results).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn fwd<T: Elem>(
-        &self,
-        s: &mut Scratch<T>,
-        weight: &[T],
-        x: &[T],
-        y: &mut [T],
-        bias: Option<&[T]>,
-        relu: bool,
-        reuse_cols: bool,
-        par: Parallelism,
-    ) {
+    pub(crate) fn fwd<T: Elem>(&self, s: &mut Scratch<T>, io: FwdIo<'_, T>, par: Parallelism) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: AVX2 support was just checked.
-            return unsafe { self.fwd_avx2(s, weight, x, y, bias, relu, reuse_cols, par) };
+            return unsafe { self.fwd_avx2(s, io, par) };
         }
-        self.fwd_body(s, weight, x, y, bias, relu, reuse_cols, par)
+        self.fwd_body(s, io, par)
     }
 
     /// [`Wide::fwd_body`] compiled for AVX2.
@@ -407,35 +434,21 @@ impl Wide {
     /// The CPU must support AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn fwd_avx2<T: Elem>(
-        &self,
-        s: &mut Scratch<T>,
-        weight: &[T],
-        x: &[T],
-        y: &mut [T],
-        bias: Option<&[T]>,
-        relu: bool,
-        reuse_cols: bool,
-        par: Parallelism,
-    ) {
-        self.fwd_body(s, weight, x, y, bias, relu, reuse_cols, par)
+    unsafe fn fwd_avx2<T: Elem>(&self, s: &mut Scratch<T>, io: FwdIo<'_, T>, par: Parallelism) {
+        self.fwd_body(s, io, par)
     }
 
     /// The body of [`Wide::fwd`].
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn fwd_body<T: Elem>(
-        &self,
-        s: &mut Scratch<T>,
-        weight: &[T],
-        x: &[T],
-        y: &mut [T],
-        bias: Option<&[T]>,
-        relu: bool,
-        reuse_cols: bool,
-        par: Parallelism,
-    ) {
+    fn fwd_body<T: Elem>(&self, s: &mut Scratch<T>, io: FwdIo<'_, T>, par: Parallelism) {
+        let FwdIo {
+            weight,
+            x,
+            y,
+            bias,
+            relu,
+            reuse_cols,
+        } = io;
         let g = &self.g;
         let k = g.k();
         let Scratch { xpad, col, yw, .. } = s;
@@ -482,26 +495,13 @@ impl Wide {
     /// result is offset by `bias` and passed through a ReLU when `relu` (for a transposed
     /// convolution's forward pass, which is this data pass). Compiled
     /// for AVX2 when the CPU has it, like [`Wide::fwd`].
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn bwd<T: Elem>(
-        &self,
-        s: &mut Scratch<T>,
-        weight: &[T],
-        x: &[T],
-        gy: &[T],
-        res: Option<&[T]>,
-        gx: Option<&mut [T]>,
-        gw: Option<&mut [T]>,
-        gb: Option<&mut [T]>,
-        (bias, relu): (Option<&[T]>, bool),
-        par: Parallelism,
-    ) {
+    pub(crate) fn bwd<T: Elem>(&self, s: &mut Scratch<T>, io: BwdIo<'_, T>, par: Parallelism) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: AVX2 support was just checked.
-            return unsafe { self.bwd_avx2(s, weight, x, gy, res, gx, gw, gb, (bias, relu), par) };
+            return unsafe { self.bwd_avx2(s, io, par) };
         }
-        self.bwd_body(s, weight, x, gy, res, gx, gw, gb, (bias, relu), par)
+        self.bwd_body(s, io, par)
     }
 
     /// [`Wide::bwd_body`] compiled for AVX2.
@@ -510,39 +510,24 @@ impl Wide {
     /// The CPU must support AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn bwd_avx2<T: Elem>(
-        &self,
-        s: &mut Scratch<T>,
-        weight: &[T],
-        x: &[T],
-        gy: &[T],
-        res: Option<&[T]>,
-        gx: Option<&mut [T]>,
-        gw: Option<&mut [T]>,
-        gb: Option<&mut [T]>,
-        (bias, relu): (Option<&[T]>, bool),
-        par: Parallelism,
-    ) {
-        self.bwd_body(s, weight, x, gy, res, gx, gw, gb, (bias, relu), par)
+    unsafe fn bwd_avx2<T: Elem>(&self, s: &mut Scratch<T>, io: BwdIo<'_, T>, par: Parallelism) {
+        self.bwd_body(s, io, par)
     }
 
     /// The body of [`Wide::bwd`].
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn bwd_body<T: Elem>(
-        &self,
-        s: &mut Scratch<T>,
-        weight: &[T],
-        x: &[T],
-        gy: &[T],
-        res: Option<&[T]>,
-        gx: Option<&mut [T]>,
-        gw: Option<&mut [T]>,
-        gb: Option<&mut [T]>,
-        (bias, relu): (Option<&[T]>, bool),
-        par: Parallelism,
-    ) {
+    fn bwd_body<T: Elem>(&self, s: &mut Scratch<T>, io: BwdIo<'_, T>, par: Parallelism) {
+        let BwdIo {
+            weight,
+            x,
+            gy,
+            res,
+            gx,
+            gw,
+            gb,
+            bias,
+            relu,
+        } = io;
         let g = &self.g;
         let k = g.k();
         let lw = self.lw;
