@@ -13,7 +13,7 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
-use crate::cpu::Real;
+use crate::elem::Real;
 
 /// Elements per parallel task (small parameters are updated on one thread).
 const CHUNK: usize = 1 << 15;

@@ -12,8 +12,10 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use crate::cpu::{self, Elem, MatView, Need};
+use crate::elem::Elem;
+use crate::matmul::{MatView, matmul};
 use crate::ops::FusedKernel;
+use crate::plan::{Grads, Need};
 
 /// Shape of one fully connected layer over a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +51,7 @@ fn par_matmul<T: Elem>(dst: &mut [T], cols: usize, lhs: &[T], lv: MatView, rhs: 
         let r0 = i * rows_per;
         let rows = d.len() / cols.max(1);
         let view = MatView { rows, ..lv };
-        cpu::matmul(
+        matmul(
             d,
             MatView::row_major(rows, cols),
             false,
@@ -112,7 +114,7 @@ pub(crate) fn dense_bwd<T: Elem>(
     gy: &[T],
     res: Option<&[T]>,
     need: Need,
-) -> cpu::Grads<T> {
+) -> Grads<T> {
     // The masked output gradient, and the bias gradient (its column sums), in one pass.
     let masked: Vec<T>;
     let gm: &[T] = match res {
@@ -169,7 +171,7 @@ pub(crate) fn dense_bwd<T: Elem>(
             })
         },
     );
-    cpu::Grads {
+    Grads {
         input,
         weight,
         bias,
@@ -214,7 +216,7 @@ impl FusedKernel for DenseKernel {
         gy: &[T],
         res: Option<&[T]>,
         need: Need,
-    ) -> cpu::Grads<T> {
+    ) -> Grads<T> {
         dense_bwd(self.g, x, w, gy, res, need)
     }
 }
@@ -222,7 +224,7 @@ impl FusedKernel for DenseKernel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::tests::seq;
+    use crate::conv::tests::seq;
 
     #[test]
     fn forward_and_backward_match_naive_loops() {

@@ -40,17 +40,19 @@
 #![warn(missing_docs)]
 
 mod adam;
-mod cpu;
+mod conv;
 mod dense;
+mod elem;
 mod loss;
 mod malloc;
+mod matmul;
 pub mod nn;
 mod ops;
+mod plan;
 mod pool;
 pub mod step;
 mod threads;
 mod unary;
-mod wide;
 
 use candle_core::{DType, Result, Tensor, bail};
 
@@ -59,7 +61,7 @@ pub use malloc::tune_glibc_malloc;
 pub use nn::{Conv2d, ConvTranspose2d, Linear};
 pub use threads::{CANDLE_SPIN_LIMIT, CANDLE_SPIN_LIMIT_VAR, tune_candle_threads};
 
-use cpu::Geom;
+use conv::Geom;
 use dense::{DenseGeom, DenseKernel};
 use loss::BceOp;
 use ops::{ConvKernel, DataKernel};

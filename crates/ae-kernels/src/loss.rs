@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use crate::cpu::Real;
+use crate::elem::Real;
 use crate::ops::{StorageElem, data, float_dispatch};
 
 /// Elements per parallel task.

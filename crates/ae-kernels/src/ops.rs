@@ -1,4 +1,4 @@
-//! candle custom ops wrapping the [`crate::cpu`] and [`crate::dense`] kernels, with their
+//! candle custom ops wrapping the [`crate::conv`] and [`crate::dense`] kernels, with their
 //! backward passes.
 //!
 //! Every op here has the form `(input, weight[, bias]) -> output`, optionally with a ReLU
@@ -18,7 +18,9 @@ use candle_core::{
     CpuStorage, CustomOp2, CustomOp3, Device, Layout, Result, Shape, Storage, Tensor, bail,
 };
 
-use crate::cpu::{self, Elem, Geom, Grads, Need};
+use crate::conv::{self, Geom};
+use crate::elem::Elem;
+use crate::plan::{Grads, Need};
 
 /// Runs `$body` with the type alias `$t` set to `f32` or `f64` after `$dtype`, failing with
 /// an error naming `$what` for any other dtype.
@@ -95,7 +97,7 @@ pub(crate) fn backward<T: StorageElem>(
     name: &str,
     inputs: &[(&Tensor, &[usize])],
     shapes: [&[usize]; 3],
-    kernel: impl FnOnce(&[&[T]]) -> cpu::Grads<T>,
+    kernel: impl FnOnce(&[&[T]]) -> Grads<T>,
 ) -> Result<[Option<Tensor>; 3]> {
     let guards: Vec<_> = inputs.iter().map(|(t, _)| t.storage_and_layout()).collect();
     let mut slices: Vec<&[T]> = Vec::with_capacity(inputs.len());
@@ -311,7 +313,7 @@ impl FusedKernel for ConvKernel {
     }
 
     fn forward<T: Elem>(&self, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
-        cpu::conv_fwd(&self.g, self.n, x, w, b, self.relu)
+        conv::conv_fwd(&self.g, self.n, x, w, b, self.relu)
     }
 
     fn backward<T: Elem>(
@@ -322,7 +324,7 @@ impl FusedKernel for ConvKernel {
         res: Option<&[T]>,
         need: Need,
     ) -> Grads<T> {
-        cpu::conv_bwd(&self.g, self.n, x, w, gy, res, need)
+        conv::conv_bwd(&self.g, self.n, x, w, gy, res, need)
     }
 }
 
@@ -356,7 +358,7 @@ impl FusedKernel for DataKernel {
     }
 
     fn forward<T: Elem>(&self, y: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
-        cpu::conv_data(&self.g, self.n, y, w, b, self.relu)
+        conv::conv_data(&self.g, self.n, y, w, b, self.relu)
     }
 
     fn backward<T: Elem>(
@@ -367,6 +369,6 @@ impl FusedKernel for DataKernel {
         res: Option<&[T]>,
         need: Need,
     ) -> Grads<T> {
-        cpu::conv_t_bwd(&self.g, self.n, y, w, gx, res, need)
+        conv::conv_t_bwd(&self.g, self.n, y, w, gx, res, need)
     }
 }

@@ -8,7 +8,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu::Elem;
+use crate::elem::Elem;
 use crate::ops::{StorageElem, data, float_dispatch};
 
 /// Geometry of a `k x k`, stride-`k`, unpadded max pool over `[planes, h, w]`.

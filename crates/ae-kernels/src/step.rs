@@ -18,9 +18,9 @@
 
 use candle_core::{CpuStorage, DType, Result, Storage, Tensor, bail};
 
-use crate::cpu::Need;
 use crate::dense::{DenseGeom, dense_bwd, dense_fwd};
 use crate::loss::bce_sum;
+use crate::plan::Need;
 
 /// One fully connected layer of a fused step: `relu?(x Wᵀ + b)`.
 #[derive(Clone, Debug)]

@@ -6,14 +6,14 @@
 //! scalar `expf` per element on one thread (about 1.2 ms for a 1024x784 batch of
 //! reconstructions, as long as the decoder's GEMMs). Here each pass is one loop over
 //! parallel chunks; the sigmoid uses the branch-free `f32` exponential of
-//! [`crate::cpu::exp_nonpos_f32`] (relative error below 1e-6) and is compiled for AVX2 when
+//! [`crate::elem::exp_nonpos_f32`] (relative error below 1e-6) and is compiled for AVX2 when
 //! the CPU has it.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu::Real;
+use crate::elem::Real;
 use crate::ops::{StorageElem, data, float_dispatch};
 
 /// Elements per parallel task.

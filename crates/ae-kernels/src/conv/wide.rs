@@ -30,7 +30,9 @@
 
 use gemm::Parallelism;
 
-use crate::cpu::{Elem, Geom, MatView, add_channel_sums, matmul};
+use super::geom::Geom;
+use crate::elem::{Elem, add_channel_sums};
+use crate::matmul::{MatView, matmul};
 
 /// Output channels up to which the direct kernels replace the GEMMs.
 const DIRECT_MAX_O: usize = 4;

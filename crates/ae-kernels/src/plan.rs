@@ -1,0 +1,122 @@
+//! The rayon planner: how a batch of images is split into tasks ([`run_tasks`]), each with
+//! its own output chunk and gradient accumulator, and which gradients a batched backward
+//! pass returns ([`Need`], [`Grads`]).
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use crate::elem::Elem;
+
+/// How a batch is spread over threads.
+struct Plan {
+    /// Images handled by one task.
+    per_task: usize,
+    /// Parallelism handed to each GEMM.
+    par: Parallelism,
+}
+
+fn plan(n: usize) -> Plan {
+    let threads = rayon::current_num_threads().max(1);
+    if n >= threads && threads > 1 {
+        // A few tasks per thread for load balancing; each GEMM single-threaded.
+        Plan {
+            per_task: n.div_ceil(threads * 4).max(1),
+            par: Parallelism::None,
+        }
+    } else {
+        // Too few images: run them one after the other with a multi-threaded GEMM.
+        Plan {
+            per_task: n.max(1),
+            par: if threads > 1 {
+                Parallelism::Rayon(threads)
+            } else {
+                Parallelism::None
+            },
+        }
+    }
+}
+
+/// Runs `f(images, out_chunk, acc, par)` over tasks of consecutive images, in parallel.
+///
+/// When `out` is non-empty it holds `out_len` elements per image and each task gets the chunk
+/// of its images; otherwise every task gets an empty slice. Each task also gets its own zeroed
+/// accumulator of `acc_len` elements; their sum is returned (in task order, deterministic for
+/// a given thread count).
+pub(crate) fn run_tasks<T: Elem, F>(
+    n: usize,
+    out: &mut [T],
+    out_len: usize,
+    acc_len: usize,
+    f: F,
+) -> Vec<T>
+where
+    F: Fn(std::ops::Range<usize>, &mut [T], &mut [T], Parallelism) + Sync,
+{
+    if n == 0 {
+        return vec![T::ZERO; acc_len];
+    }
+    let p = plan(n);
+    let tasks = n.div_ceil(p.per_task);
+    let chunks: Vec<&mut [T]> = if out.is_empty() || out_len == 0 {
+        (0..tasks).map(|_| <&mut [T]>::default()).collect()
+    } else {
+        out.chunks_mut(out_len * p.per_task).collect()
+    };
+    let accs: Vec<Vec<T>> = chunks
+        .into_par_iter()
+        .enumerate()
+        .map(|(t, chunk)| {
+            let mut acc = vec![T::ZERO; acc_len];
+            let start = t * p.per_task;
+            f(start..(start + p.per_task).min(n), chunk, &mut acc, p.par);
+            acc
+        })
+        .collect();
+    let mut iter = accs.into_iter();
+    let mut total = iter.next().unwrap_or_else(|| vec![T::ZERO; acc_len]);
+    for part in iter {
+        for (a, b) in total.iter_mut().zip(part) {
+            *a += b;
+        }
+    }
+    total
+}
+
+/// The `i`-th `len`-sized block of `data`.
+pub(crate) fn block<T>(data: &[T], i: usize, len: usize) -> &[T] {
+    &data[i * len..(i + 1) * len]
+}
+
+/// Which gradients a backward pass must produce.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Need {
+    /// Gradient of the op's first input.
+    pub input: bool,
+    /// Gradient of the weight.
+    pub weight: bool,
+    /// Gradient of the bias.
+    pub bias: bool,
+}
+
+/// Gradients of a convolution or transposed convolution.
+pub(crate) struct Grads<T> {
+    /// Gradient of the op's first input (the image for a convolution, the output-space
+    /// tensor for a transposed convolution).
+    pub input: Option<Vec<T>>,
+    /// Gradient of the weight `[o, c, kh, kw]`.
+    pub weight: Option<Vec<T>>,
+    /// Gradient of the bias.
+    pub bias: Option<Vec<T>>,
+}
+
+/// Splits a task accumulator `[gw (o*k) | gb]` into the requested gradients.
+pub(crate) fn split_acc<T: Elem>(
+    acc: Vec<T>,
+    wlen: usize,
+    need: Need,
+) -> (Option<Vec<T>>, Option<Vec<T>>) {
+    let mut acc = acc;
+    let gb = need.bias.then(|| acc.split_off(wlen));
+    let gw = need.weight.then_some(acc);
+    (gw, gb)
+}
