@@ -14,6 +14,7 @@ use candle_core::{
 use rayon::prelude::*;
 
 use crate::elem::Real;
+use crate::simd::avx2_dispatch;
 
 /// Elements per parallel task (small parameters are updated on one thread).
 const CHUNK: usize = 1 << 15;
@@ -188,25 +189,9 @@ fn body<T: Real>(th: &mut [T], g: &[T], m: &mut [T], v: &mut [T], k: &Factors<T>
     }
 }
 
-/// [`body`] compiled for AVX2: wider vectors, the same operations in the same order, so the
-/// same results.
-///
-/// # Safety
-/// The CPU must support AVX2 (checked by [`body_dispatch`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn body_avx2<T: Real>(th: &mut [T], g: &[T], m: &mut [T], v: &mut [T], k: &Factors<T>) {
-    body(th, g, m, v, k)
-}
-
-/// [`body`] with the widest vectors the CPU has.
-fn body_dispatch<T: Real>(th: &mut [T], g: &[T], m: &mut [T], v: &mut [T], k: &Factors<T>) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 support was just checked.
-        return unsafe { body_avx2(th, g, m, v, k) };
-    }
-    body(th, g, m, v, k)
+avx2_dispatch! {
+    /// [`body`] with the widest vectors the CPU has.
+    fn body_dispatch<T: Real>(th: &mut [T], g: &[T], m: &mut [T], v: &mut [T], k: &Factors<T>) = body;
 }
 
 struct AdamOp<'a> {

@@ -50,6 +50,7 @@ pub mod nn;
 mod ops;
 mod plan;
 mod pool;
+mod simd;
 pub mod step;
 mod threads;
 mod unary;

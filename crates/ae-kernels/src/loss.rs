@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use crate::elem::Real;
 use crate::ops::{StorageElem, data, float_dispatch};
+use crate::simd::avx2_dispatch;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -114,25 +115,10 @@ fn chunk_sum<T: Real>(x: &[T], y: &[T], mut r: Option<&mut [T]>) -> f64 {
     total
 }
 
-/// [`chunk_sum`] compiled for AVX2 (8 `f32` lanes instead of SSE2's 4). Only the vector
-/// width changes: the operations, their order and so the results are the same.
-///
-/// # Safety
-/// The CPU must support AVX2 (checked by [`chunk_sum_dispatch`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn chunk_sum_avx2<T: Real>(x: &[T], y: &[T], r: Option<&mut [T]>) -> f64 {
-    chunk_sum(x, y, r)
-}
-
-/// [`chunk_sum`] with the widest vectors the CPU has.
-fn chunk_sum_dispatch<T: Real>(x: &[T], y: &[T], r: Option<&mut [T]>) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 support was just checked.
-        return unsafe { chunk_sum_avx2(x, y, r) };
-    }
-    chunk_sum(x, y, r)
+avx2_dispatch! {
+    /// [`chunk_sum`] with the widest vectors the CPU has (8 `f32` lanes instead of SSE2's 4
+    /// under AVX2; only the vector width changes, so the results are the same).
+    fn chunk_sum_dispatch<T: Real>(x: &[T], y: &[T], r: Option<&mut [T]>) -> f64 = chunk_sum;
 }
 
 /// `scale · Σ term(x, y)`, summed in `f64` per chunk, chunks added in order. With `resid`

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use crate::elem::Real;
 use crate::ops::{StorageElem, data, float_dispatch};
+use crate::simd::avx2_dispatch;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 15;
@@ -62,14 +63,9 @@ fn sigmoid_plain<T: Real>(x: &[T], y: &mut [T]) {
     }
 }
 
-/// [`sigmoid_plain`] compiled for AVX2 (the same operations in the same order).
-///
-/// # Safety
-/// The CPU must support AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn sigmoid_avx2<T: Real>(x: &[T], y: &mut [T]) {
-    sigmoid_plain(x, y)
+avx2_dispatch! {
+    /// [`sigmoid_plain`] with the widest vectors the CPU has.
+    fn sigmoid_dispatch<T: Real>(x: &[T], y: &mut [T]) = sigmoid_plain;
 }
 
 impl Activation for Sigmoid {
@@ -77,12 +73,7 @@ impl Activation for Sigmoid {
     const BWD_NAME: &'static str = "ae-sigmoid-bwd";
 
     fn fwd<T: Real>(x: &[T], y: &mut [T]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 support was just checked.
-            return unsafe { sigmoid_avx2(x, y) };
-        }
-        sigmoid_plain(x, y)
+        sigmoid_dispatch(x, y)
     }
 
     #[inline(always)]

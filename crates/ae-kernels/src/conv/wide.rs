@@ -33,6 +33,7 @@ use gemm::Parallelism;
 use super::geom::Geom;
 use crate::elem::{Elem, add_channel_sums};
 use crate::matmul::{MatView, matmul};
+use crate::simd::avx2_dispatch;
 
 /// Output channels up to which the direct kernels replace the GEMMs.
 const DIRECT_MAX_O: usize = 4;
@@ -422,22 +423,7 @@ impl Wide {
     /// CPU has it (the element-wise loops vectorise wider; the same operations in the same
     /// order, so the same results).
     pub(crate) fn fwd<T: Elem>(&self, s: &mut Scratch<T>, io: FwdIo<'_, T>, par: Parallelism) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 support was just checked.
-            return unsafe { self.fwd_avx2(s, io, par) };
-        }
-        self.fwd_body(s, io, par)
-    }
-
-    /// [`Wide::fwd_body`] compiled for AVX2.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn fwd_avx2<T: Elem>(&self, s: &mut Scratch<T>, io: FwdIo<'_, T>, par: Parallelism) {
-        self.fwd_body(s, io, par)
+        fwd_dispatch(self, s, io, par)
     }
 
     /// The body of [`Wide::fwd`].
@@ -498,22 +484,7 @@ impl Wide {
     /// convolution's forward pass, which is this data pass). Compiled
     /// for AVX2 when the CPU has it, like [`Wide::fwd`].
     pub(crate) fn bwd<T: Elem>(&self, s: &mut Scratch<T>, io: BwdIo<'_, T>, par: Parallelism) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 support was just checked.
-            return unsafe { self.bwd_avx2(s, io, par) };
-        }
-        self.bwd_body(s, io, par)
-    }
-
-    /// [`Wide::bwd_body`] compiled for AVX2.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn bwd_avx2<T: Elem>(&self, s: &mut Scratch<T>, io: BwdIo<'_, T>, par: Parallelism) {
-        self.bwd_body(s, io, par)
+        bwd_dispatch(self, s, io, par)
     }
 
     /// The body of [`Wide::bwd`].
@@ -606,4 +577,14 @@ impl Wide {
             self.crop(plane, gx_c, b, relu);
         }
     }
+}
+
+avx2_dispatch! {
+    /// [`Wide::fwd_body`] with the widest vectors the CPU has.
+    fn fwd_dispatch<T: Elem>(wd: &Wide, s: &mut Scratch<T>, io: FwdIo<'_, T>, par: Parallelism) = Wide::fwd_body;
+}
+
+avx2_dispatch! {
+    /// [`Wide::bwd_body`] with the widest vectors the CPU has.
+    fn bwd_dispatch<T: Elem>(wd: &Wide, s: &mut Scratch<T>, io: BwdIo<'_, T>, par: Parallelism) = Wide::bwd_body;
 }
