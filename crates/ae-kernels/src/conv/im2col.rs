@@ -1,20 +1,104 @@
-//! The plain im2col layout's per-image passes: forward `W @ im2col(x)`, data
-//! `col2im(W^T @ g)` and filter `g @ im2col(x)^T`, on a column buffer per task.
+//! The plain im2col layout ([`Im2col`]): per image, forward `W @ im2col(x)`, data
+//! `col2im(W^T @ g)` and filter `g @ im2col(x)^T`, on one column buffer per task.
 
 use gemm::Parallelism;
 
 use super::geom::{Geom, col2im, im2col};
-use crate::elem::Elem;
+use super::layout::{BwdIo, FwdIo, Layout, finish, masked};
+use crate::elem::{Elem, add_channel_sums};
 use crate::matmul::{MatView, matmul};
+
+/// The plain im2col layout of one geometry: the reference the wide layout is tested against,
+/// and the layout of the geometries it does not pay for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Im2col(pub Geom);
+
+/// Per-task scratch buffers of the plain layout.
+pub(crate) struct Scratch<T> {
+    /// One column matrix `[k, l]` (empty when the geometry is direct).
+    col: Vec<T>,
+    /// The masked output gradient `[o, l]` of a fused ReLU (sized on first use).
+    mask: Vec<T>,
+}
+
+impl Layout for Im2col {
+    type Scratch<T: Elem> = Scratch<T>;
+
+    fn scratch<T: Elem>(&self) -> Scratch<T> {
+        Scratch {
+            col: vec![T::ZERO; self.0.col_len()],
+            mask: Vec::new(),
+        }
+    }
+
+    fn fwd<T: Elem>(&self, s: &mut Scratch<T>, io: FwdIo<'_, T>, par: Parallelism) {
+        let g = &self.0;
+        let FwdIo {
+            weight,
+            x,
+            y,
+            bias,
+            relu,
+            reuse_cols,
+        } = io;
+        let (k, l) = (g.k(), g.l());
+        let cols = match (reuse_cols, g.direct()) {
+            (_, true) => x,
+            (true, false) => &s.col[..],
+            (false, false) => g.cols(x, &mut s.col),
+        };
+        matmul(
+            y,
+            MatView::row_major(g.o, l),
+            false,
+            weight,
+            MatView::row_major(g.o, k),
+            cols,
+            MatView::row_major(k, l),
+            par,
+        );
+        finish(y, bias, l, relu);
+    }
+
+    fn bwd<T: Elem>(&self, s: &mut Scratch<T>, io: BwdIo<'_, T>, par: Parallelism) {
+        let g = &self.0;
+        let BwdIo {
+            weight,
+            x,
+            gy,
+            res,
+            gx,
+            gw,
+            gb,
+            bias,
+            relu,
+        } = io;
+        let Scratch { col, mask } = s;
+        if res.is_some() {
+            mask.resize(g.out_len(), T::ZERO);
+        }
+        let gy = masked(gy, res, mask);
+        if let Some(gw) = gw {
+            g.filter_pass(x, gy, gw, col, par);
+        }
+        if let Some(gb) = gb {
+            add_channel_sums(gb, gy, g.l());
+        }
+        if let Some(gx) = gx {
+            g.data_pass(weight, gy, gx, col, par);
+            finish(gx, bias, g.h * g.w, relu);
+        }
+    }
+}
 
 impl Geom {
     /// Whether the column matrix is the image itself (1x1 kernel, stride 1, no padding).
-    pub(super) fn direct(&self) -> bool {
+    fn direct(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
     }
 
     /// Scratch elements for one column matrix.
-    pub(super) fn col_len(&self) -> usize {
+    fn col_len(&self) -> usize {
         if self.direct() {
             0
         } else {
@@ -23,7 +107,7 @@ impl Geom {
     }
 
     /// The column matrix of `img`, unfolded into `col` unless the geometry is direct.
-    pub(super) fn cols<'a, T: Elem>(&self, img: &'a [T], col: &'a mut [T]) -> &'a [T] {
+    fn cols<'a, T: Elem>(&self, img: &'a [T], col: &'a mut [T]) -> &'a [T] {
         if self.direct() {
             img
         } else {
@@ -32,32 +116,8 @@ impl Geom {
         }
     }
 
-    /// `y = W @ im2col(x)` for one image (`y` zeroed).
-    pub(super) fn fwd_pass<T: Elem>(
-        &self,
-        weight: &[T],
-        x: &[T],
-        y: &mut [T],
-        col: &mut [T],
-        par: Parallelism,
-    ) {
-        let (k, l) = (self.k(), self.l());
-        let cols = self.cols(x, col);
-        let (wv, cv) = (MatView::row_major(self.o, k), MatView::row_major(k, l));
-        matmul(
-            y,
-            MatView::row_major(self.o, l),
-            false,
-            weight,
-            wv,
-            cols,
-            cv,
-            par,
-        );
-    }
-
     /// `img = col2im(W^T @ gy)`: the image-space result of `gy` `[o, l]` (`img` zeroed).
-    pub(super) fn data_pass<T: Elem>(
+    fn data_pass<T: Elem>(
         &self,
         weight: &[T],
         gy: &[T],
@@ -95,7 +155,7 @@ impl Geom {
     }
 
     /// `gw += gy @ im2col(x)^T` for one image.
-    pub(super) fn filter_pass<T: Elem>(
+    fn filter_pass<T: Elem>(
         &self,
         x: &[T],
         gy: &[T],

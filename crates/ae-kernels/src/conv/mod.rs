@@ -12,63 +12,48 @@
 //! * [`conv_bwd`] / [`conv_t_bwd`]: their fused backward passes, producing every needed
 //!   gradient (input, weight, bias) in one pass over the images.
 //!
-//! Work is split over the images of the batch with rayon; each task keeps its own
-//! column buffer, small enough to stay in cache, and calls a single-threaded GEMM.
+//! Work is split over the images of the batch with rayon ([`crate::plan`]); each task keeps
+//! its own scratch buffers, small enough to stay in cache, and calls a single-threaded GEMM.
 //!
-//! Geometries whose column matrix is at least as large as their output (all of the conv
-//! autoencoder's but the 1→32 input convolution) run on the padded-width layout of
-//! [`wide`], where im2col and col2im are a few long slice copies; the plain
-//! [`geom::im2col`] / [`geom::col2im`] passes ([`im2col`]'s per-image passes) remain for the others (and the 1x1 stride-1 unpadded case, whose column
-//! matrix is the image itself, and empty images) and are the reference the wide path is
-//! tested against.
+//! Each driver is written once against the per-image interface [`layout::Layout`], and the
+//! transposed convolution goes through the same two per-image passes (its forward pass is a
+//! convolution's data pass, its backward pass a filter pass and a forward pass). Geometries
+//! whose column matrix is at least as large as their output (all of the conv autoencoder's
+//! but the 1→32 input convolution) run on the padded-width layout of [`wide`], where im2col
+//! and col2im are a few long slice copies; the plain layout [`im2col::Im2col`] remains for
+//! the others (and the 1x1 stride-1 unpadded case, whose column matrix is the image itself,
+//! and empty images) and is the reference the wide layout is tested against.
 
 mod geom;
 mod im2col;
+mod layout;
 mod wide;
 
 pub(crate) use geom::Geom;
-use wide::{BwdIo, FwdIo, Wide};
+use im2col::Im2col;
+use layout::{BwdIo, FwdIo, Layout, masked};
+use wide::Wide;
 
 use crate::elem::{Elem, add_channel_sums};
-use crate::matmul::{MatView, matmul};
 use crate::plan::{Grads, Need, block, run_tasks, split_acc};
 
-/// Adds `bias[ch]` to every element of channel `ch` of `[chs, plane]` data.
-fn add_bias<T: Elem>(data: &mut [T], bias: &[T], plane: usize) {
-    if plane == 0 {
-        return;
-    }
-    for (row, &b) in data.chunks_mut(plane).zip(bias) {
-        for v in row {
-            *v += b;
-        }
-    }
-}
-
-/// Adds the bias (per channel of `[chs, plane]` data) and applies the fused ReLU, in place.
-fn finish<T: Elem>(out: &mut [T], bias: Option<&[T]>, plane: usize, relu: bool) {
-    if let Some(b) = bias {
-        add_bias(out, b, plane);
-    }
-    if relu {
-        for v in out {
-            *v = if *v > T::ZERO { *v } else { T::ZERO };
-        }
-    }
-}
-
-/// The gradient reaching the convolution itself: `grad` when no ReLU is fused, else
-/// `grad * (res > 0)` (written to `buf`), `res` being the fused op's output.
-fn masked<'a, T: Elem>(grad: &'a [T], res: Option<&[T]>, buf: &'a mut [T]) -> &'a [T] {
-    match res {
-        None => grad,
-        Some(res) => {
-            for ((d, &g), &r) in buf.iter_mut().zip(grad).zip(res) {
-                *d = if r > T::ZERO { g } else { T::ZERO };
+/// Runs `$run` with `$lay` bound to the layout `$wide` (an `Option<Wide>`) when given, else to
+/// the plain im2col layout of `$g`.
+macro_rules! on_layout {
+    ($wide:expr, $g:expr, |$lay:ident| $run:expr) => {
+        match $wide {
+            Some($lay) => $run,
+            None => {
+                let $lay = Im2col(*$g);
+                $run
             }
-            buf
         }
-    }
+    };
+}
+
+/// The layout a geometry runs on: the wide one when it applies and pays.
+fn chosen(g: &Geom) -> Option<Wide> {
+    Wide::new(g).filter(Wide::pays)
 }
 
 /// Convolution forward: `x` `[n, c, h, w]`, `weight` `[o, c, kh, kw]`, optional `bias` `[o]`
@@ -81,7 +66,7 @@ pub(crate) fn conv_fwd<T: Elem>(
     bias: Option<&[T]>,
     relu: bool,
 ) -> Vec<T> {
-    conv_fwd_via(g, n, x, weight, bias, relu, Wide::new(g).filter(Wide::pays))
+    conv_fwd_via(g, n, x, weight, bias, relu, chosen(g))
 }
 
 /// [`conv_fwd`] on the wide layout `wide` when given, else on plain im2col.
@@ -94,29 +79,32 @@ fn conv_fwd_via<T: Elem>(
     relu: bool,
     wide: Option<Wide>,
 ) -> Vec<T> {
+    on_layout!(wide, g, |lay| forward(lay, g, n, x, weight, bias, relu))
+}
+
+/// The forward driver: [`Layout::fwd`] over the images.
+fn forward<T: Elem, L: Layout>(
+    lay: L,
+    g: &Geom,
+    n: usize,
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    relu: bool,
+) -> Vec<T> {
     let mut y = vec![T::ZERO; n * g.out_len()];
-    if let Some(wd) = wide {
-        run_tasks(n, &mut y, g.out_len(), 0, |imgs, y_chunk, _, par| {
-            let mut s = wd.scratch();
-            for (i, y_i) in imgs.zip(y_chunk.chunks_mut(g.out_len())) {
-                let io = FwdIo {
-                    weight,
-                    x: block(x, i, g.img_len()),
-                    y: y_i,
-                    bias,
-                    relu,
-                    reuse_cols: false,
-                };
-                wd.fwd(&mut s, io, par);
-            }
-        });
-        return y;
-    }
     run_tasks(n, &mut y, g.out_len(), 0, |imgs, y_chunk, _, par| {
-        let mut col = vec![T::ZERO; g.col_len()];
+        let mut s = lay.scratch();
         for (i, y_i) in imgs.zip(y_chunk.chunks_mut(g.out_len())) {
-            g.fwd_pass(weight, block(x, i, g.img_len()), y_i, &mut col, par);
-            finish(y_i, bias, g.l(), relu);
+            let io = FwdIo {
+                weight,
+                x: block(x, i, g.img_len()),
+                y: y_i,
+                bias,
+                relu,
+                reuse_cols: false,
+            };
+            lay.fwd(&mut s, io, par);
         }
     });
     y
@@ -133,10 +121,11 @@ pub(crate) fn conv_data<T: Elem>(
     bias: Option<&[T]>,
     relu: bool,
 ) -> Vec<T> {
-    conv_data_via(g, n, y, weight, bias, relu, Wide::new(g).filter(Wide::pays))
+    conv_data_via(g, n, y, weight, bias, relu, chosen(g))
 }
 
-/// [`conv_data`] on the wide layout `wide` when given, else on plain col2im.
+/// [`conv_data`] on the wide layout `wide` when given, else on plain col2im: the backward
+/// driver asked for the image gradient only, with the bias and ReLU applied to it.
 fn conv_data_via<T: Elem>(
     g: &Geom,
     n: usize,
@@ -146,36 +135,19 @@ fn conv_data_via<T: Elem>(
     relu: bool,
     wide: Option<Wide>,
 ) -> Vec<T> {
-    let mut x = vec![T::ZERO; n * g.img_len()];
-    if let Some(wd) = wide {
-        run_tasks(n, &mut x, g.img_len(), 0, |imgs, x_chunk, _, par| {
-            let mut s = wd.scratch();
-            for (i, x_i) in imgs.zip(x_chunk.chunks_mut(g.img_len())) {
-                let y_i = block(y, i, g.out_len());
-                let io = BwdIo {
-                    weight,
-                    x: &[],
-                    gy: y_i,
-                    res: None,
-                    gx: Some(&mut *x_i),
-                    gw: None,
-                    gb: None,
-                    bias,
-                    relu,
-                };
-                wd.bwd(&mut s, io, par);
-            }
-        });
-        return x;
-    }
-    run_tasks(n, &mut x, g.img_len(), 0, |imgs, x_chunk, _, par| {
-        let mut col = vec![T::ZERO; g.col_len()];
-        for (i, x_i) in imgs.zip(x_chunk.chunks_mut(g.img_len())) {
-            g.data_pass(weight, block(y, i, g.out_len()), x_i, &mut col, par);
-            finish(x_i, bias, g.h * g.w, relu);
-        }
-    });
-    x
+    let need = Need {
+        input: true,
+        weight: false,
+        bias: false,
+    };
+    let data = Data {
+        x: &[],
+        weight,
+        gy: y,
+        res: None,
+    };
+    let grads = on_layout!(wide, g, |lay| backward(lay, g, n, data, need, bias, relu));
+    grads.input.unwrap_or_default()
 }
 
 /// Convolution backward, one pass over the images: from `x` `[n, c, h, w]`, `weight` and the
@@ -191,16 +163,7 @@ pub(crate) fn conv_bwd<T: Elem>(
     res: Option<&[T]>,
     need: Need,
 ) -> Grads<T> {
-    conv_bwd_via(
-        g,
-        n,
-        x,
-        weight,
-        gy,
-        res,
-        need,
-        Wide::new(g).filter(Wide::pays),
-    )
+    conv_bwd_via(g, n, x, weight, gy, res, need, chosen(g))
 }
 
 /// [`conv_bwd`] on the wide layout `wide` when given, else on plain im2col.
@@ -215,64 +178,69 @@ fn conv_bwd_via<T: Elem>(
     need: Need,
     wide: Option<Wide>,
 ) -> Grads<T> {
-    let wlen = g.weight_len();
+    let data = Data { x, weight, gy, res };
+    on_layout!(wide, g, |lay| backward(lay, g, n, data, need, None, false))
+}
+
+/// The batched inputs of a backward pass.
+#[derive(Clone, Copy)]
+struct Data<'a, T> {
+    /// The images `[n, c, h, w]` (read only for the weight gradient).
+    x: &'a [T],
+    /// The weight `[o, c, kh, kw]`.
+    weight: &'a [T],
+    /// The output gradients `[n, o, ho, wo]`.
+    gy: &'a [T],
+    /// The op's outputs, whose zeros mask `gy` when a ReLU is fused.
+    res: Option<&'a [T]>,
+}
+
+/// Where a task's accumulator `[gw | gb]` splits: the weight gradient's length, or 0 when it
+/// is not needed.
+fn weight_part(g: &Geom, need: Need) -> usize {
+    if need.weight { g.weight_len() } else { 0 }
+}
+
+/// The backward driver: [`Layout::bwd`] over the images, producing the gradients `need`
+/// asks for; the image gradient is offset by `bias` and passed through a ReLU when `relu`.
+fn backward<T: Elem, L: Layout>(
+    lay: L,
+    g: &Geom,
+    n: usize,
+    d: Data<'_, T>,
+    need: Need,
+    bias: Option<&[T]>,
+    relu: bool,
+) -> Grads<T> {
+    let wlen = weight_part(g, need);
     let mut gx = vec![T::ZERO; if need.input { n * g.img_len() } else { 0 }];
-    let acc_len = if need.bias { wlen + g.o } else { wlen };
-    if let Some(wd) = wide {
-        let acc = run_tasks(
-            n,
-            &mut gx,
-            g.img_len(),
-            acc_len,
-            |imgs, gx_chunk, acc, par| {
-                let mut s = wd.scratch();
-                let mut gx_iter = gx_chunk.chunks_mut(g.img_len());
-                let (gw, gb) = acc.split_at_mut(wlen);
-                for i in imgs {
-                    let io = BwdIo {
-                        weight,
-                        x: block(x, i, g.img_len()),
-                        gy: block(gy, i, g.out_len()),
-                        res: res.map(|r| block(r, i, g.out_len())),
-                        gx: gx_iter.next(),
-                        gw: need.weight.then_some(&mut *gw),
-                        gb: need.bias.then_some(&mut *gb),
-                        bias: None,
-                        relu: false,
-                    };
-                    wd.bwd(&mut s, io, par);
-                }
-            },
-        );
-        let (gw, gb) = split_acc(acc, wlen, need);
-        return Grads {
-            input: need.input.then_some(gx),
-            weight: gw,
-            bias: gb,
-        };
-    }
+    let acc_len = wlen + if need.bias { g.o } else { 0 };
     let acc = run_tasks(
         n,
         &mut gx,
         g.img_len(),
         acc_len,
         |imgs, gx_chunk, acc, par| {
-            let mut col = vec![T::ZERO; g.col_len()];
-            let mut buf = vec![T::ZERO; if res.is_some() { g.out_len() } else { 0 }];
+            let mut s = lay.scratch();
             let mut gx_iter = gx_chunk.chunks_mut(g.img_len());
             let (gw, gb) = acc.split_at_mut(wlen);
             for i in imgs {
-                let res_i = res.map(|r| block(r, i, g.out_len()));
-                let gy_i = masked(block(gy, i, g.out_len()), res_i, &mut buf);
-                if need.weight {
-                    g.filter_pass(block(x, i, g.img_len()), gy_i, gw, &mut col, par);
-                }
-                if need.bias {
-                    add_channel_sums(gb, gy_i, g.l());
-                }
-                if let Some(gx_i) = gx_iter.next() {
-                    g.data_pass(weight, gy_i, gx_i, &mut col, par);
-                }
+                let io = BwdIo {
+                    weight: d.weight,
+                    x: if need.weight {
+                        block(d.x, i, g.img_len())
+                    } else {
+                        &[]
+                    },
+                    gy: block(d.gy, i, g.out_len()),
+                    res: d.res.map(|r| block(r, i, g.out_len())),
+                    gx: gx_iter.next(),
+                    gw: need.weight.then_some(&mut *gw),
+                    gb: need.bias.then_some(&mut *gb),
+                    bias,
+                    relu,
+                };
+                lay.bwd(&mut s, io, par);
             }
         },
     );
@@ -299,16 +267,7 @@ pub(crate) fn conv_t_bwd<T: Elem>(
     res: Option<&[T]>,
     need: Need,
 ) -> Grads<T> {
-    conv_t_bwd_via(
-        g,
-        n,
-        y,
-        weight,
-        gx,
-        res,
-        need,
-        Wide::new(g).filter(Wide::pays),
-    )
+    conv_t_bwd_via(g, n, y, weight, gx, res, need, chosen(g))
 }
 
 /// [`conv_t_bwd`] on the wide layout `wide` when given, else on plain im2col.
@@ -323,110 +282,71 @@ fn conv_t_bwd_via<T: Elem>(
     need: Need,
     wide: Option<Wide>,
 ) -> Grads<T> {
-    let (k, l) = (g.k(), g.l());
-    let wlen = g.weight_len();
+    let data = Data {
+        x: gx,
+        weight,
+        gy: y,
+        res,
+    };
+    on_layout!(wide, g, |lay| transposed_backward(lay, g, n, data, need))
+}
+
+/// The transposed convolution's backward driver, per image: the weight gradient as a
+/// convolution's filter pass ([`Layout::bwd`] with `x` the output gradient `gx_i`, `gy` the
+/// op's input `y_i`), then the input gradient as a convolution's forward pass of `gx_i`
+/// reusing that pass's unfolding. `d.x` holds the output gradients, `d.gy` the op's inputs
+/// and `d.res` its outputs.
+fn transposed_backward<T: Elem, L: Layout>(
+    lay: L,
+    g: &Geom,
+    n: usize,
+    d: Data<'_, T>,
+    need: Need,
+) -> Grads<T> {
+    let wlen = weight_part(g, need);
     let mut gy = vec![T::ZERO; if need.input { n * g.out_len() } else { 0 }];
-    let acc_len = if need.bias { wlen + g.c } else { wlen };
-    if let Some(wd) = wide {
-        let acc = run_tasks(
-            n,
-            &mut gy,
-            g.out_len(),
-            acc_len,
-            |imgs, gy_chunk, acc, par| {
-                let mut s = wd.scratch();
-                let mut buf = vec![T::ZERO; if res.is_some() { g.img_len() } else { 0 }];
-                let mut gy_iter = gy_chunk.chunks_mut(g.out_len());
-                let (gw, gb) = acc.split_at_mut(wlen);
-                for i in imgs {
-                    let res_i = res.map(|r| block(r, i, g.img_len()));
-                    let gx_i = masked(block(gx, i, g.img_len()), res_i, &mut buf);
-                    if need.bias {
-                        add_channel_sums(gb, gx_i, g.h * g.w);
-                    }
-                    let y_i = block(y, i, g.out_len());
-                    if need.weight {
-                        let io = BwdIo {
-                            weight,
-                            x: gx_i,
-                            gy: y_i,
-                            res: None,
-                            gx: None,
-                            gw: Some(&mut *gw),
-                            gb: None,
-                            bias: None,
-                            relu: false,
-                        };
-                        wd.bwd(&mut s, io, par);
-                    }
-                    if let Some(gy_i) = gy_iter.next() {
-                        let io = FwdIo {
-                            weight,
-                            x: gx_i,
-                            y: gy_i,
-                            bias: None,
-                            relu: false,
-                            reuse_cols: need.weight,
-                        };
-                        wd.fwd(&mut s, io, par);
-                    }
-                }
-            },
-        );
-        let (gw, gb) = split_acc(acc, wlen, need);
-        return Grads {
-            input: need.input.then_some(gy),
-            weight: gw,
-            bias: gb,
-        };
-    }
+    let acc_len = wlen + if need.bias { g.c } else { 0 };
     let acc = run_tasks(
         n,
         &mut gy,
         g.out_len(),
         acc_len,
         |imgs, gy_chunk, acc, par| {
-            let mut col = vec![T::ZERO; g.col_len()];
-            let mut buf = vec![T::ZERO; if res.is_some() { g.img_len() } else { 0 }];
+            let mut s = lay.scratch();
+            let mut buf = vec![T::ZERO; if d.res.is_some() { g.img_len() } else { 0 }];
             let mut gy_iter = gy_chunk.chunks_mut(g.out_len());
             let (gw, gb) = acc.split_at_mut(wlen);
             for i in imgs {
-                let res_i = res.map(|r| block(r, i, g.img_len()));
-                let gx_i = masked(block(gx, i, g.img_len()), res_i, &mut buf);
-                let y_i = block(y, i, g.out_len());
+                let res_i = d.res.map(|r| block(r, i, g.img_len()));
+                let gx_i = masked(block(d.x, i, g.img_len()), res_i, &mut buf);
                 if need.bias {
                     add_channel_sums(gb, gx_i, g.h * g.w);
                 }
-                if !(need.weight || need.input) {
-                    continue;
-                }
-                let cols = g.cols(gx_i, &mut col);
-                let cv = MatView::row_major(k, l);
+                let y_i = block(d.gy, i, g.out_len());
                 if need.weight {
-                    let yv = MatView::row_major(g.o, l);
-                    matmul(
-                        gw,
-                        MatView::row_major(g.o, k),
-                        true,
-                        y_i,
-                        yv,
-                        cols,
-                        cv.t(),
-                        par,
-                    );
+                    let io = BwdIo {
+                        weight: d.weight,
+                        x: gx_i,
+                        gy: y_i,
+                        res: None,
+                        gx: None,
+                        gw: Some(&mut *gw),
+                        gb: None,
+                        bias: None,
+                        relu: false,
+                    };
+                    lay.bwd(&mut s, io, par);
                 }
                 if let Some(gy_i) = gy_iter.next() {
-                    let wv = MatView::row_major(g.o, k);
-                    matmul(
-                        gy_i,
-                        MatView::row_major(g.o, l),
-                        false,
-                        weight,
-                        wv,
-                        cols,
-                        cv,
-                        par,
-                    );
+                    let io = FwdIo {
+                        weight: d.weight,
+                        x: gx_i,
+                        y: gy_i,
+                        bias: None,
+                        relu: false,
+                        reuse_cols: need.weight,
+                    };
+                    lay.fwd(&mut s, io, par);
                 }
             }
         },

@@ -31,6 +31,7 @@
 use gemm::Parallelism;
 
 use super::geom::Geom;
+use super::layout::{BwdIo, FwdIo, Layout};
 use crate::elem::{Elem, add_channel_sums};
 use crate::matmul::{MatView, matmul};
 use crate::simd::avx2_dispatch;
@@ -102,44 +103,6 @@ fn dot<T: Elem>(a: &[T], b: &[T]) -> T {
         s += p;
     }
     s
-}
-
-/// One image's buffers for [`Wide::fwd`].
-pub(crate) struct FwdIo<'a, T> {
-    /// The weight `[o, c, kh, kw]`.
-    pub weight: &'a [T],
-    /// The image `[c, h, w]`.
-    pub x: &'a [T],
-    /// The output `[o, ho, wo]`, overwritten.
-    pub y: &'a mut [T],
-    /// Added per output channel.
-    pub bias: Option<&'a [T]>,
-    /// A ReLU after the bias.
-    pub relu: bool,
-    /// The scratch already holds the padded image and the columns of this `x`.
-    pub reuse_cols: bool,
-}
-
-/// One image's buffers for [`Wide::bwd`]; each gradient is computed when its buffer is given.
-pub(crate) struct BwdIo<'a, T> {
-    /// The weight `[o, c, kh, kw]`.
-    pub weight: &'a [T],
-    /// The image `[c, h, w]` (read only for the weight gradient).
-    pub x: &'a [T],
-    /// The output gradient `[o, ho, wo]`.
-    pub gy: &'a [T],
-    /// The op's output, whose zeros mask `gy` when a ReLU is fused.
-    pub res: Option<&'a [T]>,
-    /// The image gradient, overwritten.
-    pub gx: Option<&'a mut [T]>,
-    /// The weight gradient, added to.
-    pub gw: Option<&'a mut [T]>,
-    /// The bias gradient, added to.
-    pub gb: Option<&'a mut [T]>,
-    /// Added per image channel to the image result (a transposed convolution's forward pass).
-    pub bias: Option<&'a [T]>,
-    /// A ReLU on the image result, after the bias.
-    pub relu: bool,
 }
 
 impl Wide {
@@ -220,7 +183,7 @@ impl Wide {
     }
 
     /// Fresh scratch buffers for one task.
-    pub(crate) fn scratch<T: Elem>(&self) -> Scratch<T> {
+    fn new_scratch<T: Elem>(&self) -> Scratch<T> {
         let g = &self.g;
         Scratch {
             xpad: vec![
@@ -417,15 +380,11 @@ impl Wide {
         }
     }
 
-    /// Convolution forward of one image: `y` `[o, ho, wo]` from `x` `[c, h, w]`, plus bias and
-    /// ReLU. With `reuse_cols`, the scratch already holds the padded image and the columns of
-    /// this `x` (from a [`Wide::bwd`] weight-gradient pass on it). Compiled for AVX2 when the
-    /// CPU has it (the element-wise loops vectorise wider; the same operations in the same
-    /// order, so the same results).
-    pub(crate) fn fwd<T: Elem>(&self, s: &mut Scratch<T>, io: FwdIo<'_, T>, par: Parallelism) {
-        fwd_dispatch(self, s, io, par)
-    }
-
+    /// Convolution forward of one image ([`Layout::fwd`]). With `reuse_cols`, the scratch
+    /// already holds the padded image and the columns of this `x` (from a weight-gradient
+    /// [`Layout::bwd`] pass on it). Run compiled for AVX2 when the CPU has it (the
+    /// element-wise loops vectorise wider; the same operations in the same order, so the same
+    /// results).
     /// The body of [`Wide::fwd`].
     #[inline(always)]
     fn fwd_body<T: Elem>(&self, s: &mut Scratch<T>, io: FwdIo<'_, T>, par: Parallelism) {
@@ -477,16 +436,9 @@ impl Wide {
         self.compact(yw, y, bias, relu);
     }
 
-    /// Convolution backward of one image, from `x` `[c, h, w]` and the output gradient `gy`
-    /// `[o, ho, wo]` (masked by `res > 0` when a ReLU is fused): writes the image gradient into
-    /// `gx` and adds the weight and bias gradients to `gw` and `gb`, each when given. The image
-    /// result is offset by `bias` and passed through a ReLU when `relu` (for a transposed
-    /// convolution's forward pass, which is this data pass). Compiled
-    /// for AVX2 when the CPU has it, like [`Wide::fwd`].
-    pub(crate) fn bwd<T: Elem>(&self, s: &mut Scratch<T>, io: BwdIo<'_, T>, par: Parallelism) {
-        bwd_dispatch(self, s, io, par)
-    }
-
+    /// Convolution backward of one image ([`Layout::bwd`]), the output gradient masked while
+    /// it is spread onto the wide grid. Run compiled for AVX2 when the CPU has it, like
+    /// [`Wide::fwd_body`].
     /// The body of [`Wide::bwd`].
     #[inline(always)]
     fn bwd_body<T: Elem>(&self, s: &mut Scratch<T>, io: BwdIo<'_, T>, par: Parallelism) {
@@ -576,6 +528,22 @@ impl Wide {
             let b = bias.map_or(T::ZERO, |b| b[ci]);
             self.crop(plane, gx_c, b, relu);
         }
+    }
+}
+
+impl Layout for Wide {
+    type Scratch<T: Elem> = Scratch<T>;
+
+    fn scratch<T: Elem>(&self) -> Scratch<T> {
+        self.new_scratch()
+    }
+
+    fn fwd<T: Elem>(&self, s: &mut Scratch<T>, io: FwdIo<'_, T>, par: Parallelism) {
+        fwd_dispatch(self, s, io, par)
+    }
+
+    fn bwd<T: Elem>(&self, s: &mut Scratch<T>, io: BwdIo<'_, T>, par: Parallelism) {
+        bwd_dispatch(self, s, io, par)
     }
 }
 
