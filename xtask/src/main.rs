@@ -57,8 +57,11 @@ fn main() -> ExitCode {
     ae_kernels::tune_glibc_malloc();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stdout (tracing's default writer), coloured only when it is a terminal, so
+    // that a redirected log file holds no ANSI escape codes.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_target(false)
         .try_init();
     let result = match Cli::parse().command {
