@@ -34,6 +34,33 @@ pub struct EvalMetrics {
     pub elbo: Option<f64>,
 }
 
+/// Mean squared error between two equally long pixel buffers (over the shorter one's length
+/// when they differ; 0 for empty buffers). The one definition the evaluation, `ae-uses` and
+/// `ae-viz` share.
+pub fn mse(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len().min(b.len()).max(1);
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(x - y).powi(2))
+        .sum::<f64>()
+        / n as f64
+}
+
+/// Peak signal-to-noise ratio in dB of `a` against `b` (values in [0, 1]):
+/// `10 log10(1 / mse)`; infinite for identical inputs.
+pub fn psnr(a: &[f32], b: &[f32]) -> f64 {
+    psnr_of_mse(mse(a, b))
+}
+
+/// `10 log10(1 / mse)` (infinite for 0), the PSNR of pixels in [0, 1].
+pub fn psnr_of_mse(mse: f64) -> f64 {
+    if mse > 0.0 {
+        10.0 * (1.0 / mse).log10()
+    } else {
+        f64::INFINITY
+    }
+}
+
 /// Runs `f` on `pixels` (whole images of the layout's size, in order) in
 /// batches of `batch_size` shaped for `layout`, and concatenates its outputs,
 /// flattened to `f32`. The one batching loop the CLI, `ae-viz` and `ae-uses`
@@ -59,17 +86,37 @@ pub fn map_batches<E: From<candle_core::Error>>(
     Ok(out)
 }
 
-/// Checks that `set`'s images fit the model's input layout.
-pub(crate) fn check_fits(model: &dyn Autoencoder, set: &ImageSet, what: &str) -> Result<()> {
+/// `CxHxW` of the images a model takes (`N values (flat)` for a flat input).
+pub fn model_image_size(model: &dyn Autoencoder) -> String {
+    match model.input_layout() {
+        InputLayout::Flat { dim } => format!("{dim} values (flat)"),
+        InputLayout::Image {
+            channels,
+            height,
+            width,
+        } => format!("{channels}x{height}x{width}"),
+    }
+}
+
+/// Why the images of `set` (`what`, e.g. "the test set") do not fit the model's input, or
+/// `None` when they do: the one check the trainer, `ae-uses` and `ae-viz` share, each
+/// wrapping the message in its own error.
+pub fn misfit(model: &dyn Autoencoder, set: &ImageSet, what: &str) -> Option<String> {
     let (c, h, w) = (set.channels(), set.height(), set.width());
     if model.input_layout().accepts(c, h, w) {
-        Ok(())
-    } else {
-        Err(TrainError::Mismatch(format!(
-            "{what} has images of {c}x{h}x{w} but the model expects {:?}",
-            model.input_layout()
-        )))
+        return None;
     }
+    Some(format!(
+        "{what} are images of {c}x{h}x{w} ({} values) but the model takes {}: \
+         use data of the size the model was trained on",
+        c * h * w,
+        model_image_size(model)
+    ))
+}
+
+/// Checks that `set`'s images fit the model's input layout ([`misfit`]).
+pub(crate) fn check_fits(model: &dyn Autoencoder, set: &ImageSet, what: &str) -> Result<()> {
+    misfit(model, set, what).map_or(Ok(()), |m| Err(TrainError::Mismatch(m)))
 }
 
 /// Evaluates `model` on every image of `set`, in batches of `batch_size`.
@@ -131,11 +178,7 @@ pub fn evaluate(
         images: set.len(),
         bce: bce_per_pixel,
         mse,
-        psnr: if mse > 0.0 {
-            10.0 * (1.0 / mse).log10()
-        } else {
-            f64::INFINITY
-        },
+        psnr: psnr_of_mse(mse),
         loss: loss / n,
         recon: recon / n,
         kl,

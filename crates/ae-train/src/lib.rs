@@ -39,7 +39,9 @@ pub use checkpoint::{LoadedRun, load_run};
 pub use config::{EarlyStopping, FORMAT_VERSION, LrSchedule, RunConfig, TrainConfig};
 pub use device::parse_device;
 pub use error::{Result, TrainError};
-pub use eval::{EvalMetrics, evaluate, map_batches};
+pub use eval::{
+    EvalMetrics, evaluate, map_batches, misfit, model_image_size, mse, psnr, psnr_of_mse,
+};
 pub use metrics::{EpochMetrics, Metrics};
 pub use progress::ProgressMode;
 pub use trainer::{TrainOptions, TrainReport, train, train_on, train_step};

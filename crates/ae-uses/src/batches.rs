@@ -2,40 +2,20 @@
 //! images fit the model.
 
 use ae_data::ImageSet;
-use ae_models::{Autoencoder, InputLayout};
+use ae_models::Autoencoder;
 use candle_core::{Device, Tensor};
 
 use crate::error::{Result, UsesError};
 
+pub use ae_train::model_image_size;
+
 /// Images per batch when a caller does not choose.
 pub const DEFAULT_BATCH: usize = 1000;
-
-/// `CxHxW` of the images a model takes.
-pub fn model_image_size(model: &dyn Autoencoder) -> String {
-    match model.input_layout() {
-        InputLayout::Flat { dim } => format!("{dim} values (flat)"),
-        InputLayout::Image {
-            channels,
-            height,
-            width,
-        } => format!("{channels}x{height}x{width}"),
-    }
-}
 
 /// Fails with a clear [`UsesError::Mismatch`] unless the images of `set`
 /// (`what`, e.g. "the test images of mnist") fit the model's input.
 pub fn check_fits(model: &dyn Autoencoder, set: &ImageSet, what: &str) -> Result<()> {
-    let (c, h, w) = (set.channels(), set.height(), set.width());
-    if model.input_layout().accepts(c, h, w) {
-        Ok(())
-    } else {
-        Err(UsesError::Mismatch(format!(
-            "{what} are images of {c}x{h}x{w} ({} values) but the model takes {}: \
-             use data of the size the model was trained on",
-            c * h * w,
-            model_image_size(model)
-        )))
-    }
+    ae_train::misfit(model, set, what).map_or(Ok(()), |m| Err(UsesError::Mismatch(m)))
 }
 
 /// The tensor of the images `idx` of `set`, shaped for `model`.

@@ -121,30 +121,8 @@ pub fn quantile(values: &[f64], q: f64) -> Result<f64> {
     Ok(v[lo] + (v[hi] - v[lo]) * frac)
 }
 
-/// Mean squared error between two equally long slices.
-pub fn mse(a: &[f32], b: &[f32]) -> f64 {
-    let n = a.len().min(b.len()).max(1);
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(x - y).powi(2))
-        .sum::<f64>()
-        / n as f64
-}
-
-/// Peak signal-to-noise ratio in dB of `a` against `b` (values in [0, 1]):
-/// `10 log10(1 / mse)`; infinite for identical inputs.
-pub fn psnr(a: &[f32], b: &[f32]) -> f64 {
-    psnr_of_mse(mse(a, b))
-}
-
-/// `10 log10(1 / mse)` (infinite for 0).
-pub fn psnr_of_mse(mse: f64) -> f64 {
-    if mse > 0.0 {
-        10.0 * (1.0 / mse).log10()
-    } else {
-        f64::INFINITY
-    }
-}
+/// MSE and PSNR of pixel buffers: defined once, in `ae-train` (its evaluation reports them).
+pub use ae_train::{mse, psnr, psnr_of_mse};
 
 /// Mean binary cross-entropy per value of a reconstruction `rec` (clipped to
 /// `[1e-7, 1 - 1e-7]`, as the scikit-learn PCA baseline does) against `target`.

@@ -179,24 +179,8 @@ pub struct DenoiseStats {
     pub psnr_denoised: f64,
 }
 
-/// Mean squared difference of two equally long pixel buffers.
-pub fn mse(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| ((x - y) as f64).powi(2))
-        .sum::<f64>()
-        / a.len().max(1) as f64
-}
-
-/// Peak signal-to-noise ratio in dB of pixels in `[0, 1]`.
-pub fn psnr(a: &[f32], b: &[f32]) -> f64 {
-    let m = mse(a, b);
-    if m > 0.0 {
-        10.0 * (1.0 / m).log10()
-    } else {
-        f64::INFINITY
-    }
-}
+/// MSE and PSNR of pixel buffers: defined once, in `ae-train` (its evaluation reports them).
+pub use ae_train::{mse, psnr};
 
 /// The grid images of `set` are drawn with.
 fn grid_for(shape: [usize; 3]) -> ImageGrid {
@@ -209,12 +193,8 @@ fn set_shape(set: &ImageSet) -> [usize; 3] {
 
 /// Fails unless `set`'s images fit the model's input.
 fn check_fits(model: &dyn Autoencoder, set: &ImageSet) -> Result<()> {
-    let [c, h, w] = set_shape(set);
-    if !model.input_layout().accepts(c, h, w) {
-        return Err(VizError::Data(format!(
-            "images of {c}x{h}x{w} with a model whose input is {:?}",
-            model.input_layout()
-        )));
+    if let Some(why) = ae_train::misfit(model, set, "the images") {
+        return Err(VizError::Data(why));
     }
     if set.is_empty() {
         return Err(VizError::Data("an empty image set".into()));
