@@ -385,7 +385,6 @@ impl Wide {
     /// [`Layout::bwd`] pass on it). Run compiled for AVX2 when the CPU has it (the
     /// element-wise loops vectorise wider; the same operations in the same order, so the same
     /// results).
-    /// The body of [`Wide::fwd`].
     #[inline(always)]
     fn fwd_body<T: Elem>(&self, s: &mut Scratch<T>, io: FwdIo<'_, T>, par: Parallelism) {
         let FwdIo {
@@ -439,7 +438,6 @@ impl Wide {
     /// Convolution backward of one image ([`Layout::bwd`]), the output gradient masked while
     /// it is spread onto the wide grid. Run compiled for AVX2 when the CPU has it, like
     /// [`Wide::fwd_body`].
-    /// The body of [`Wide::bwd`].
     #[inline(always)]
     fn bwd_body<T: Elem>(&self, s: &mut Scratch<T>, io: BwdIo<'_, T>, par: Parallelism) {
         let BwdIo {
