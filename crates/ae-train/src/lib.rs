@@ -42,4 +42,4 @@ pub use error::{Result, TrainError};
 pub use eval::{EvalMetrics, evaluate, map_batches};
 pub use metrics::{EpochMetrics, Metrics};
 pub use progress::ProgressMode;
-pub use trainer::{TrainOptions, TrainReport, train, train_on, train_step};
+pub use trainer::{TrainOptions, TrainReport, train, train_on, train_step, train_step_on_device};
