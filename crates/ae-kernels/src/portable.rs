@@ -167,14 +167,14 @@ macro_rules! test_device {
         #[test]
         fn $cpu() {
             $crate::portable::Backend::CpuKernels
-                .run(|d| $fn_name(d))
+                .run($fn_name)
                 .expect("the CPU is always there")
         }
 
         #[test]
         fn $portable() {
             $crate::portable::Backend::CpuPortable
-                .run(|d| $fn_name(d))
+                .run($fn_name)
                 .expect("the CPU is always there")
         }
 
@@ -182,7 +182,7 @@ macro_rules! test_device {
         #[test]
         fn $cuda() {
             $crate::portable::Backend::Cuda
-                .run(|d| $fn_name(d))
+                .run($fn_name)
                 .expect("a build with the cuda feature tests on a CUDA device")
         }
 
@@ -190,7 +190,7 @@ macro_rules! test_device {
         #[test]
         fn $metal() {
             $crate::portable::Backend::Metal
-                .run(|d| $fn_name(d))
+                .run($fn_name)
                 .expect("a build with the metal feature tests on a Metal device")
         }
     };
