@@ -19,6 +19,11 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Run on the CPU through candle's stock ops only (the portable path, exactly what a
+    /// CUDA or Metal device computes) instead of ae's CPU kernels and fused steps; slower,
+    /// for checking the device path without a GPU. `AE_PORTABLE=1` does the same.
+    #[arg(long, global = true)]
+    portable: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +74,9 @@ fn main() -> ExitCode {
     ae_kernels::tune_glibc_malloc();
     let cli = Cli::parse();
     init_tracing();
+    if cli.portable {
+        ae_kernels::set_portable(true);
+    }
     let result = match cli.command {
         Command::Train(a) => train_cmd::run(*a),
         Command::Eval(a) => use_cmd::eval(a),

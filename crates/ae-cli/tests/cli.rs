@@ -175,6 +175,71 @@ fn same_seed_same_weights_other_seed_other_weights() {
     ));
 }
 
+/// The train and validation losses of every epoch of a run.
+fn losses(dir: &Path) -> Vec<(f64, f64)> {
+    let m: serde_json::Value = serde_json::from_slice(&bytes(dir.join("metrics.json"))).unwrap();
+    m["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["train_loss"].as_f64().unwrap(),
+                e["val_loss"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn portable_runs_the_device_path_on_the_cpu() {
+    // `--portable` (and `AE_PORTABLE=1`) trains through candle's stock ops, what a GPU runs,
+    // instead of the fused CPU step: the same model up to rounding, but other weights bit for
+    // bit, which shows the switch took effect.
+    let tmp = tempfile::tempdir().unwrap();
+    let (k, p, e) = (
+        tmp.path().join("k"),
+        tmp.path().join("p"),
+        tmp.path().join("e"),
+    );
+    train(&k, "vanilla", &[]);
+    train(&p, "vanilla", &["--portable"]);
+    let d = e.to_str().unwrap();
+    let out = ae()
+        .env("AE_PORTABLE", "1")
+        .args([
+            "train",
+            "--model",
+            "vanilla",
+            "--out",
+            d,
+            "--train-limit",
+            "256",
+        ])
+        .args(["--test-limit", "64", "--epochs", "2", "--batch-size", "64"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!same_file(
+        k.join("model.safetensors"),
+        p.join("model.safetensors")
+    ));
+    assert!(same_file(
+        p.join("model.safetensors"),
+        e.join("model.safetensors")
+    ));
+    for ((a, b), (c, d)) in losses(&k).into_iter().zip(losses(&p)) {
+        assert!(
+            (a - c).abs() <= 1e-3 * a && (b - d).abs() <= 1e-3 * b,
+            "{a} {b} vs {c} {d}"
+        );
+    }
+}
+
 #[test]
 fn resume_reaches_the_uninterrupted_weights() {
     let tmp = tempfile::tempdir().unwrap();

@@ -31,12 +31,14 @@
 //!   page-fault cost of candle's large per-op allocations (often the largest remaining cost
 //!   once the convolutions are fast; see `docs/performance.md`).
 //!
-//! On CUDA / Metal devices, for dtypes other than `f32`/`f64`, and for configurations the
-//! kernels do not cover (dilation, groups, `output_padding >= stride`), everything falls back to
-//! candle's own ops. Forward values always match candle's within floating-point tolerance, and
-//! so do the convolution gradients; the `relu` / `max_pool2d` gradients follow PyTorch where
-//! candle differs (see their docs). Gradients are first order (the backward passes are not
-//! themselves differentiable).
+//! On CUDA / Metal devices, on the CPU with the [`portable`] path forced (`AE_PORTABLE=1`,
+//! [`set_portable`]), for dtypes other than `f32`/`f64`, and for configurations the kernels do
+//! not cover (dilation, groups, `output_padding >= stride`), everything falls back to candle's
+//! own ops. Forward values always match candle's within floating-point tolerance, and so do the
+//! convolution gradients; the `relu` / `max_pool2d` gradients follow PyTorch where candle
+//! differs (see their docs), on every device: their fallbacks are built from stock ops with
+//! the kernels' gradients. Gradients are first order (the backward passes are not themselves
+//! differentiable).
 #![warn(missing_docs)]
 
 mod adam;
@@ -50,8 +52,10 @@ pub mod nn;
 mod ops;
 mod plan;
 mod pool;
+pub mod portable;
 mod simd;
 pub mod step;
+mod stock;
 mod threads;
 mod unary;
 
@@ -60,6 +64,7 @@ use candle_core::{DType, Result, Tensor, bail};
 pub use adam::{AdamMoments, AdamStep, adam_update, adam_update_slice};
 pub use malloc::tune_glibc_malloc;
 pub use nn::{Conv2d, ConvTranspose2d, Linear};
+pub use portable::{Backend, PORTABLE_VAR, cpu_kernels, portable, set_portable, with_portable};
 pub use threads::{CANDLE_SPIN_LIMIT, CANDLE_SPIN_LIMIT_VAR, tune_candle_threads};
 
 use conv::Geom;
@@ -69,13 +74,19 @@ use ops::{ConvKernel, DataKernel};
 use pool::{MaxPoolOp, PoolGeom};
 use unary::{Relu, Sigmoid, Unary};
 
-/// Whether the fast CPU kernels can handle these tensors (CPU device, `f32`/`f64`, one dtype,
-/// no empty dimension).
+/// Whether the fast CPU kernels can handle these tensors (CPU device with the portable path
+/// off, `f32`/`f64`, one dtype, no empty dimension).
 fn fast_path(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> bool {
     let dtype_ok = matches!(x.dtype(), DType::F32 | DType::F64)
         && w.dtype() == x.dtype()
         && b.is_none_or(|b| b.dtype() == x.dtype());
-    x.device().is_cpu() && dtype_ok && x.elem_count() > 0 && w.elem_count() > 0
+    cpu_kernels(x.device()) && dtype_ok && x.elem_count() > 0 && w.elem_count() > 0
+}
+
+/// Whether the element-wise CPU kernels can handle `x` (CPU device with the portable path
+/// off, `f32`/`f64`).
+fn fast_unary(x: &Tensor) -> bool {
+    cpu_kernels(x.device()) && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
 /// Adds a per-channel bias `[c]` to a `[n, c, h, w]` tensor.
@@ -152,7 +163,7 @@ fn conv2d_impl(
     };
     if !fast_path(x, w, b) {
         let y = add_bias(x.conv2d(w, padding, stride, 1, 1)?, b)?;
-        return if relu { y.relu() } else { Ok(y) };
+        return if relu { stock::relu(&y) } else { Ok(y) };
     }
     ops::apply(ConvKernel { g, n, relu }, x, w, b)
 }
@@ -232,7 +243,7 @@ fn conv_transpose2d_impl(
         _ => {
             let y = x.conv_transpose2d(w, padding, output_padding, stride, 1)?;
             let y = add_bias(y, b)?;
-            return if relu { y.relu() } else { Ok(y) };
+            return if relu { stock::relu(&y) } else { Ok(y) };
         }
     };
     ops::apply(DataKernel { g, n, relu }, x, w, b)
@@ -240,20 +251,21 @@ fn conv_transpose2d_impl(
 
 /// `max(x, 0)`, differentiable; the gradient is `grad * (x > 0)` (PyTorch's convention;
 /// candle's `Tensor::relu` passes the gradient where `x >= 0`, which differs only at exactly
-/// zero). Non-CPU devices and dtypes other than `f32`/`f64` use `Tensor::relu`.
+/// zero). Non-CPU devices, the portable path and dtypes other than `f32`/`f64` compute
+/// `where(x > 0, x, 0)` from stock ops, with the same gradient.
 pub fn relu(x: &Tensor) -> Result<Tensor> {
-    if !(x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)) {
-        return x.relu();
+    if !fast_unary(x) {
+        return stock::relu(x);
     }
     x.contiguous()?.apply_op1(Unary(Relu))
 }
 
 /// `σ(x) = 1 / (1 + e^{-x})`, differentiable (the gradient is `grad · σ · (1 - σ)`), as one
 /// vectorised parallel pass: the same values as `candle_nn::ops::sigmoid` within 2e-6
-/// relative (values below `e^-87` flush to 0). Non-CPU devices and dtypes other than
-/// `f32`/`f64` use `candle_nn::ops::sigmoid`.
+/// relative (values below `e^-87` flush to 0). Non-CPU devices, the portable path and
+/// dtypes other than `f32`/`f64` use `candle_nn::ops::sigmoid`.
 pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
-    if !(x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)) {
+    if !fast_unary(x) {
         return candle_nn::ops::sigmoid(x);
     }
     x.contiguous()?.apply_op1(Unary(Sigmoid))
@@ -266,15 +278,16 @@ pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
 /// The gradient goes entirely to the first maximal element of each window, as in PyTorch.
 /// **This differs from candle 0.11**, whose `max_pool2d` backward multiplies the gradient by
 /// `(number of maxima in the window) / kernel²` (e.g. a quarter of the true gradient for
-/// 2x2 pooling without ties). Non-CPU devices and dtypes other than `f32`/`f64` use candle's
-/// op (and its gradient).
+/// 2x2 pooling without ties). Non-CPU devices, the portable path and dtypes other than
+/// `f32`/`f64` build the same values and the same gradient from stock candle ops (the
+/// windows gathered on a last axis, the first maximum selected with `where_cond`).
 pub fn max_pool2d(x: &Tensor, kernel: usize) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     if kernel == 0 || kernel > h || kernel > w {
         bail!("max_pool2d: kernel {kernel} does not fit input {h}x{w}")
     }
-    if !(x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)) {
-        return x.max_pool2d(kernel);
+    if !fast_unary(x) {
+        return stock::max_pool2d(x, kernel);
     }
     let op = MaxPoolOp {
         g: PoolGeom {
@@ -314,7 +327,7 @@ fn linear_impl(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result
     let fast = x.rank() == 2 && fast_path(x, w, b);
     if !fast {
         let y = candle_core::Module::forward(&candle_nn::Linear::new(w.clone(), b.cloned()), x)?;
-        return if relu { y.relu() } else { Ok(y) };
+        return if relu { stock::relu(&y) } else { Ok(y) };
     }
     let (n, x_in) = x.dims2()?;
     if x_in != inp {
@@ -339,7 +352,7 @@ pub fn bce_with_logits_sum(logits: &Tensor, target: &Tensor, scale: f64) -> Resu
             target.dims()
         )
     }
-    let cpu_ok = logits.device().is_cpu()
+    let cpu_ok = cpu_kernels(logits.device())
         && target.device().is_cpu()
         && matches!(logits.dtype(), DType::F32 | DType::F64)
         && target.dtype() == logits.dtype()

@@ -57,7 +57,7 @@ impl Conv2d {
                 cfg.stride,
             );
         }
-        self.forward(x)?.relu()
+        crate::relu(&self.forward(x)?)
     }
 }
 
@@ -132,7 +132,7 @@ impl ConvTranspose2d {
                 cfg.stride,
             );
         }
-        self.forward(x)?.relu()
+        crate::relu(&self.forward(x)?)
     }
 }
 

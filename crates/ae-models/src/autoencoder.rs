@@ -214,9 +214,10 @@ pub trait Autoencoder: Send + Sync {
     }
 }
 
-/// Whether `t` can take part in a fused CPU step (`f32` on the CPU).
+/// Whether `t` can take part in a fused CPU step (`f32` on the CPU, the portable path off:
+/// see `ae_kernels::portable`).
 pub(crate) fn fusable(t: &Tensor) -> bool {
-    t.device().is_cpu() && t.dtype() == candle_core::DType::F32
+    ae_kernels::cpu_kernels(t.device()) && t.dtype() == candle_core::DType::F32
 }
 
 /// Reshapes a flattened code `[N, prod(code_shape)]` to `[N, code_shape...]`

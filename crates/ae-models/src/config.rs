@@ -90,7 +90,7 @@ impl Activation {
     /// Applies the activation element-wise; the output has the input's shape.
     pub fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            Activation::Relu => x.relu(),
+            Activation::Relu => ae_kernels::relu(x),
             Activation::Sigmoid => ae_kernels::sigmoid(x),
             Activation::Tanh => x.tanh(),
             Activation::Gelu => x.gelu_erf(),

@@ -37,7 +37,8 @@ impl Default for AdamConfig {
 }
 
 /// The moments of one variable: plain vectors updated in place with the variable by one
-/// fused pass (`ae_kernels::adam_update`) on the CPU, candle tensors elsewhere.
+/// fused pass (`ae_kernels::adam_update`) on the CPU, candle tensors elsewhere (and on the
+/// CPU with the portable path forced: `ae_kernels::portable`).
 enum Moments {
     Fused(AdamMoments),
     Tensors { m: Tensor, v: Tensor },
@@ -68,7 +69,10 @@ impl Adam {
         let slots = vars
             .into_iter()
             .map(|(name, var)| {
-                let moments = match AdamMoments::zeros_for(var.as_tensor()) {
+                let fused = ae_kernels::cpu_kernels(var.device())
+                    .then(|| AdamMoments::zeros_for(var.as_tensor()))
+                    .flatten();
+                let moments = match fused {
                     Some(m) => Moments::Fused(m),
                     None => Moments::Tensors {
                         m: var.zeros_like()?,
@@ -138,6 +142,12 @@ impl Adam {
                 }
                 Moments::Tensors { m, v } => (m, v),
             };
+            // candle detaches the gradients of intermediate nodes but not those of variables,
+            // and a variable's gradient can carry the forward graph: a conv weight's is
+            // `conv2d(input activation, grad)`, and the activation is tracked. Built from it,
+            // the moments would hold that graph and, through `m = b1·m + ...`, every previous
+            // step's: the memory of every step kept (the CUDA leak of the conv models).
+            let g = &g.detach();
             *m = ((&*m * beta1)? + (g * (1.0 - beta1))?)?;
             *v = ((&*v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
             let denom = ((&*v * inv_c2)?.sqrt()? + eps)?;
@@ -246,6 +256,34 @@ impl Adam {
 mod tests {
     use super::*;
     use candle_core::{DType, Device};
+
+    #[test]
+    fn moments_built_from_a_tracked_gradient_hold_no_graph() {
+        // d(x·y)/dx = y, a variable: candle hands back a gradient that tracks it (as a conv
+        // weight's gradient tracks the forward graph). The moments must not.
+        let dev = Device::Cpu;
+        let x = Var::new(&[1f32, 2.0], &dev).unwrap();
+        let y = Var::new(&[3f32, -1.0], &dev).unwrap();
+        let vars = vec![("x".to_string(), x.clone()), ("y".to_string(), y.clone())];
+        // The tensor moments (what a GPU uses): the portable path on the CPU.
+        let mut adam =
+            ae_kernels::with_portable(true, || Adam::new(vars, AdamConfig::default())).unwrap();
+        for _ in 0..3 {
+            let grads = (x.as_tensor() * y.as_tensor())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            assert!(grads.get(x.as_tensor()).unwrap().track_op());
+            adam.step(&grads).unwrap();
+        }
+        let state = adam.state_tensors().unwrap();
+        assert_eq!(state.len(), 4);
+        for (name, t) in &state {
+            assert!(!t.track_op(), "{name} holds a graph");
+        }
+    }
 
     /// Minimises (θ - 3)² and checks the first step against Adam's closed form.
     #[test]

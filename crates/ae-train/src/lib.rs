@@ -44,4 +44,4 @@ pub use eval::{
 };
 pub use metrics::{EpochMetrics, Metrics};
 pub use progress::ProgressMode;
-pub use trainer::{TrainOptions, TrainReport, train, train_on, train_step};
+pub use trainer::{TrainOptions, TrainReport, train, train_on, train_step, train_step_on_device};

@@ -40,10 +40,15 @@ impl Progress {
         }
     }
 
-    pub(crate) fn batch(&self, loss: f64, images_per_sec: f64) {
+    /// One more batch done; `loss` is the epoch's running mean where it is known on the host
+    /// (the device path reads it once per epoch).
+    pub(crate) fn batch(&self, loss: Option<f64>, images_per_sec: f64) {
         if let Some(bar) = &self.bar {
             bar.inc(1);
-            bar.set_message(format!("loss {loss:.4} {images_per_sec:.0} img/s"));
+            bar.set_message(match loss {
+                Some(loss) => format!("loss {loss:.4} {images_per_sec:.0} img/s"),
+                None => format!("{images_per_sec:.0} img/s"),
+            });
         }
     }
 

@@ -112,6 +112,39 @@ pub fn train_step(
     Ok(value)
 }
 
+/// One training step on a batch already on the model's device, as [`train_on`] takes it on a
+/// GPU (and on the CPU's portable path, `ae_kernels::portable`): forward, loss and backward
+/// through candle's graph, then one Adam update, with nothing read back to the host.
+///
+/// `input` and `target` are `[N, ...]` in the model's input layout (the same tensor twice
+/// unless denoising). Returns the loss as a detached scalar tensor on the device. Unlike
+/// [`train_step`], the update is applied whatever the loss (checking it would mean a
+/// device-to-host copy and a synchronisation per step): [`train_on`] checks the sum of an
+/// epoch's losses once, at its end.
+pub fn train_step_on_device(
+    model: &dyn Autoencoder,
+    adam: &mut Adam,
+    input: &Tensor,
+    target: &Tensor,
+    rng: &mut AeRng,
+) -> Result<Tensor> {
+    let out = model.forward(input, Some(rng))?;
+    let parts = model.loss(&out, target)?;
+    adam.step(&parts.total.backward()?)?;
+    Ok(parts.total.detach())
+}
+
+/// The rows `idx` of `images` (`[N, ...]`), gathered on its device.
+fn gather_rows(images: &Tensor, idx: &[usize]) -> Result<Tensor> {
+    let rows = idx
+        .iter()
+        .map(|&i| u32::try_from(i))
+        .collect::<std::result::Result<Vec<u32>, _>>()
+        .map_err(|_| TrainError::Mismatch("a batch index does not fit in u32".into()))?;
+    let rows = Tensor::from_vec(rows, idx.len(), images.device())?;
+    Ok(images.index_select(&rows, 0)?)
+}
+
 /// Fails with [`TrainError::NonFinite`] (and marks the epoch diverged) unless `loss` is finite.
 fn check_finite(loss: f64, epoch: usize, batch: usize, progress: &mut Progress) -> Result<()> {
     if loss.is_finite() {
@@ -231,6 +264,16 @@ pub fn train_on(
     }
 
     let noise = model.noise().filter(|n| !matches!(n, Noise::None)).cloned();
+    // Off the CPU kernels (a GPU, or the CPU's portable path) the training set lives on the
+    // device: batches are gathered there by index, and the losses summed there and read once
+    // per epoch, instead of a host-to-device copy and a device-to-host read per step. Noise is
+    // drawn on the host, so denoising models keep the host path.
+    let resident = match noise {
+        None if !ae_kernels::cpu_kernels(device) && u32::try_from(train_set.len()).is_ok() => {
+            Some(train_set.to_tensor(model.input_layout().data_layout(), device)?)
+        }
+        _ => None,
+    };
     let batcher = Batcher {
         batch_size: t.batch_size,
         shuffle: true,
@@ -256,7 +299,21 @@ pub fn train_on(
         progress.start_epoch(epoch + 1, t.epochs, batcher.num_batches(n));
         let started = Instant::now();
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+        let mut device_sum: Option<Tensor> = None;
         for (bi, idx) in order.iter().enumerate() {
+            if let Some(images) = &resident {
+                let x = gather_rows(images, idx)?;
+                let loss =
+                    train_step_on_device(model.as_ref(), &mut adam, &x, &x, &mut sample_rng)?;
+                let weighted = loss.affine(idx.len() as f64, 0.0)?;
+                device_sum = Some(match device_sum.take() {
+                    Some(sum) => (sum + weighted)?,
+                    None => weighted,
+                });
+                seen += idx.len();
+                progress.batch(None, seen as f64 / started.elapsed().as_secs_f64());
+                continue;
+            }
             train_set.gather(idx, &mut clean)?;
             let input: &[f32] = match &noise {
                 Some(nz) => {
@@ -279,9 +336,21 @@ pub fn train_on(
             loss_sum += value * idx.len() as f64;
             seen += idx.len();
             progress.batch(
-                loss_sum / seen as f64,
+                Some(loss_sum / seen as f64),
                 seen as f64 / started.elapsed().as_secs_f64(),
             );
+        }
+        if let Some(sum) = device_sum {
+            // The one read of the epoch. A non-finite sum stops the run as a non-finite
+            // step does on the host path (reported at the epoch's last batch: which step
+            // it was is not known without a read per step).
+            loss_sum = f64::from(sum.to_dtype(DType::F32)?.to_scalar::<f32>()?);
+            check_finite(
+                loss_sum,
+                epoch,
+                order.len().saturating_sub(1),
+                &mut progress,
+            )?;
         }
         let seconds = started.elapsed().as_secs_f64();
         let val = evaluate(model.as_ref(), &test_set, t.eval_batch_size, device, seed)?;
