@@ -153,6 +153,7 @@ fn schedules_set_each_epochs_rate() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = small(ModelKind::Vanilla);
     cfg.train.epochs = 3;
+    cfg.train.lr = 1e-3;
     cfg.train.schedule = LrSchedule::Step {
         every: 1,
         gamma: 0.5,
