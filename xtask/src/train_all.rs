@@ -140,7 +140,7 @@ pub fn features_config(data: DataConfig, input: ImageShape) -> RunConfig {
     if let ModelConfig::Denoising(d) = &mut cfg.model {
         let mut conv = ConvConfig::for_input(input);
         conv.dense_code = Some(32);
-        d.base = Box::new(ModelConfig::Conv(conv));
+        *d.base = ModelConfig::Conv(conv);
         d.noise = Noise::Shift { pixels: 2 };
     }
     cfg.train.lr = FEATURE_PEAK_LR;

@@ -174,6 +174,8 @@ impl LrSchedule {
         let bad = |m: String| Err(TrainError::InvalidConfig(m));
         let fraction = |w: f64| (0.0..1.0).contains(&w);
         let rate = |r: f64| r >= 0.0 && r.is_finite();
+        let open_fraction = |w: f64| w > 0.0 && w < 1.0;
+        let factor = |x: f64| x >= 1.0 && x.is_finite();
         match *self {
             LrSchedule::Constant => Ok(()),
             LrSchedule::Step { every, gamma }
@@ -201,14 +203,9 @@ impl LrSchedule {
                 pct_start,
                 div,
                 final_div,
-            } if !(pct_start > 0.0 && pct_start < 1.0)
-                || !(div >= 1.0 && div.is_finite())
-                || !(final_div >= 1.0 && final_div.is_finite()) =>
-            {
-                bad(format!(
-                    "onecycle schedule needs a rising fraction in (0, 1), div >= 1 and final_div >= 1, got {pct_start}, {div} and {final_div}"
-                ))
-            }
+            } if !open_fraction(pct_start) || !factor(div) || !factor(final_div) => bad(format!(
+                "onecycle schedule needs a rising fraction in (0, 1), div >= 1 and final_div >= 1, got {pct_start}, {div} and {final_div}"
+            )),
             _ => Ok(()),
         }
     }
