@@ -87,10 +87,15 @@ fn check_uses(summary: &str) {
     for v in ae.iter().chain(&base[1..]) {
         assert!(*v > 0.0 && *v < 1.0, "{pca:?}");
     }
+    // The feature-learning row probes the `features` run, and names it; the vanilla
+    // codes keep a probe row of their own.
     let probe = row("| feature learning: linear probe on 32-d codes");
-    for c in &probe[2..4] {
+    assert!(probe[2].contains("`features` run"), "{probe:?}");
+    assert!(probe[3].starts_with("PCA-32 codes:"), "{probe:?}");
+    let vanilla = row("| linear probe on the vanilla run's 32-d codes");
+    for c in probe[2..4].iter().chain(&vanilla[2..4]) {
         let acc = *numbers(c).last().unwrap();
-        assert!((10.0..=100.0).contains(&acc), "{probe:?}");
+        assert!((10.0..=100.0).contains(&acc), "{probe:?} {vanilla:?}");
     }
     let comp = row("| compression");
     // "8 bits: B bytes, P dB; 4 bits: ..." against gzip and PNG bytes.
@@ -132,16 +137,21 @@ fn check_uses(summary: &str) {
     assert!(uses.contains("`cargo xtask uses` writes it"), "{uses}");
 }
 
-/// Every run has the pictures that apply to its model, of the sizes its
-/// manifest gives, none blank; returns how many there are in all.
+/// Every run (the five variants and the probe's `features` run, a denoising model)
+/// has the pictures that apply to its model, of the sizes its manifest gives, none
+/// blank; returns how many there are in all.
 fn check_pictures(root: &Path) -> usize {
     let common = ["loss.png", "reconstructions.png", "latent.png"];
     let mut total = 0;
-    for kind in KINDS {
-        let dir = root.join(kind);
+    for (dir_name, kind) in KINDS
+        .iter()
+        .map(|k| (*k, *k))
+        .chain([("features", "denoising")])
+    {
+        let dir = root.join(dir_name);
         let manifest = PlotManifest::read(&dir)
             .unwrap()
-            .unwrap_or_else(|| panic!("{kind}: no plots.json"));
+            .unwrap_or_else(|| panic!("{dir_name}: no plots.json"));
         assert_eq!(manifest.model, kind);
         let files: Vec<&str> = manifest.pictures.iter().map(|p| p.file.as_str()).collect();
         for f in common {
@@ -223,7 +233,7 @@ fn check_reconstruction_rows(root: &Path) {
 fn check_report(root: &Path, pictures: usize) {
     let report = root.join("report.html");
     let html = std::fs::read_to_string(&report).unwrap();
-    for kind in KINDS {
+    for kind in KINDS.iter().chain(&["features"]) {
         assert!(
             html.contains(&format!("id=\"run-{kind}\"")),
             "no section for {kind}"

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use ae_models::{ImageShape, ModelKind};
 use ae_train::{EarlyStopping, LrSchedule, RunConfig, TrainOptions, parse_device, train_on};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::model_opts::{DataArgs, ModelArgs};
@@ -27,9 +27,19 @@ pub struct TrainArgs {
     /// Decoupled weight decay (AdamW); 0 is plain Adam.
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// Learning-rate schedule: constant, step:EVERY:GAMMA, exp:GAMMA, cosine:MIN_LR.
+    /// Learning-rate schedule (default: each variant's recipe, see docs/results.md):
+    /// constant, step:EVERY:GAMMA, exp:GAMMA, cosine:MIN_LR, warmup:FRACTION,
+    /// warmup-cosine:FRACTION:MIN_LR, onecycle[:PCT_START[:DIV:FINAL_DIV]]. `--lr` is
+    /// the rate of `constant` and the peak of the others; `--schedule constant --lr 1e-3`
+    /// is the classic recipe.
     #[arg(long)]
     pub schedule: Option<String>,
+    /// Adam's beta1 (default 0.9).
+    #[arg(long)]
+    pub beta1: Option<f64>,
+    /// Adam's beta2 (default 0.999).
+    #[arg(long)]
+    pub beta2: Option<f64>,
     /// Stop when the validation loss has not improved for this many epochs.
     #[arg(long)]
     pub early_stopping: Option<usize>,
@@ -64,30 +74,6 @@ pub struct TrainArgs {
     pub model_opts: ModelArgs,
 }
 
-fn parse_schedule(s: &str) -> Result<LrSchedule> {
-    let parts: Vec<&str> = s.split(':').collect();
-    let num = |x: &str| -> Result<f64> {
-        x.parse()
-            .with_context(|| format!("--schedule {s}: '{x}' is not a number"))
-    };
-    Ok(match parts.as_slice() {
-        ["constant"] => LrSchedule::Constant,
-        ["step", every, gamma] => LrSchedule::Step {
-            every: every
-                .parse()
-                .with_context(|| format!("--schedule {s}: bad epoch count"))?,
-            gamma: num(gamma)?,
-        },
-        ["exp", gamma] => LrSchedule::Exponential { gamma: num(gamma)? },
-        ["cosine", min_lr] => LrSchedule::Cosine {
-            min_lr: num(min_lr)?,
-        },
-        _ => {
-            bail!("--schedule {s}: expected constant, step:EVERY:GAMMA, exp:GAMMA or cosine:MIN_LR")
-        }
-    })
-}
-
 /// Builds the run config the flags describe; the model is sized from the data's `input`.
 pub fn run_config(a: &TrainArgs, input: ImageShape) -> Result<RunConfig> {
     let mut cfg = RunConfig::for_kind(a.model, a.data.config(), input);
@@ -107,7 +93,15 @@ pub fn run_config(a: &TrainArgs, input: ImageShape) -> Result<RunConfig> {
         t.weight_decay = wd;
     }
     if let Some(s) = &a.schedule {
-        t.schedule = parse_schedule(s)?;
+        t.schedule = s
+            .parse::<LrSchedule>()
+            .with_context(|| format!("--schedule {s}"))?;
+    }
+    if let Some(b) = a.beta1 {
+        t.beta1 = b;
+    }
+    if let Some(b) = a.beta2 {
+        t.beta2 = b;
     }
     if let Some(p) = a.early_stopping {
         t.early_stopping = Some(EarlyStopping {

@@ -94,7 +94,7 @@ impl Adam {
         self.cfg.lr
     }
 
-    /// Sets the learning rate (schedules call this once per epoch).
+    /// Sets the learning rate of the next steps (the trainer calls this before every step).
     pub fn set_lr(&mut self, lr: f64) {
         self.cfg.lr = lr;
     }

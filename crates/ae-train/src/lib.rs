@@ -32,11 +32,14 @@ mod error;
 mod eval;
 mod metrics;
 mod progress;
+mod schedule;
 mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use checkpoint::{LoadedRun, load_run};
-pub use config::{EarlyStopping, FORMAT_VERSION, LrSchedule, RunConfig, TrainConfig};
+pub use config::{
+    CONV_EPOCHS, EarlyStopping, FORMAT_VERSION, LrSchedule, RECIPE_PEAK_LR, RunConfig, TrainConfig,
+};
 pub use device::parse_device;
 pub use error::{Result, TrainError};
 pub use eval::{
@@ -44,4 +47,5 @@ pub use eval::{
 };
 pub use metrics::{EpochMetrics, Metrics};
 pub use progress::ProgressMode;
+pub use schedule::SCHEDULE_FORMS;
 pub use trainer::{TrainOptions, TrainReport, train, train_on, train_step, train_step_on_device};

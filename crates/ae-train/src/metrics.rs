@@ -9,7 +9,7 @@ use crate::config::FORMAT_VERSION;
 pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: usize,
-    /// Learning rate used in this epoch.
+    /// Learning rate of the epoch's first step (the step-wise schedules change it after every batch).
     pub lr: f64,
     /// Mean training loss over the epoch's images (the model's total loss).
     pub train_loss: f64,

@@ -293,14 +293,24 @@ pub fn train_on(
         if already_stopped {
             break;
         }
-        let lr = t.schedule.lr(t.lr, epoch, t.epochs);
-        adam.set_lr(lr);
+        // The rate of the epoch's first step (the step-wise schedules change it per batch).
+        let steps_per_epoch = batcher.num_batches(n);
+        let step_lr = |bi: usize| {
+            t.schedule.lr_at(
+                t.lr,
+                epoch * steps_per_epoch + bi,
+                steps_per_epoch,
+                t.epochs,
+            )
+        };
+        let lr = step_lr(0);
         let order = batcher.epoch(n, &mut shuffle_rng);
-        progress.start_epoch(epoch + 1, t.epochs, batcher.num_batches(n));
+        progress.start_epoch(epoch + 1, t.epochs, steps_per_epoch);
         let started = Instant::now();
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
         let mut device_sum: Option<Tensor> = None;
         for (bi, idx) in order.iter().enumerate() {
+            adam.set_lr(step_lr(bi));
             if let Some(images) = &resident {
                 let x = gather_rows(images, idx)?;
                 let loss =

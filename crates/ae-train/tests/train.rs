@@ -153,6 +153,7 @@ fn schedules_set_each_epochs_rate() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = small(ModelKind::Vanilla);
     cfg.train.epochs = 3;
+    cfg.train.lr = 1e-3;
     cfg.train.schedule = LrSchedule::Step {
         every: 1,
         gamma: 0.5,
@@ -168,6 +169,22 @@ fn schedules_set_each_epochs_rate() {
         LrSchedule::Exponential { gamma: 0.1 }.lr(1.0, 2, 5),
         0.1f64.powi(2)
     );
+
+    // A step-wise schedule: 256 images in batches of 64 are 4 steps per epoch; each
+    // epoch records the rate of its first step, and config.json keeps the schedule.
+    cfg.train.schedule = LrSchedule::one_cycle();
+    let dir = tmp.path().join("onecycle");
+    let r = train(&cfg, &dir, &quiet()).unwrap();
+    let lrs: Vec<f64> = r.metrics.iter().map(|m| m.lr).collect();
+    let want: Vec<f64> = [0, 4, 8]
+        .iter()
+        .map(|&step| LrSchedule::one_cycle().lr_at(1e-3, step, 4, 3))
+        .collect();
+    assert_eq!(lrs, want);
+    assert!((lrs[0] - 1e-3 / 25.0).abs() < 1e-15, "{lrs:?}");
+    assert!(lrs[1] > lrs[0] && lrs[2] < lrs[1], "{lrs:?}");
+    let saved: RunConfig = read_json(&dir.join(CONFIG_FILE)).unwrap();
+    assert_eq!(saved.train.schedule, LrSchedule::one_cycle());
 }
 
 #[test]

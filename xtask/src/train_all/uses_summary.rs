@@ -3,7 +3,8 @@
 //!
 //! The cheap uses are measured by `cargo xtask train-all` itself from its own
 //! runs, in seconds: PCA-32 against the vanilla run's 32-d code (reconstruction
-//! and linear probe), `.aez` compression of the vanilla run against gzip and
+//! and linear probe), the linear probe of the `features` run's 32-d code (a conv
+//! encoder trained to undo small shifts) against PCA-32's, `.aez` compression of the vanilla run against gzip and
 //! PNG, the denoising run's PSNR/SSIM against the noisy images, and the VAE
 //! run's IWAE bound against its ELBO. The long tables (the ten-digit anomaly
 //! benchmark, the probes with the raw-pixel baseline and the full PCA
@@ -12,7 +13,7 @@
 //! with the command that made them, and the section says so when they do not.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ae_data::{ImageSet, Split};
@@ -32,11 +33,25 @@ pub const ANOMALY_JSON: &str = "anomaly-benchmark.json";
 /// `cargo xtask uses`'s output, in the runs folder.
 pub const USES_JSON: &str = "uses.json";
 
+/// The run whose codes the feature-learning row probes (besides the vanilla run's).
+pub struct Features {
+    /// Its run folder.
+    pub dir: PathBuf,
+    /// The model and its training, in words.
+    pub what: String,
+}
+
 /// The whole section: the cheap uses measured from the runs under `out`
-/// (those of `trained`), then the long tables found in `out`.
-pub fn section(split: &Split, out: &Path, trained: &[ModelKind], seed: u64) -> Result<String> {
+/// (those of `trained`, and the probe's `features` run), then the long tables found in `out`.
+pub fn section(
+    split: &Split,
+    out: &Path,
+    trained: &[ModelKind],
+    features: Option<&Features>,
+    seed: u64,
+) -> Result<String> {
     let started = Instant::now();
-    let rows = cheap_rows(split, out, trained, seed)?;
+    let rows = cheap_rows(split, out, trained, features, seed)?;
     let mut s = String::new();
     let _ = writeln!(s, "## Uses: each against its baseline\n");
     let _ = writeln!(
@@ -65,7 +80,13 @@ fn not_trained(kind: ModelKind) -> String {
 }
 
 /// The cheap uses, one row each: (use, ours, baseline).
-fn cheap_rows(split: &Split, out: &Path, trained: &[ModelKind], seed: u64) -> Result<Vec<Row>> {
+fn cheap_rows(
+    split: &Split,
+    out: &Path,
+    trained: &[ModelKind],
+    features: Option<&Features>,
+    seed: u64,
+) -> Result<Vec<Row>> {
     let device = Device::Cpu;
     let test = &split.test;
     let n = test.len() as f64;
@@ -101,6 +122,20 @@ fn cheap_rows(split: &Split, out: &Path, trained: &[ModelKind], seed: u64) -> Re
         _ => None,
     };
     let probe_cell = |r: &ae_uses::ProbeResult| format!("{:.2}%", 100.0 * r.test_accuracy);
+    // The probe of the features run's codes against PCA's, when it was trained.
+    if let (Some(f), (Some(ytr), Some(yte)), Some(p)) = (features, labels, &pca_probe) {
+        let run = load_run(&f.dir, &device)?;
+        let dim = run.model.latent_dim();
+        let ctr = ae_uses::batches::encode_set(run.model.as_ref(), &split.train, 1000, &device)?;
+        let cte = ae_uses::batches::encode_set(run.model.as_ref(), test, 1000, &device)?;
+        let r =
+            ae_uses::linear_probe(&ctr, ytr, &cte, yte, dim, &ae_uses::ProbeOptions::default())?;
+        rows.push((
+            format!("feature learning: linear probe on {dim}-d codes, test accuracy"),
+            format!("{}: {}", f.what, probe_cell(&r)),
+            format!("PCA-{k} codes: {}", probe_cell(p)),
+        ));
+    }
     match &vanilla {
         Some(run) => {
             let rec = ae_uses::batches::reconstruct_set(run.model.as_ref(), test, 1000, &device)?;
@@ -126,7 +161,7 @@ fn cheap_rows(split: &Split, out: &Path, trained: &[ModelKind], seed: u64) -> Re
                     &ae_uses::ProbeOptions::default(),
                 )?;
                 rows.push((
-                    format!("feature learning: linear probe on {k}-d codes, test accuracy"),
+                    format!("linear probe on the vanilla run's {k}-d codes, test accuracy"),
                     format!("vanilla codes: {}", probe_cell(&r)),
                     format!("PCA-{k} codes: {}", probe_cell(p)),
                 ));
