@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use ae_models::{ImageShape, ModelKind};
 use ae_train::{EarlyStopping, LrSchedule, RunConfig, TrainOptions, parse_device, train_on};
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args};
 
 use crate::model_opts::{DataArgs, ModelArgs};
 
@@ -119,7 +120,91 @@ pub fn run_config(a: &TrainArgs, input: ImageShape) -> Result<RunConfig> {
     Ok(cfg)
 }
 
-pub fn run(a: TrainArgs) -> Result<()> {
+/// The flags of `ae train` that may differ from the run's on `--resume` (the
+/// epoch count, and how this call runs); every other flag given must agree
+/// with the run's `config.json`.
+const RESUMABLE: &[&str] = &[
+    "epochs",
+    "resume",
+    "out",
+    "max_epochs_this_call",
+    "no_fused_step",
+    "device",
+    "json",
+    "max_model_bytes",
+];
+
+/// The ids of the arguments given on the command line.
+fn given_flags(m: &ArgMatches) -> Vec<String> {
+    m.ids()
+        .map(|id| id.as_str().to_string())
+        .filter(|id| m.value_source(id) == Some(ValueSource::CommandLine))
+        .collect()
+}
+
+/// `--flag-name` of an argument id.
+fn flag(id: &str) -> String {
+    format!("--{}", id.replace('_', "-"))
+}
+
+/// What each given flag that contradicts the run's saved config says, one
+/// line per flag (empty when they all agree).
+fn resume_conflicts(a: &TrainArgs, given: &[String], saved: &RunConfig) -> Vec<String> {
+    let t = &saved.train;
+    let d = &saved.data;
+    let fresh = a.data.config();
+    let mut out = Vec::new();
+    let mut differs = |id: &str, flag_says: String, run_has: String| {
+        if flag_says != run_has {
+            out.push(format!("{} {flag_says}: the run has {run_has}", flag(id)));
+        }
+    };
+    for id in given.iter().filter(|id| !RESUMABLE.contains(&id.as_str())) {
+        let show = |v: &dyn std::fmt::Debug| format!("{v:?}");
+        match id.as_str() {
+            "model" => differs(id, a.model.to_string(), saved.model.kind().to_string()),
+            "seed" => differs(id, a.seed.to_string(), t.seed.to_string()),
+            "batch_size" => differs(id, show(&a.batch_size), show(&Some(t.batch_size))),
+            "lr" => differs(id, show(&a.lr), show(&Some(t.lr))),
+            "weight_decay" => differs(id, show(&a.weight_decay), show(&Some(t.weight_decay))),
+            "early_stopping" => differs(
+                id,
+                show(&a.early_stopping),
+                show(&t.early_stopping.map(|e| e.patience)),
+            ),
+            "schedule" => match a.schedule.as_deref().map(parse_schedule) {
+                Some(Ok(s)) => differs(id, show(&s), show(&t.schedule)),
+                Some(Err(e)) => out.push(format!("{e}")),
+                None => {}
+            },
+            "dataset" => differs(id, fresh.name.to_string(), d.name.to_string()),
+            "data_dir" => differs(id, show(&fresh.data_dir), show(&d.data_dir)),
+            "train_images" => differs(id, show(&fresh.train_images), show(&d.train_images)),
+            "train_labels" => differs(id, show(&fresh.train_labels), show(&d.train_labels)),
+            "test_images" => differs(id, show(&fresh.test_images), show(&d.test_images)),
+            "test_labels" => differs(id, show(&fresh.test_labels), show(&d.test_labels)),
+            "train_limit" => differs(id, show(&fresh.train_limit), show(&d.train_limit)),
+            "test_limit" => differs(id, show(&fresh.test_limit), show(&d.test_limit)),
+            "latent_dim" | "dense_code" | "hidden" | "channels" | "sparsity" | "noise"
+            | "base" | "beta" | "vae_arch" => {
+                let mut model = saved.model.clone();
+                match a.model_opts.only(id).apply(&mut model) {
+                    Err(e) => out.push(format!("{}: {e}", flag(id))),
+                    Ok(()) if model != saved.model => out.push(format!(
+                        "{}: changes the run's {} model",
+                        flag(id),
+                        saved.model.kind()
+                    )),
+                    Ok(()) => {}
+                }
+            }
+            other => out.push(format!("{}: cannot change on --resume", flag(other))),
+        }
+    }
+    out
+}
+
+pub fn run(a: TrainArgs, matches: Option<&ArgMatches>) -> Result<()> {
     let out = a
         .out
         .clone()
@@ -129,6 +214,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let (cfg, split) = if a.resume && saved.is_file() {
         // The run's own config rules; only the epoch count may be changed.
         let mut cfg: RunConfig = ae_train::checkpoint::read_json(&saved)?;
+        let given = matches.map(given_flags).unwrap_or_default();
+        let conflicts = resume_conflicts(&a, &given, &cfg);
+        if !conflicts.is_empty() {
+            bail!(
+                "--resume continues the run in {} with its own config.json; these flags \
+                 contradict it (drop them, or train a new run with another --out):\n  {}",
+                out.display(),
+                conflicts.join("\n  ")
+            );
+        }
         if let Some(e) = a.epochs {
             cfg.train.epochs = e;
         }

@@ -500,9 +500,44 @@ pub fn parse_idx_vec(bytes: Vec<u8>, name: &str) -> Result<IdxArray> {
 }
 
 /// Reads an IDX file, raw or gzip-compressed.
+///
+/// The path must be a regular file ([`crate::input::open_regular`]: a FIFO,
+/// `/dev/zero` or a directory is an error at once). It is opened once and
+/// streamed: a raw file's size must equal what its header claims before the
+/// payload is read; a gzip file is decompressed incrementally, never holding
+/// more than the header claims.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    parse_idx_vec(bytes, &path.display().to_string())
+    let name = path.display().to_string();
+    let (file, len) = crate::input::open_regular(path)?;
+    let mut r = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut first = [0u8; 2];
+    let n = fill(&mut r, &mut first).map_err(|e| DataError::io(path, e))?;
+    let mut whole = std::io::Read::chain(&first[..n], r);
+    if is_gzip(&first[..n]) {
+        return parse_gz(whole, &name);
+    }
+    let header = read_header(&mut whole, &name)?;
+    let header_len = 4 + 4 * header.dims.len() as u64;
+    let have = len.saturating_sub(header_len);
+    if have < header.payload as u64 {
+        return Err(DataError::PayloadTooShort {
+            file: name,
+            actual: have,
+            expected: header.payload as u64,
+            dims: header.dims,
+        });
+    }
+    if have > header.payload as u64 {
+        return Err(DataError::PayloadTooLong {
+            file: name,
+            extra: have - header.payload as u64,
+            expected: header.payload as u64,
+            dims: header.dims,
+        });
+    }
+    let payload = read_payload(&mut whole, header.payload, &header, &name)?;
+    let data = decode_owned(header.dtype, payload, 0);
+    array(header, data, &name)
 }
 
 fn header_bytes(arr: &IdxArray) -> Vec<u8> {

@@ -11,6 +11,8 @@
 //! - Run directories ([`checkpoint`]): written atomically after every epoch; a
 //!   run killed at any moment leaves the last complete epoch loadable, and
 //!   `resume` continues to the same final weights as an uninterrupted run.
+//! - [`RunLock`]: one writer per run folder, held for the whole run; a second
+//!   writer is refused at once, naming the holder's process id.
 //! - [`evaluate`]: test-set metrics (BCE, MSE, PSNR, and the ELBO for the VAE).
 //!
 //! ```no_run
@@ -30,6 +32,7 @@ mod config;
 mod device;
 mod error;
 mod eval;
+pub mod lock;
 mod metrics;
 mod progress;
 mod trainer;
@@ -39,6 +42,7 @@ pub use checkpoint::{LoadedRun, load_run};
 pub use config::{EarlyStopping, FORMAT_VERSION, LrSchedule, RunConfig, TrainConfig};
 pub use device::parse_device;
 pub use error::{Result, TrainError};
+pub use lock::RunLock;
 pub use eval::{EvalMetrics, evaluate, map_batches};
 pub use metrics::{EpochMetrics, Metrics};
 pub use progress::ProgressMode;
