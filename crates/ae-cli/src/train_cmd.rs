@@ -138,6 +138,8 @@ const RESUMABLE: &[&str] = &[
 fn given_flags(m: &ArgMatches) -> Vec<String> {
     m.ids()
         .map(|id| id.as_str().to_string())
+        // Argument groups (the flattened structs) are named in CamelCase.
+        .filter(|id| !id.starts_with(|c: char| c.is_ascii_uppercase()))
         .filter(|id| m.value_source(id) == Some(ValueSource::CommandLine))
         .collect()
 }
@@ -154,39 +156,66 @@ fn resume_conflicts(a: &TrainArgs, given: &[String], saved: &RunConfig) -> Vec<S
     let d = &saved.data;
     let fresh = a.data.config();
     let mut out = Vec::new();
-    let mut differs = |id: &str, flag_says: String, run_has: String| {
-        if flag_says != run_has {
-            out.push(format!("{} {flag_says}: the run has {run_has}", flag(id)));
-        }
+    let differs = |id: &str, flag_says: String, run_has: String| {
+        (flag_says != run_has).then(|| format!("{} {flag_says}: the run has {run_has}", flag(id)))
     };
     for id in given.iter().filter(|id| !RESUMABLE.contains(&id.as_str())) {
-        let show = |v: &dyn std::fmt::Debug| format!("{v:?}");
+        let show = |v: &dyn std::fmt::Debug| {
+            let s = format!("{v:?}");
+            match s.strip_prefix("Some(").and_then(|r| r.strip_suffix(')')) {
+                Some(inner) => inner.to_string(),
+                None if s == "None" => "none".to_string(),
+                None => s,
+            }
+        };
         match id.as_str() {
-            "model" => differs(id, a.model.to_string(), saved.model.kind().to_string()),
-            "seed" => differs(id, a.seed.to_string(), t.seed.to_string()),
-            "batch_size" => differs(id, show(&a.batch_size), show(&Some(t.batch_size))),
-            "lr" => differs(id, show(&a.lr), show(&Some(t.lr))),
-            "weight_decay" => differs(id, show(&a.weight_decay), show(&Some(t.weight_decay))),
-            "early_stopping" => differs(
+            "model" => out.extend(differs(
+                id,
+                a.model.to_string(),
+                saved.model.kind().to_string(),
+            )),
+            "seed" => out.extend(differs(id, a.seed.to_string(), t.seed.to_string())),
+            "batch_size" => out.extend(differs(id, show(&a.batch_size), show(&Some(t.batch_size)))),
+            "lr" => out.extend(differs(id, show(&a.lr), show(&Some(t.lr)))),
+            "weight_decay" => out.extend(differs(
+                id,
+                show(&a.weight_decay),
+                show(&Some(t.weight_decay)),
+            )),
+            "early_stopping" => out.extend(differs(
                 id,
                 show(&a.early_stopping),
                 show(&t.early_stopping.map(|e| e.patience)),
-            ),
+            )),
             "schedule" => match a.schedule.as_deref().map(parse_schedule) {
-                Some(Ok(s)) => differs(id, show(&s), show(&t.schedule)),
+                Some(Ok(s)) => out.extend(differs(id, show(&s), show(&t.schedule))),
                 Some(Err(e)) => out.push(format!("{e}")),
                 None => {}
             },
-            "dataset" => differs(id, fresh.name.to_string(), d.name.to_string()),
-            "data_dir" => differs(id, show(&fresh.data_dir), show(&d.data_dir)),
-            "train_images" => differs(id, show(&fresh.train_images), show(&d.train_images)),
-            "train_labels" => differs(id, show(&fresh.train_labels), show(&d.train_labels)),
-            "test_images" => differs(id, show(&fresh.test_images), show(&d.test_images)),
-            "test_labels" => differs(id, show(&fresh.test_labels), show(&d.test_labels)),
-            "train_limit" => differs(id, show(&fresh.train_limit), show(&d.train_limit)),
-            "test_limit" => differs(id, show(&fresh.test_limit), show(&d.test_limit)),
-            "latent_dim" | "dense_code" | "hidden" | "channels" | "sparsity" | "noise"
-            | "base" | "beta" | "vae_arch" => {
+            "dataset" => out.extend(differs(id, fresh.name.to_string(), d.name.to_string())),
+            "data_dir" => out.extend(differs(id, show(&fresh.data_dir), show(&d.data_dir))),
+            "train_images" => out.extend(differs(
+                id,
+                show(&fresh.train_images),
+                show(&d.train_images),
+            )),
+            "train_labels" => out.extend(differs(
+                id,
+                show(&fresh.train_labels),
+                show(&d.train_labels),
+            )),
+            "test_images" => {
+                out.extend(differs(id, show(&fresh.test_images), show(&d.test_images)))
+            }
+            "test_labels" => {
+                out.extend(differs(id, show(&fresh.test_labels), show(&d.test_labels)))
+            }
+            "train_limit" => {
+                out.extend(differs(id, show(&fresh.train_limit), show(&d.train_limit)))
+            }
+            "test_limit" => out.extend(differs(id, show(&fresh.test_limit), show(&d.test_limit))),
+            "latent_dim" | "dense_code" | "hidden" | "channels" | "sparsity" | "noise" | "base"
+            | "beta" | "vae_arch" => {
                 let mut model = saved.model.clone();
                 match a.model_opts.only(id).apply(&mut model) {
                     Err(e) => out.push(format!("{}: {e}", flag(id))),
@@ -210,6 +239,11 @@ pub fn run(a: TrainArgs, matches: Option<&ArgMatches>) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(a.model.to_string()));
     let device = parse_device(&a.device)?;
+    if out.is_dir() {
+        // Refuse at once, before loading data, when another process writes there
+        // (`train_on` takes the lock for the whole run; this is a quick probe).
+        drop(ae_train::RunLock::acquire(&out)?);
+    }
     let saved = out.join(ae_train::checkpoint::CONFIG_FILE);
     let (cfg, split) = if a.resume && saved.is_file() {
         // The run's own config rules; only the epoch count may be changed.

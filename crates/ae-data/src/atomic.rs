@@ -121,7 +121,9 @@ mod tests {
         let dead = child.id();
         child.wait().unwrap();
         let stale = dir.path().join(format!(".x-{dead}-abcd.tmp"));
-        let live = dir.path().join(format!(".x-{}-efgh.tmp", std::process::id()));
+        let live = dir
+            .path()
+            .join(format!(".x-{}-efgh.tmp", std::process::id()));
         let other = dir.path().join("keep.tmp");
         for p in [&stale, &live, &other] {
             std::fs::write(p, b"x").unwrap();
@@ -130,7 +132,10 @@ mod tests {
         assert!(!stale.exists(), "a dead writer's file is removed");
         assert!(live.exists() && other.exists() && t.path().exists());
         let name = t.path().file_name().unwrap().to_str().unwrap().to_string();
-        assert!(name.starts_with(&format!(".x-{}-", std::process::id())), "{name}");
+        assert!(
+            name.starts_with(&format!(".x-{}-", std::process::id())),
+            "{name}"
+        );
     }
 
     #[test]
@@ -139,6 +144,9 @@ mod tests {
         let missing = dir.path().join("no-such-folder");
         let e = super::temp_in(&missing, ".x-", ".tmp").unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("no-such-folder") && msg.contains("does not exist"), "{msg}");
+        assert!(
+            msg.contains("no-such-folder") && msg.contains("does not exist"),
+            "{msg}"
+        );
     }
 }

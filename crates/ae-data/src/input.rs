@@ -121,7 +121,10 @@ mod tests {
         std::fs::write(&p, b"hello").unwrap();
         assert_eq!(read_capped(&p, 5, "x").unwrap(), b"hello");
         let e = read_capped(&p, 4, "a test file").unwrap_err();
-        assert!(matches!(e, DataError::FileTooLarge { len: 5, cap: 4, .. }), "{e}");
+        assert!(
+            matches!(e, DataError::FileTooLarge { len: 5, cap: 4, .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("a test file"), "{e}");
     }
 

@@ -60,7 +60,8 @@ pub use dataset::{DataConfig, DataFile, DatasetName, ImageSet, Layout, Split};
 pub use error::{DataError, Result};
 pub use fetch::{Checksum, FetchFile, FetchReport, FetchSpec, fetch, fetch_with};
 pub use idx::{
-    IdxArray, IdxData, IdxType, check_labels, encode_idx, parse_idx, read_idx, write_idx,
+    IdxArray, IdxData, IdxType, IdxU8Writer, check_labels, encode_idx, parse_idx, read_idx,
+    write_idx,
 };
 pub use inspect::{IdxSummary, inspect};
 pub use noise::Noise;

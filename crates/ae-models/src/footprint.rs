@@ -70,7 +70,9 @@ fn linear(i: usize, o: usize) -> u128 {
 }
 
 fn conv(ci: usize, co: usize, k: usize) -> u128 {
-    mul(ci, co).saturating_mul(mul(k, k)).saturating_add(co as u128)
+    mul(ci, co)
+        .saturating_mul(mul(k, k))
+        .saturating_add(co as u128)
 }
 
 fn image(c: usize, h: usize, w: usize) -> u128 {

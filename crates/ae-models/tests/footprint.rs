@@ -26,19 +26,21 @@ fn footprint_parameters_equal_the_built_model() {
         }
     }
     cfgs.push(ModelConfig::Vanilla(
-        DenseConfig::default().with_hidden(vec![]).with_latent_dim(7),
+        DenseConfig::default()
+            .with_hidden(vec![])
+            .with_latent_dim(7),
     ));
     cfgs.push(ModelConfig::Conv(
         ConvConfig::for_input(rgb)
             .with_channels(vec![4, 6, 5])
             .with_dense_code(Some(9)),
     ));
-    cfgs.push(ModelConfig::Vae(
-        VaeConfig::for_input(rgb).with_arch(VaeArch::Conv {
+    cfgs.push(ModelConfig::Vae(VaeConfig::for_input(rgb).with_arch(
+        VaeArch::Conv {
             channels: vec![3, 5],
             kernel: 3,
-        }),
-    ));
+        },
+    )));
     cfgs.push(ModelConfig::Denoising(
         DenoisingConfig::for_input(rgb).with_base(ModelConfig::Vae(VaeConfig::for_input(rgb))),
     ));
@@ -61,7 +63,10 @@ fn absurd_sizes_are_refused_with_the_estimate_and_the_limit() {
     // Each size allowed, the total too large: the estimate and the limit are stated.
     let big = ModelConfig::Vanilla(DenseConfig::default().with_hidden(vec![4_000_000]));
     let e = big.validate().unwrap_err().to_string();
-    assert!(e.contains("GiB") && e.contains("limit") && e.contains("--max-model-bytes"), "{e}");
+    assert!(
+        e.contains("GiB") && e.contains("limit") && e.contains("--max-model-bytes"),
+        "{e}"
+    );
 
     let latent = ModelConfig::Vae(VaeConfig::default().with_latent_dim(1_000_000_000_000));
     assert!(latent.validate().is_err());
@@ -69,7 +74,10 @@ fn absurd_sizes_are_refused_with_the_estimate_and_the_limit() {
     assert!(channels.validate().is_err());
     let mut input = DenseConfig::default();
     input.input = ImageShape::new(1, 1 << 40, 1 << 40);
-    let e = ModelConfig::Vanilla(input).validate().unwrap_err().to_string();
+    let e = ModelConfig::Vanilla(input)
+        .validate()
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("values"), "{e}");
 
     // hidden [300000, 64] (the case of issue 14): ~470 M parameters, refused by default...

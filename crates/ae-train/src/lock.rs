@@ -84,7 +84,10 @@ mod tests {
             TrainError::Locked { pid, .. } => assert_eq!(*pid, Some(std::process::id())),
             other => panic!("{other}"),
         }
-        assert!(e.to_string().contains(&std::process::id().to_string()), "{e}");
+        assert!(
+            e.to_string().contains(&std::process::id().to_string()),
+            "{e}"
+        );
         drop(held);
         let again = RunLock::acquire(&run).unwrap();
         assert!(again.path().ends_with(LOCK_FILE));
