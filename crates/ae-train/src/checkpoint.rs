@@ -399,8 +399,9 @@ fn same_contents(a: &Path, b: &Path) -> Result<bool> {
     }
 }
 
-/// The weights file and metrics file a reader of `dir` uses (see [`load_run`]).
-fn run_weights(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+/// The weights file and metrics file a reader of `dir` uses (see [`load_run`]),
+/// and a note to log once they have loaded.
+fn run_weights(dir: &Path) -> Result<(PathBuf, PathBuf, Option<String>)> {
     let top = dir.join(MODEL_FILE);
     let ck = latest_checkpoint(dir)?;
     match (top.exists(), ck) {
@@ -408,24 +409,25 @@ fn run_weights(dir: &Path) -> Result<(PathBuf, PathBuf)> {
             if let Some(ck) = ck {
                 let ckw = ck.join(MODEL_FILE);
                 if ckw.is_file() && !same_contents(&top, &ckw)? {
-                    tracing::warn!(
+                    let note = format!(
                         "{} differs from the newest checkpoint {}: using {} (the run's model; \
                          checkpoints are only for --resume)",
                         top.display(),
                         ckw.display(),
                         top.display()
                     );
+                    return Ok((top, dir.join(METRICS_FILE), Some(note)));
                 }
             }
-            Ok((top, dir.join(METRICS_FILE)))
+            Ok((top, dir.join(METRICS_FILE), None))
         }
         (false, Some(ck)) => {
-            tracing::warn!(
+            let note = format!(
                 "{} is missing (the run stopped before writing it): using the newest checkpoint {}",
                 top.display(),
                 ck.display()
             );
-            Ok((ck.join(MODEL_FILE), ck.join(METRICS_FILE)))
+            Ok((ck.join(MODEL_FILE), ck.join(METRICS_FILE), Some(note)))
         }
         (false, None) => Err(TrainError::Checkpoint {
             path: top,
@@ -581,13 +583,16 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
         path: config_path.clone(),
         message: e.to_string(),
     })?;
-    let (weights, metrics_path) = run_weights(dir)?;
+    let (weights, metrics_path, note) = run_weights(dir)?;
     let header = read_header(&weights)?;
     header.check_against(&weights, &config.model)?;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let model = build(&config.model, vb)?;
     load_weights(&varmap, &weights)?;
+    if let Some(note) = note {
+        tracing::warn!("{note}");
+    }
     let mut metrics: Metrics = if metrics_path.is_file() {
         read_json(&metrics_path)?
     } else {
