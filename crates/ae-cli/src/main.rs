@@ -11,7 +11,7 @@ mod uses_cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Train, evaluate and use autoencoders (dense, sparse, denoising, convolutional, VAE).
 #[derive(Debug, Parser)]
@@ -24,6 +24,11 @@ struct Cli {
     /// for checking the device path without a GPU. `AE_PORTABLE=1` does the same.
     #[arg(long, global = true)]
     portable: bool,
+    /// The most memory a model may need (bytes, estimated from its config:
+    /// parameters, Adam's state and a batch's activations); a larger config is
+    /// refused before anything is allocated.
+    #[arg(long, global = true, default_value_t = ae_models::DEFAULT_MAX_MODEL_BYTES)]
+    max_model_bytes: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,13 +77,18 @@ fn main() -> ExitCode {
     // instead of mmap-ing and page-faulting each one (2-3x on the conv models;
     // docs/performance.md).
     ae_kernels::tune_glibc_malloc();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_tracing();
     if cli.portable {
         ae_kernels::set_portable(true);
     }
+    ae_models::set_max_model_bytes(cli.max_model_bytes);
     let result = match cli.command {
-        Command::Train(a) => train_cmd::run(*a),
+        Command::Train(a) => train_cmd::run(*a, matches.subcommand_matches("train")),
         Command::Eval(a) => use_cmd::eval(a),
         Command::Reconstruct(a) => use_cmd::reconstruct(a),
         Command::Encode(a) => use_cmd::encode(a),
@@ -97,10 +107,28 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, `outer: inner: ...`, each cause
+/// once: an error whose message already ends with its cause's text (as
+/// `path: {source}` messages do) does not repeat it.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) || out.contains(&format!("{text}: ")) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the default level (info). Colours only when stderr

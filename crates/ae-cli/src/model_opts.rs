@@ -105,6 +105,25 @@ fn parse_sparsity(s: &str) -> Result<Sparsity> {
 }
 
 impl ModelArgs {
+    /// These options with only the one of argument id `id` kept (`latent_dim`, ...).
+    pub fn only(&self, id: &str) -> ModelArgs {
+        let a = self.clone();
+        let mut o = ModelArgs::default();
+        match id {
+            "latent_dim" => o.latent_dim = a.latent_dim,
+            "dense_code" => o.dense_code = a.dense_code,
+            "hidden" => o.hidden = a.hidden,
+            "channels" => o.channels = a.channels,
+            "sparsity" => o.sparsity = a.sparsity,
+            "noise" => o.noise = a.noise,
+            "base" => o.base = a.base,
+            "beta" => o.beta = a.beta,
+            "vae_arch" => o.vae_arch = a.vae_arch,
+            _ => {}
+        }
+        o
+    }
+
     /// Applies the options to `cfg`; an option the variant does not have is an error.
     pub fn apply(&self, cfg: &mut ModelConfig) -> Result<()> {
         if let (ModelConfig::Denoising(d), Some(base)) = (&mut *cfg, self.base) {

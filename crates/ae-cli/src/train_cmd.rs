@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use ae_models::{ImageShape, ModelKind};
 use ae_train::{EarlyStopping, LrSchedule, RunConfig, TrainOptions, parse_device, train_on};
-use anyhow::{Context, Result};
-use clap::Args;
+use anyhow::{Context, Result, bail};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args};
 
 use crate::model_opts::{DataArgs, ModelArgs};
 
@@ -113,16 +114,144 @@ pub fn run_config(a: &TrainArgs, input: ImageShape) -> Result<RunConfig> {
     Ok(cfg)
 }
 
-pub fn run(a: TrainArgs) -> Result<()> {
+/// The flags of `ae train` that may differ from the run's on `--resume` (the
+/// epoch count, and how this call runs); every other flag given must agree
+/// with the run's `config.json`.
+const RESUMABLE: &[&str] = &[
+    "epochs",
+    "resume",
+    "out",
+    "max_epochs_this_call",
+    "no_fused_step",
+    "device",
+    "json",
+    "max_model_bytes",
+];
+
+/// The ids of the arguments given on the command line.
+fn given_flags(m: &ArgMatches) -> Vec<String> {
+    m.ids()
+        .map(|id| id.as_str().to_string())
+        // Argument groups (the flattened structs) are named in CamelCase.
+        .filter(|id| !id.starts_with(|c: char| c.is_ascii_uppercase()))
+        .filter(|id| m.value_source(id) == Some(ValueSource::CommandLine))
+        .collect()
+}
+
+/// `--flag-name` of an argument id.
+fn flag(id: &str) -> String {
+    format!("--{}", id.replace('_', "-"))
+}
+
+/// What each given flag that contradicts the run's saved config says, one
+/// line per flag (empty when they all agree).
+fn resume_conflicts(a: &TrainArgs, given: &[String], saved: &RunConfig) -> Vec<String> {
+    let t = &saved.train;
+    let d = &saved.data;
+    let fresh = a.data.config();
+    let mut out = Vec::new();
+    let differs = |id: &str, flag_says: String, run_has: String| {
+        (flag_says != run_has).then(|| format!("{} {flag_says}: the run has {run_has}", flag(id)))
+    };
+    for id in given.iter().filter(|id| !RESUMABLE.contains(&id.as_str())) {
+        let show = |v: &dyn std::fmt::Debug| {
+            let s = format!("{v:?}");
+            match s.strip_prefix("Some(").and_then(|r| r.strip_suffix(')')) {
+                Some(inner) => inner.to_string(),
+                None if s == "None" => "none".to_string(),
+                None => s,
+            }
+        };
+        match id.as_str() {
+            "model" => out.extend(differs(
+                id,
+                a.model.to_string(),
+                saved.model.kind().to_string(),
+            )),
+            "seed" => out.extend(differs(id, a.seed.to_string(), t.seed.to_string())),
+            "batch_size" => out.extend(differs(id, show(&a.batch_size), show(&Some(t.batch_size)))),
+            "lr" => out.extend(differs(id, show(&a.lr), show(&Some(t.lr)))),
+            "weight_decay" => out.extend(differs(
+                id,
+                show(&a.weight_decay),
+                show(&Some(t.weight_decay)),
+            )),
+            "early_stopping" => out.extend(differs(
+                id,
+                show(&a.early_stopping),
+                show(&t.early_stopping.map(|e| e.patience)),
+            )),
+            "schedule" => match a.schedule.as_deref().map(parse_schedule) {
+                Some(Ok(s)) => out.extend(differs(id, show(&s), show(&t.schedule))),
+                Some(Err(e)) => out.push(format!("{e}")),
+                None => {}
+            },
+            "dataset" => out.extend(differs(id, fresh.name.to_string(), d.name.to_string())),
+            "data_dir" => out.extend(differs(id, show(&fresh.data_dir), show(&d.data_dir))),
+            "train_images" => out.extend(differs(
+                id,
+                show(&fresh.train_images),
+                show(&d.train_images),
+            )),
+            "train_labels" => out.extend(differs(
+                id,
+                show(&fresh.train_labels),
+                show(&d.train_labels),
+            )),
+            "test_images" => {
+                out.extend(differs(id, show(&fresh.test_images), show(&d.test_images)))
+            }
+            "test_labels" => {
+                out.extend(differs(id, show(&fresh.test_labels), show(&d.test_labels)))
+            }
+            "train_limit" => {
+                out.extend(differs(id, show(&fresh.train_limit), show(&d.train_limit)))
+            }
+            "test_limit" => out.extend(differs(id, show(&fresh.test_limit), show(&d.test_limit))),
+            "latent_dim" | "dense_code" | "hidden" | "channels" | "sparsity" | "noise" | "base"
+            | "beta" | "vae_arch" => {
+                let mut model = saved.model.clone();
+                match a.model_opts.only(id).apply(&mut model) {
+                    Err(e) => out.push(format!("{}: {e}", flag(id))),
+                    Ok(()) if model != saved.model => out.push(format!(
+                        "{}: changes the run's {} model",
+                        flag(id),
+                        saved.model.kind()
+                    )),
+                    Ok(()) => {}
+                }
+            }
+            other => out.push(format!("{}: cannot change on --resume", flag(other))),
+        }
+    }
+    out
+}
+
+pub fn run(a: TrainArgs, matches: Option<&ArgMatches>) -> Result<()> {
     let out = a
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(a.model.to_string()));
     let device = parse_device(&a.device)?;
+    if out.is_dir() {
+        // Refuse at once, before loading data, when another process writes there
+        // (`train_on` takes the lock for the whole run; this is a quick probe).
+        drop(ae_train::RunLock::acquire(&out)?);
+    }
     let saved = out.join(ae_train::checkpoint::CONFIG_FILE);
     let (cfg, split) = if a.resume && saved.is_file() {
         // The run's own config rules; only the epoch count may be changed.
         let mut cfg: RunConfig = ae_train::checkpoint::read_json(&saved)?;
+        let given = matches.map(given_flags).unwrap_or_default();
+        let conflicts = resume_conflicts(&a, &given, &cfg);
+        if !conflicts.is_empty() {
+            bail!(
+                "--resume continues the run in {} with its own config.json; these flags \
+                 contradict it (drop them, or train a new run with another --out):\n  {}",
+                out.display(),
+                conflicts.join("\n  ")
+            );
+        }
         if let Some(e) = a.epochs {
             cfg.train.epochs = e;
         }

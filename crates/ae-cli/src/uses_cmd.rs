@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use ae_data::rng::stream;
-use ae_data::{DataConfig, IdxArray, IdxData, ImageSet, Noise, Split, read_idx, write_idx};
+use ae_data::{DataConfig, ImageSet, Noise, Split, read_idx};
 use ae_models::{DenseConfig, ImageShape, ModelConfig, ModelKind, VaeArch};
 use ae_train::checkpoint::write_atomic;
 use ae_train::{LoadedRun, ProgressMode, RunConfig, TrainOptions, load_run, parse_device};
@@ -598,45 +598,65 @@ pub struct DecompressArgs {
     pub reference: Option<PathBuf>,
 }
 
+/// The largest `.aez` file read (it is checked whole, CRC first).
+const MAX_AEZ_BYTES: u64 = 1 << 30;
+
 pub fn decompress(a: DecompressArgs) -> Result<()> {
     let run = a.run.load()?;
-    let bytes =
-        std::fs::read(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
-    let set = ae_uses::decompress(&run, &bytes, &a.input, a.run.batch_size)?;
-    let [c, h, w] = set.shape();
-    let dims = if c == 1 {
-        vec![set.len(), h, w]
-    } else {
-        vec![set.len(), c, h, w]
+    let bytes = ae_data::input::read_capped(&a.input, MAX_AEZ_BYTES, "a .aez file")?;
+    // Everything is checked before the output is created: the file's header
+    // and model, then the reference images against it.
+    let header = ae_uses::parse_aez(&bytes, &a.input)?.header;
+    let [c, h, w] = header.shape;
+    let n = header.count;
+    let reference = match &a.reference {
+        Some(r) => {
+            let orig = read_images(r, None)?;
+            if orig.shape() != header.shape || orig.len() != n {
+                bail!(
+                    "{}: {} images of {:?}, the .aez holds {n} of {:?}",
+                    r.display(),
+                    orig.len(),
+                    orig.shape(),
+                    header.shape
+                );
+            }
+            Some(orig)
+        }
+        None => None,
     };
-    let arr = IdxArray::new(dims, IdxData::U8(ae_uses::baselines::to_u8(&set)))?;
+    let dims = if c == 1 {
+        vec![n, h, w]
+    } else {
+        vec![n, c, h, w]
+    };
     let gz = a
         .output
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    write_idx(&a.output, &arr, gz)?;
-    let mut msg = format!(
-        "wrote {} ({} images of {c}x{h}x{w})",
-        a.output.display(),
-        set.len()
-    );
-    if let Some(r) = &a.reference {
-        let orig = read_images(r, None)?;
-        if orig.shape() != set.shape() || orig.len() != set.len() {
-            bail!(
-                "{}: {} images of {:?}, the .aez holds {} of {:?}",
-                r.display(),
-                orig.len(),
-                orig.shape(),
-                set.len(),
-                set.shape()
-            );
+    let mut out = ae_data::IdxU8Writer::create(&a.output, &dims, gz)?;
+    let (mut sq, mut at) = (0f64, 0usize);
+    ae_uses::decompress_to(&run, &bytes, &a.input, a.run.batch_size, |pixels| {
+        let q: Vec<u8> = pixels
+            .iter()
+            .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect();
+        if let Some(orig) = &reference {
+            for (&v, &o) in q.iter().zip(&orig.pixels()[at..]) {
+                sq += f64::from(f32::from(v) / 255.0 - o).powi(2);
+            }
         }
-        let back = read_images(&a.output, None)?;
+        at += q.len();
+        out.write(&q)?;
+        Ok(())
+    })?;
+    out.finish()?;
+    let mut msg = format!("wrote {} ({n} images of {c}x{h}x{w})", a.output.display());
+    if let Some(r) = &a.reference {
         let _ = write!(
             msg,
             "; PSNR {:.2} dB against {}",
-            ae_uses::stats::psnr(back.pixels(), orig.pixels()),
+            ae_uses::stats::psnr_of_mse(sq / at.max(1) as f64),
             r.display()
         );
     }

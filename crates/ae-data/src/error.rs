@@ -19,6 +19,28 @@ pub enum DataError {
         source: std::io::Error,
     },
 
+    /// An input path is a directory, device, FIFO or socket, not a regular file.
+    #[error("{}: is {kind}, not a regular file: give a file", path.display())]
+    NotRegularFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+
+    /// An input file is larger than anything of its kind can be.
+    #[error("{}: {len} bytes, more than {what} can hold ({cap} bytes at most)", path.display())]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        len: u64,
+        /// The most this kind of file may hold.
+        cap: u64,
+        /// What the file should be.
+        what: String,
+    },
+
     /// The first two bytes of an IDX file are not zero.
     #[error("{file}: not an IDX file: the first two bytes are {found:02x?}, expected [00, 00]")]
     BadMagic {

@@ -500,9 +500,44 @@ pub fn parse_idx_vec(bytes: Vec<u8>, name: &str) -> Result<IdxArray> {
 }
 
 /// Reads an IDX file, raw or gzip-compressed.
+///
+/// The path must be a regular file ([`crate::input::open_regular`]: a FIFO,
+/// `/dev/zero` or a directory is an error at once). It is opened once and
+/// streamed: a raw file's size must equal what its header claims before the
+/// payload is read; a gzip file is decompressed incrementally, never holding
+/// more than the header claims.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    parse_idx_vec(bytes, &path.display().to_string())
+    let name = path.display().to_string();
+    let (file, len) = crate::input::open_regular(path)?;
+    let mut r = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut first = [0u8; 2];
+    let n = fill(&mut r, &mut first).map_err(|e| DataError::io(path, e))?;
+    let mut whole = std::io::Read::chain(&first[..n], r);
+    if is_gzip(&first[..n]) {
+        return parse_gz(whole, &name);
+    }
+    let header = read_header(&mut whole, &name)?;
+    let header_len = 4 + 4 * header.dims.len() as u64;
+    let have = len.saturating_sub(header_len);
+    if have < header.payload as u64 {
+        return Err(DataError::PayloadTooShort {
+            file: name,
+            actual: have,
+            expected: header.payload as u64,
+            dims: header.dims,
+        });
+    }
+    if have > header.payload as u64 {
+        return Err(DataError::PayloadTooLong {
+            file: name,
+            extra: have - header.payload as u64,
+            expected: header.payload as u64,
+            dims: header.dims,
+        });
+    }
+    let payload = read_payload(&mut whole, header.payload, &header, &name)?;
+    let data = decode_owned(header.dtype, payload, 0);
+    array(header, data, &name)
 }
 
 fn header_bytes(arr: &IdxArray) -> Vec<u8> {
@@ -589,6 +624,120 @@ pub fn write_idx(path: &Path, arr: &IdxArray, gzip: bool) -> Result<()> {
     tmp.persist(path)
         .map_err(|e| DataError::io(path, e.error))?;
     Ok(())
+}
+
+/// Writes a `u8` IDX file whose items arrive in pieces (a decoder streaming
+/// its output), atomically: the file appears at `path` only when
+/// [`IdxU8Writer::finish`] has checked that exactly `dims` worth of values came;
+/// dropped before that, it leaves nothing.
+pub struct IdxU8Writer {
+    tmp: tempfile::NamedTempFile,
+    out: Sink,
+    path: std::path::PathBuf,
+    expected: u64,
+    written: u64,
+}
+
+enum Sink {
+    Raw(BufWriter<std::fs::File>),
+    Gz(GzEncoder<BufWriter<std::fs::File>>),
+}
+
+impl Sink {
+    fn get(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::Raw(w) => w,
+            Sink::Gz(w) => w,
+        }
+    }
+}
+
+impl IdxU8Writer {
+    /// Starts `path` (gzip-compressed when `gzip`) with the header of a `u8`
+    /// array of `dims` (1..=255 dimensions, each fitting a `u32`).
+    pub fn create(path: &Path, dims: &[usize], gzip: bool) -> Result<IdxU8Writer> {
+        if dims.is_empty() || dims.len() > 255 || dims.iter().any(|&d| u32::try_from(d).is_err()) {
+            return Err(DataError::InvalidArray(format!(
+                "{}: dims {dims:?} do not fit an IDX header",
+                path.display()
+            )));
+        }
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let header = IdxArray {
+            dims: dims.to_vec(),
+            data: IdxData::U8(Vec::new()),
+        };
+        let expected = dims
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+            .ok_or_else(|| DataError::InvalidArray(format!("dims {dims:?} overflow")))?;
+        let tmp =
+            crate::atomic::temp_in(dir, ".ae-idx-", ".tmp").map_err(|e| DataError::io(dir, e))?;
+        let file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(|e| DataError::io(path, e))?;
+        let buf = BufWriter::with_capacity(1 << 16, file);
+        let mut out = if gzip {
+            Sink::Gz(GzEncoder::new(buf, Compression::default()))
+        } else {
+            Sink::Raw(buf)
+        };
+        out.get()
+            .write_all(&header_bytes(&header))
+            .map_err(|e| DataError::io(path, e))?;
+        Ok(IdxU8Writer {
+            tmp,
+            out,
+            path: path.into(),
+            expected,
+            written: 0,
+        })
+    }
+
+    /// Appends values (row-major, continuing where the last call stopped).
+    pub fn write(&mut self, values: &[u8]) -> Result<()> {
+        self.written += values.len() as u64;
+        if self.written > self.expected {
+            return Err(DataError::InvalidArray(format!(
+                "{}: more values than the {} its header declares",
+                self.path.display(),
+                self.expected
+            )));
+        }
+        self.out
+            .get()
+            .write_all(values)
+            .map_err(|e| DataError::io(&self.path, e))
+    }
+
+    /// Checks the count, flushes, syncs and renames the file into place.
+    pub fn finish(self) -> Result<()> {
+        let path = self.path;
+        if self.written != self.expected {
+            return Err(DataError::InvalidArray(format!(
+                "{}: {} values written, its header declares {}",
+                path.display(),
+                self.written,
+                self.expected
+            )));
+        }
+        let io = |e| DataError::io(&path, e);
+        let mut buf = match self.out {
+            Sink::Raw(w) => w,
+            Sink::Gz(gz) => gz.finish().map_err(io)?,
+        };
+        buf.flush().map_err(io)?;
+        drop(buf);
+        self.tmp.as_file().sync_all().map_err(io)?;
+        self.tmp
+            .persist(&path)
+            .map_err(|e| DataError::io(&path, e.error))?;
+        Ok(())
+    }
 }
 
 /// Converts a 1-d integer label array to `u8` (values must be in 0..=255).
@@ -720,6 +869,32 @@ mod tests {
             matches!(err, DataError::PayloadTooShort { actual: 10, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_streaming_writer_matches_write_idx_and_checks_the_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = u8_array(vec![3, 2, 2]);
+        for gz in [false, true] {
+            let p = dir.path().join(format!("s{gz}"));
+            let mut w = IdxU8Writer::create(&p, a.dims(), gz).unwrap();
+            let IdxData::U8(v) = a.data() else { panic!() };
+            w.write(&v[..5]).unwrap();
+            w.write(&v[5..]).unwrap();
+            w.finish().unwrap();
+            assert_eq!(read_idx(&p).unwrap(), a);
+        }
+        // Too few values: an error, and no file (nor temporary file) is left.
+        let short = dir.path().join("short");
+        let mut w = IdxU8Writer::create(&short, &[2, 2], false).unwrap();
+        w.write(&[1, 2, 3]).unwrap();
+        assert!(w.finish().is_err());
+        assert!(!short.exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! * [`batch`]: [`Batcher`] / [`Epoch`], one seeded permutation per epoch.
 //! * [`fetch`]: checksum-verified, size-capped, atomic downloads.
 //! * [`inspect`]: [`IdxSummary`] of a file.
+//! * [`input`]: inputs are regular files, opened once, read with a size cap.
 //!
 //! ```
 //! use ae_data::{IdxArray, IdxData, ImageSet, Layout, encode_idx, parse_idx};
@@ -49,6 +50,7 @@ pub mod dataset;
 pub mod error;
 pub mod fetch;
 pub mod idx;
+pub mod input;
 pub mod inspect;
 pub mod noise;
 pub mod rng;
@@ -58,7 +60,8 @@ pub use dataset::{DataConfig, DataFile, DatasetName, ImageSet, Layout, Split};
 pub use error::{DataError, Result};
 pub use fetch::{Checksum, FetchFile, FetchReport, FetchSpec, fetch, fetch_with};
 pub use idx::{
-    IdxArray, IdxData, IdxType, check_labels, encode_idx, parse_idx, read_idx, write_idx,
+    IdxArray, IdxData, IdxType, IdxU8Writer, check_labels, encode_idx, parse_idx, read_idx,
+    write_idx,
 };
 pub use inspect::{IdxSummary, inspect};
 pub use noise::Noise;

@@ -45,16 +45,25 @@ impl ImageShape {
         }
     }
 
-    /// Number of values per image, `channels * height * width`.
+    /// Number of values per image, `channels * height * width` (saturating).
     pub fn dim(&self) -> usize {
-        self.channels * self.height * self.width
+        self.channels
+            .saturating_mul(self.height)
+            .saturating_mul(self.width)
     }
 
-    /// Checks that no size is zero.
+    /// Checks that no size is zero and that an image holds at most
+    /// [`MAX_IMAGE_VALUES`] values.
     pub fn validate(&self) -> Result<()> {
         if self.channels == 0 || self.height == 0 || self.width == 0 {
             return invalid(format!(
                 "input image {self} has a zero size (channels, height and width must be >= 1)"
+            ));
+        }
+        if self.dim() > MAX_IMAGE_VALUES {
+            return invalid(format!(
+                "input image {self} has {} values, more than the {MAX_IMAGE_VALUES} an image may have",
+                self.dim()
             ));
         }
         Ok(())
@@ -163,6 +172,13 @@ impl FromStr for ModelKind {
     }
 }
 
+/// The most values one image may have (2^28: e.g. 3 x 8192 x 8192).
+pub const MAX_IMAGE_VALUES: usize = 1 << 28;
+
+/// The largest layer width, channel count or code size (2^24), whatever the
+/// memory limit: it keeps every size product far from overflowing.
+pub const MAX_LAYER_SIZE: usize = 1 << 24;
+
 fn check_sizes(what: &str, sizes: &[usize], allow_empty: bool) -> Result<()> {
     if sizes.is_empty() && !allow_empty {
         return invalid(format!("{what} must not be empty"));
@@ -170,12 +186,25 @@ fn check_sizes(what: &str, sizes: &[usize], allow_empty: bool) -> Result<()> {
     if let Some(i) = sizes.iter().position(|&s| s == 0) {
         return invalid(format!("{what} {sizes:?} has a zero size at position {i}"));
     }
+    if sizes.len() > 64 {
+        return invalid(format!("{what} has {} layers, at most 64", sizes.len()));
+    }
+    if let Some(&s) = sizes.iter().find(|&&s| s > MAX_LAYER_SIZE) {
+        return invalid(format!(
+            "{what}: size {s} is larger than any layer may be ({MAX_LAYER_SIZE})"
+        ));
+    }
     Ok(())
 }
 
 fn check_latent(latent_dim: usize) -> Result<()> {
     if latent_dim == 0 {
         return invalid("latent_dim must be >= 1, got 0");
+    }
+    if latent_dim > MAX_LAYER_SIZE {
+        return invalid(format!(
+            "latent_dim {latent_dim} is larger than any layer may be ({MAX_LAYER_SIZE})"
+        ));
     }
     Ok(())
 }
@@ -827,7 +856,9 @@ impl ModelConfig {
         })
     }
 
-    /// Checks the configuration (see each config's `validate`).
+    /// Checks the configuration (see each config's `validate`), then its size:
+    /// the estimated bytes of the model and one image's activations must stay
+    /// within [`crate::max_model_bytes`] ([`ModelConfig::check_footprint`]).
     pub fn validate(&self) -> Result<()> {
         match self {
             ModelConfig::Vanilla(c) => c.validate(),
@@ -835,6 +866,7 @@ impl ModelConfig {
             ModelConfig::Denoising(c) => c.validate(),
             ModelConfig::Conv(c) => c.validate(),
             ModelConfig::Vae(c) => c.validate(),
-        }
+        }?;
+        self.check_footprint(1)
     }
 }

@@ -46,6 +46,7 @@ mod conv;
 mod denoising;
 mod dense;
 mod error;
+pub mod footprint;
 pub mod init;
 mod vae;
 
@@ -59,6 +60,7 @@ pub use conv::ConvAutoencoder;
 pub use denoising::DenoisingAutoencoder;
 pub use dense::{DenseAutoencoder, SparseAutoencoder};
 pub use error::{ModelError, Result};
+pub use footprint::{DEFAULT_MAX_MODEL_BYTES, Footprint, max_model_bytes, set_max_model_bytes};
 pub use vae::Vae;
 
 use candle_nn::VarBuilder;

@@ -101,14 +101,11 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let meta = fs::metadata(path).map_err(io_err(path))?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(TrainError::Checkpoint {
-            path: path.into(),
-            message: format!("file is {} bytes, more than a run file can be", meta.len()),
-        });
-    }
-    fs::read(path).map_err(io_err(path))
+    Ok(ae_data::input::read_capped(
+        path,
+        MAX_FILE_BYTES,
+        "a run file",
+    )?)
 }
 
 /// Reads a JSON file of a run.
@@ -161,6 +158,17 @@ pub fn read_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, 
 
 /// Saves the weights of `varmap` to `path` atomically.
 pub fn save_weights(varmap: &VarMap, path: &Path, kind: &str) -> Result<()> {
+    save_weights_of_epoch(varmap, path, kind, None)
+}
+
+/// [`save_weights`], recording in the file's metadata the epoch they are the
+/// weights of (so that a reader can match `metrics.json` to them).
+pub fn save_weights_of_epoch(
+    varmap: &VarMap,
+    path: &Path,
+    kind: &str,
+    epoch: Option<usize>,
+) -> Result<()> {
     let tensors: HashMap<String, Tensor> = named_vars(varmap)
         .into_iter()
         .map(|(k, v)| (k, v.as_tensor().clone()))
@@ -169,7 +177,12 @@ pub fn save_weights(varmap: &VarMap, path: &Path, kind: &str) -> Result<()> {
     // several keys would make the bytes of identical weights differ.
     let meta = HashMap::from([(
         "ae".to_string(),
-        format!("{{\"format_version\":{FORMAT_VERSION},\"model\":\"{kind}\"}}"),
+        match epoch {
+            Some(e) => format!(
+                "{{\"format_version\":{FORMAT_VERSION},\"model\":\"{kind}\",\"epoch\":{e}}}"
+            ),
+            None => format!("{{\"format_version\":{FORMAT_VERSION},\"model\":\"{kind}\"}}"),
+        },
     )]);
     write_atomic(path, &safetensors_bytes(&tensors, meta, path)?)
 }
@@ -203,6 +216,19 @@ pub fn load_weights(varmap: &VarMap, path: &Path) -> Result<()> {
                 var.dims()
             )));
         }
+        if !t.dtype().is_float() {
+            return Err(mismatch(format!(
+                "tensor '{name}' is {:?}: weights must be floating point (f32, f16, bf16 or f64)",
+                t.dtype()
+            )));
+        }
+        let values = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(mismatch(format!(
+                "tensor '{name}' holds {} at flat index {i}: weights must be finite",
+                values[i]
+            )));
+        }
         var.set(&t.to_dtype(var.dtype())?)?;
     }
     if let Some(extra) = tensors
@@ -213,6 +239,45 @@ pub fn load_weights(varmap: &VarMap, path: &Path) -> Result<()> {
         return Err(mismatch(format!(
             "holds tensor '{extra}' that this model's config does not have: the weights are of another model"
         )));
+    }
+    Ok(())
+}
+
+/// Checks a checkpoint's `state.json` against its folder name and its
+/// `metrics.json`: a hand-edited or foreign state (`epochs_done` 10^18) is an
+/// error naming the file, not a run that silently skips its epochs.
+pub fn check_state(ck: &Path, state: &TrainState, metrics: &Metrics) -> Result<()> {
+    let path = ck.join(STATE_FILE);
+    let bad = |message: String| {
+        Err(TrainError::Checkpoint {
+            path: path.clone(),
+            message,
+        })
+    };
+    if state.format_version != FORMAT_VERSION {
+        return bad(format!(
+            "format version {} is not supported (this build reads version {FORMAT_VERSION})",
+            state.format_version
+        ));
+    }
+    let folder = ck
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("epoch-"))
+        .and_then(|n| n.parse::<usize>().ok());
+    if folder != Some(state.epochs_done) {
+        return bad(format!(
+            "says {} epochs are done, but it is in the checkpoint folder {}",
+            state.epochs_done,
+            ck.display()
+        ));
+    }
+    if metrics.epochs.len() != state.epochs_done {
+        return bad(format!(
+            "says {} epochs are done, but the checkpoint's metrics.json holds {}",
+            state.epochs_done,
+            metrics.epochs.len()
+        ));
     }
     Ok(())
 }
@@ -267,7 +332,12 @@ pub(crate) fn save_checkpoint(
         fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
     }
     fs::create_dir(&tmp).map_err(io_err(&tmp))?;
-    save_weights(varmap, &tmp.join(MODEL_FILE), data.kind)?;
+    save_weights_of_epoch(
+        varmap,
+        &tmp.join(MODEL_FILE),
+        data.kind,
+        Some(data.state.epochs_done),
+    )?;
     let opt_path = tmp.join(OPTIMIZER_FILE);
     let meta = HashMap::from([("format".to_string(), "ae-adam".to_string())]);
     write_atomic(
@@ -286,15 +356,17 @@ pub(crate) fn save_checkpoint(
     sync_dir(&ck_root)?;
     write_atomic(&ck_root.join(LATEST_FILE), name.as_bytes())?;
     sync_dir(&ck_root)?;
-    // Convenience copies at the top of the run folder.
-    fs::copy(dst.join(MODEL_FILE), run_dir.join(".tmp-model.safetensors"))
-        .map_err(io_err(run_dir.join(MODEL_FILE)))?;
-    fs::rename(
-        run_dir.join(".tmp-model.safetensors"),
-        run_dir.join(MODEL_FILE),
-    )
-    .map_err(io_err(run_dir.join(MODEL_FILE)))?;
+    // The run's model at the top of the folder. metrics.json first: a reader
+    // between the two renames sees one epoch too many in it, which `load_run`
+    // trims to the epoch recorded in model.safetensors.
     write_json(&run_dir.join(METRICS_FILE), data.metrics)?;
+    let top_tmp = run_dir.join(".tmp-model.safetensors");
+    fs::copy(dst.join(MODEL_FILE), &top_tmp).map_err(io_err(run_dir.join(MODEL_FILE)))?;
+    fs::File::open(&top_tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err(run_dir.join(MODEL_FILE)))?;
+    fs::rename(&top_tmp, run_dir.join(MODEL_FILE)).map_err(io_err(run_dir.join(MODEL_FILE)))?;
+    sync_dir(run_dir)?;
     for entry in fs::read_dir(&ck_root).map_err(io_err(&ck_root))? {
         let entry = entry.map_err(io_err(&ck_root))?;
         let n = entry.file_name().to_string_lossy().into_owned();
@@ -303,6 +375,166 @@ pub(crate) fn save_checkpoint(
         }
     }
     Ok(())
+}
+
+/// Whether two files hold the same bytes (compared in blocks, never whole in memory).
+fn same_contents(a: &Path, b: &Path) -> Result<bool> {
+    use std::io::Read;
+    let (fa, la) = ae_data::input::open_regular(a)?;
+    let (fb, lb) = ae_data::input::open_regular(b)?;
+    if la != lb {
+        return Ok(false);
+    }
+    let (mut ra, mut rb) = (std::io::BufReader::new(fa), std::io::BufReader::new(fb));
+    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let n = ra.read(&mut ba).map_err(io_err(a))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        rb.read_exact(&mut bb[..n]).map_err(io_err(b))?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
+}
+
+/// The weights file and metrics file a reader of `dir` uses (see [`load_run`]),
+/// and a note to log once they have loaded.
+fn run_weights(dir: &Path) -> Result<(PathBuf, PathBuf, Option<String>)> {
+    let top = dir.join(MODEL_FILE);
+    let ck = latest_checkpoint(dir)?;
+    match (top.exists(), ck) {
+        (true, ck) => {
+            if let Some(ck) = ck {
+                let ckw = ck.join(MODEL_FILE);
+                if ckw.is_file() && !same_contents(&top, &ckw)? {
+                    let note = format!(
+                        "{} differs from the newest checkpoint {}: using {} (the run's model; \
+                         checkpoints are only for --resume)",
+                        top.display(),
+                        ckw.display(),
+                        top.display()
+                    );
+                    return Ok((top, dir.join(METRICS_FILE), Some(note)));
+                }
+            }
+            Ok((top, dir.join(METRICS_FILE), None))
+        }
+        (false, Some(ck)) => {
+            let note = format!(
+                "{} is missing (the run stopped before writing it): using the newest checkpoint {}",
+                top.display(),
+                ck.display()
+            );
+            Ok((ck.join(MODEL_FILE), ck.join(METRICS_FILE), Some(note)))
+        }
+        (false, None) => Err(TrainError::Checkpoint {
+            path: top,
+            message: "missing: the run has no complete epoch yet".into(),
+        }),
+    }
+}
+
+/// The largest safetensors header we read (the JSON table of tensors).
+const MAX_HEADER_BYTES: u64 = 100 << 20;
+
+/// The table of a safetensors file, read without its data.
+#[derive(Debug, Clone)]
+pub struct WeightsHeader {
+    /// `(name, dtype, shape)` of every tensor, sorted by name.
+    pub tensors: Vec<(String, String, Vec<usize>)>,
+    /// The epoch `ae` recorded in the metadata, if any.
+    pub epoch: Option<usize>,
+}
+
+impl WeightsHeader {
+    /// Total scalar count (saturating).
+    pub fn elements(&self) -> u128 {
+        self.tensors
+            .iter()
+            .map(|(_, _, s)| s.iter().fold(1u128, |a, &d| a.saturating_mul(d as u128)))
+            .fold(0u128, u128::saturating_add)
+    }
+
+    /// Checks the dtypes and the parameter count against `model` before it is
+    /// built: weights of another (possibly huge) model are refused without
+    /// allocating it.
+    pub fn check_against(&self, path: &Path, model: &ae_models::ModelConfig) -> Result<()> {
+        let bad = |message: String| TrainError::Checkpoint {
+            path: path.into(),
+            message,
+        };
+        if let Some((name, dtype, _)) = self
+            .tensors
+            .iter()
+            .find(|(_, d, _)| !matches!(d.as_str(), "F32" | "F16" | "BF16" | "F64"))
+        {
+            return Err(bad(format!(
+                "tensor '{name}' is {dtype}: weights must be floating point (F32, F16, BF16 or F64)"
+            )));
+        }
+        let want = model.footprint().parameters;
+        let have = self.elements();
+        if have != want {
+            return Err(bad(format!(
+                "holds {have} values in {} tensors, but config.json describes a {} model of \
+                 {want} parameters: the weights are of another model",
+                self.tensors.len(),
+                model.kind()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Reads the header (tensor table) of the safetensors file at `path` without
+/// its data: at most [`MAX_HEADER_BYTES`], and never more than the file holds.
+pub fn read_header(path: &Path) -> Result<WeightsHeader> {
+    use std::io::Read;
+    let bad = |message: String| TrainError::Checkpoint {
+        path: path.into(),
+        message,
+    };
+    let (file, len) = ae_data::input::open_regular(path)?;
+    let mut r = std::io::BufReader::new(file);
+    let mut n = [0u8; 8];
+    r.read_exact(&mut n)
+        .map_err(|_| bad(format!("truncated: {len} bytes, not a safetensors file")))?;
+    let n = u64::from_le_bytes(n);
+    if n > MAX_HEADER_BYTES || n > len.saturating_sub(8) {
+        return Err(bad(format!(
+            "not a readable safetensors file (truncated or damaged?): its header claims {n} \
+             bytes, the file has {len}"
+        )));
+    }
+    let mut head = vec![0u8; n as usize];
+    r.read_exact(&mut head).map_err(io_err(path))?;
+    let table: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&head)
+        .map_err(|e| bad(format!("not a readable safetensors header: {e}")))?;
+    let mut tensors = Vec::new();
+    let mut epoch = None;
+    for (name, v) in &table {
+        if name == "__metadata__" {
+            epoch = v
+                .get("ae")
+                .and_then(|s| s.as_str())
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+                .and_then(|m| m.get("epoch").and_then(|e| e.as_u64()))
+                .and_then(|e| usize::try_from(e).ok());
+            continue;
+        }
+        let dtype = v.get("dtype").and_then(|d| d.as_str()).unwrap_or("?");
+        let shape: Option<Vec<usize>> = v.get("shape").and_then(|s| s.as_array()).and_then(|a| {
+            a.iter()
+                .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+                .collect()
+        });
+        let shape = shape.ok_or_else(|| bad(format!("tensor '{name}' has no valid shape")))?;
+        tensors.push((name.clone(), dtype.to_string(), shape));
+    }
+    tensors.sort();
+    Ok(WeightsHeader { tensors, epoch })
 }
 
 /// A trained run loaded back: its config, metrics and model with weights.
@@ -321,9 +553,17 @@ pub struct LoadedRun {
     pub device: Device,
 }
 
-/// Loads a run folder: `config.json`, then the model built from it, then the
-/// weights of the newest complete checkpoint (or `model.safetensors` at the top
-/// of the folder when there are no checkpoints).
+/// Loads a run folder: `config.json`, then the weights' header (checked
+/// against the config before anything is built), then the model with the
+/// weights of `model.safetensors`.
+///
+/// `model.safetensors` at the top of the folder is the run's model for every
+/// command (weights edited in Python and saved back there are used);
+/// checkpoints are only for `--resume`. When the two differ, a warning says
+/// which is used and why; when the top-level file is missing (a run killed
+/// before its first copy), the newest checkpoint's weights are used, with a
+/// warning. A truncated or damaged `model.safetensors` is an error, never a
+/// silent fall-back.
 pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
     if !dir.is_dir() {
         return Err(TrainError::Checkpoint {
@@ -343,25 +583,25 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
         path: config_path.clone(),
         message: e.to_string(),
     })?;
+    let (weights, metrics_path, note) = run_weights(dir)?;
+    let header = read_header(&weights)?;
+    header.check_against(&weights, &config.model)?;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let model = build(&config.model, vb)?;
-    let (weights, metrics_path) = match latest_checkpoint(dir)? {
-        Some(ck) => (ck.join(MODEL_FILE), ck.join(METRICS_FILE)),
-        None => (dir.join(MODEL_FILE), dir.join(METRICS_FILE)),
-    };
-    if !weights.is_file() {
-        return Err(TrainError::Checkpoint {
-            path: weights,
-            message: "missing: the run has no complete epoch yet".into(),
-        });
-    }
     load_weights(&varmap, &weights)?;
-    let metrics = if metrics_path.is_file() {
+    if let Some(note) = note {
+        tracing::warn!("{note}");
+    }
+    let mut metrics: Metrics = if metrics_path.is_file() {
         read_json(&metrics_path)?
     } else {
         Metrics::default()
     };
+    if let Some(epoch) = header.epoch {
+        // A reader between the writer's two renames: metrics.json is one epoch ahead.
+        metrics.epochs.retain(|m| m.epoch <= epoch);
+    }
     Ok(LoadedRun {
         dir: dir.into(),
         config,

@@ -191,6 +191,11 @@ impl RunConfig {
             )));
         }
         self.model.validate()?;
-        self.train.validate()
+        self.train.validate()?;
+        // Training batches hold values and gradients; evaluation batches values only.
+        let t = &self.train;
+        self.model
+            .check_footprint(t.batch_size.max(t.eval_batch_size.div_ceil(2)))?;
+        Ok(())
     }
 }

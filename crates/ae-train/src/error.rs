@@ -57,6 +57,20 @@ pub enum TrainError {
         /// The loss value.
         loss: f64,
     },
+    /// Another process is writing a run into this folder.
+    #[error(
+        "{} is in use: another `ae` process{} is writing a run there (it holds {}/.lock); \
+         wait for it to finish or choose another --out",
+        dir.display(),
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+        dir.display()
+    )]
+    Locked {
+        /// The run folder.
+        dir: PathBuf,
+        /// The process id of the holder, when it could be read.
+        pid: Option<u32>,
+    },
     /// The output folder already holds a run.
     #[error("{0} already holds a run: pass --resume to continue it, or choose another --out")]
     RunExists(PathBuf),

@@ -11,6 +11,8 @@
 //! - Run directories ([`checkpoint`]): written atomically after every epoch; a
 //!   run killed at any moment leaves the last complete epoch loadable, and
 //!   `resume` continues to the same final weights as an uninterrupted run.
+//! - [`RunLock`]: one writer per run folder, held for the whole run; a second
+//!   writer is refused at once, naming the holder's process id.
 //! - [`evaluate`]: test-set metrics (BCE, MSE, PSNR, and the ELBO for the VAE).
 //!
 //! ```no_run
@@ -30,6 +32,7 @@ mod config;
 mod device;
 mod error;
 mod eval;
+pub mod lock;
 mod metrics;
 mod progress;
 mod schedule;
@@ -45,6 +48,7 @@ pub use error::{Result, TrainError};
 pub use eval::{
     EvalMetrics, evaluate, map_batches, misfit, model_image_size, mse, psnr, psnr_of_mse,
 };
+pub use lock::RunLock;
 pub use metrics::{EpochMetrics, Metrics};
 pub use progress::ProgressMode;
 pub use schedule::SCHEDULE_FORMS;

@@ -17,6 +17,7 @@ use crate::checkpoint::{
 };
 use crate::config::{FORMAT_VERSION, RunConfig};
 use crate::eval::{EvalMetrics, check_fits, evaluate};
+use crate::lock::RunLock;
 use crate::metrics::{EpochMetrics, Metrics};
 use crate::progress::{Progress, ProgressMode};
 use crate::{Result, TrainError};
@@ -182,16 +183,25 @@ pub fn train_on(
     opts: &TrainOptions,
 ) -> Result<TrainReport> {
     let mut cfg = cfg.clone();
+    if opts.max_epochs_this_call == Some(0) {
+        return Err(TrainError::InvalidConfig(
+            "--max-epochs-this-call must be at least 1 (0 would leave a run with no epoch)".into(),
+        ));
+    }
+    // One writer per run folder, from before the first read to the last write.
+    let _lock = RunLock::acquire(out)?;
     let resume_from = if opts.resume {
         checkpoint::latest_checkpoint(out)?
     } else {
         None
     };
+    let mut epochs_changed = false;
     if opts.resume {
         let path = out.join(CONFIG_FILE);
         if path.is_file() {
             let saved: RunConfig = checkpoint::read_json(&path)?;
             let epochs = cfg.train.epochs;
+            epochs_changed = saved.train.epochs != epochs;
             cfg = saved;
             cfg.train.epochs = epochs;
         }
@@ -234,17 +244,22 @@ pub fn train_on(
     if let Some(ck) = &resume_from {
         checkpoint::load_weights(&varmap, &ck.join(MODEL_FILE))?;
         let state: TrainState = checkpoint::read_json(&ck.join(STATE_FILE))?;
+        metrics = checkpoint::read_json(&ck.join(checkpoint::METRICS_FILE))?;
+        checkpoint::check_state(ck, &state, &metrics)?;
         let opt_path = ck.join(OPTIMIZER_FILE);
         let opt_state = checkpoint::read_safetensors(&opt_path, device)?;
         adam.load_state(&opt_state, state.adam_step, &opt_path.display().to_string())?;
         shuffle_rng = state.rng.shuffle.restore();
         noise_rng = state.rng.noise.restore();
         sample_rng = state.rng.sample.restore();
-        metrics = checkpoint::read_json(&ck.join(checkpoint::METRICS_FILE))?;
         best_val = state.best_val;
         bad_epochs = state.bad_epochs;
         start_epoch = state.epochs_done;
         tracing::info!("resuming {} after epoch {start_epoch}", out.display());
+        if epochs_changed {
+            // The run now aims at the new count (a cosine schedule ends there): record it.
+            checkpoint::write_json(&out.join(CONFIG_FILE), &cfg)?;
+        }
     } else {
         if out.exists() && opts.overwrite {
             for f in [CONFIG_FILE, MODEL_FILE, checkpoint::METRICS_FILE] {

@@ -267,9 +267,25 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes `.aez` bytes (`path` names the file in errors): checks the magic,
-/// the CRC-32, the version and every size, and dequantises the codes.
-pub fn decode_aez(bytes: &[u8], path: &Path) -> Result<AezFile> {
+/// The largest ratio of DEFLATE output to input (RFC 1951: 258 bytes from 2 bits).
+const MAX_DEFLATE_RATIO: usize = 1032;
+
+/// A `.aez` file whose header, sizes and CRC have been checked, and whose
+/// payload has not been decoded yet.
+pub struct AezParts<'a> {
+    /// The header.
+    pub header: AezHeader,
+    payload: &'a [u8],
+    /// Bytes of packed codes the payload must decode to.
+    packed_len: usize,
+}
+
+/// Checks `.aez` bytes (`path` names the file in errors) without decoding the
+/// payload: the magic, the CRC-32, the version, every size, and that the
+/// payload can hold the image count the header claims (a raw payload exactly,
+/// a deflated one within DEFLATE's largest ratio), so that a small file
+/// claiming millions of images is refused before anything is allocated.
+pub fn parse_aez<'a>(bytes: &'a [u8], path: &Path) -> Result<AezParts<'a>> {
     let bad = |message: String| UsesError::File {
         path: path.into(),
         message,
@@ -349,40 +365,121 @@ pub fn decode_aez(bytes: &[u8], path: &Path) -> Result<AezFile> {
             body.len() - r.pos
         )));
     }
-    let values = count
+    let deflated = flags & 1 == 1;
+    let need = count
         .checked_mul(latent)
-        .ok_or_else(|| bad("image count x latent size overflows".into()))?;
-    let need = values
-        .checked_mul(usize::from(bits))
+        .and_then(|v| v.checked_mul(usize::from(bits)))
         .map(|b| b.div_ceil(8))
-        .ok_or_else(|| bad("payload size overflows".into()))?;
-    let packed = if flags & 1 == 1 {
-        let mut out = Vec::new();
-        DeflateDecoder::new(payload)
-            .take(need as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| bad(format!("the deflated payload is damaged: {e}")))?;
-        out
+        .ok_or_else(|| bad(format!("{count} images of {latent} values overflow")))?;
+    let most = if deflated {
+        plen.saturating_mul(MAX_DEFLATE_RATIO)
     } else {
-        payload.to_vec()
+        plen
     };
-    if packed.len() != need {
+    if need > most || (!deflated && need != plen) {
         return Err(bad(format!(
-            "payload holds {} bytes of codes, {count} images of {latent} values at {bits} bits need {need}",
-            packed.len()
+            "claims {count} images of {latent} values at {bits} bits ({need} bytes of codes), \
+             but its {}payload of {plen} bytes {}",
+            if deflated { "deflated " } else { "" },
+            if deflated {
+                format!("can hold at most {most}")
+            } else {
+                format!("holds {plen}")
+            }
         )));
     }
-    let q = unpack(&packed, bits, values);
-    Ok(AezFile {
-        codes: dequantise(&q, &ranges, bits),
+    Ok(AezParts {
         header: AezHeader {
             bits,
-            deflated: flags & 1 == 1,
+            deflated,
             model,
             shape: [c, h, w],
             count,
             ranges,
         },
+        payload,
+        packed_len: need,
+    })
+}
+
+impl AezParts<'_> {
+    /// Decodes the codes `rows_per_chunk` images at a time (rounded up to a
+    /// multiple of 8, so that every chunk but the last starts on a byte),
+    /// handing each chunk of dequantised codes `[rows, latent]` to `sink`.
+    /// The payload must decode to exactly the codes the header claims.
+    pub fn for_each_chunk(
+        &self,
+        path: &Path,
+        rows_per_chunk: usize,
+        mut sink: impl FnMut(&[f32]) -> Result<()>,
+    ) -> Result<()> {
+        let bad = |message: String| UsesError::File {
+            path: path.into(),
+            message,
+        };
+        let h = &self.header;
+        let latent = h.ranges.len();
+        let bits = usize::from(h.bits);
+        let rows = rows_per_chunk.max(1).next_multiple_of(8);
+        let mut reader: Box<dyn Read + '_> = if h.deflated {
+            Box::new(DeflateDecoder::new(self.payload))
+        } else {
+            Box::new(self.payload)
+        };
+        let damaged = |e: std::io::Error| bad(format!("the deflated payload is damaged: {e}"));
+        let short = |got: usize| {
+            bad(format!(
+                "payload holds {got} bytes of codes, {} images of {latent} values at {bits} bits need {}",
+                h.count, self.packed_len
+            ))
+        };
+        let mut buf = Vec::new();
+        let (mut done, mut got) = (0usize, 0usize);
+        while done < h.count {
+            let n = rows.min(h.count - done);
+            let values = n * latent;
+            let len = (values * bits).div_ceil(8);
+            buf.resize(len, 0);
+            let mut filled = 0;
+            while filled < len {
+                match reader.read(&mut buf[filled..]) {
+                    Ok(0) => return Err(short(got + filled)),
+                    Ok(k) => filled += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(damaged(e)),
+                }
+            }
+            got += len;
+            let q = unpack(&buf, h.bits, values);
+            sink(&dequantise(&q, &h.ranges, h.bits))?;
+            done += n;
+        }
+        let mut extra = [0u8; 1];
+        match reader.read(&mut extra) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(bad(format!(
+                "payload holds more than the {} bytes of codes of {} images",
+                self.packed_len, h.count
+            ))),
+            Err(e) => Err(damaged(e)),
+        }
+    }
+}
+
+/// Decodes `.aez` bytes (`path` names the file in errors): checks the magic,
+/// the CRC-32, the version and every size ([`parse_aez`]), and dequantises
+/// the codes (all in memory: for files of a known model, [`decompress_to`]
+/// checks the model first and streams).
+pub fn decode_aez(bytes: &[u8], path: &Path) -> Result<AezFile> {
+    let parts = parse_aez(bytes, path)?;
+    let mut codes = Vec::new();
+    parts.for_each_chunk(path, 4096, |c| {
+        codes.extend_from_slice(c);
+        Ok(())
+    })?;
+    Ok(AezFile {
+        header: parts.header,
+        codes,
     })
 }
 
@@ -395,54 +492,78 @@ pub fn compress(run: &LoadedRun, set: &ImageSet, bits: u8, batch: usize) -> Resu
     encode_aez(&codes, run.model.latent_dim(), bits, fp, set.shape())
 }
 
-/// Decompresses `.aez` bytes (from `path`) with the run's decoder: checks that
-/// the file was made by this very model, then decodes the images (in [0, 1]).
-pub fn decompress(run: &LoadedRun, bytes: &[u8], path: &Path, batch: usize) -> Result<ImageSet> {
-    let file = decode_aez(bytes, path)?;
-    let h = &file.header;
+/// Checks that the `.aez` file of `header` was made by the run's model: its
+/// fingerprint, latent size and image shape (`C x H x W` exactly).
+fn check_model(run: &LoadedRun, header: &AezHeader, path: &Path) -> Result<()> {
+    let bad = |message: String| UsesError::File {
+        path: path.into(),
+        message,
+    };
     let fp = model_fingerprint(&run.config.model, &run.varmap)?;
-    if h.model != fp {
-        return Err(UsesError::File {
-            path: path.into(),
-            message: format!(
-                "was compressed by another model (fingerprint {}…) than the one in {} ({}…): \
-                 decompress with the checkpoint that compressed it",
-                short_hex(&h.model, 8),
-                run.dir.display(),
-                short_hex(&fp, 8)
-            ),
-        });
+    if header.model != fp {
+        return Err(bad(format!(
+            "was compressed by another model (fingerprint {}…) than the one in {} ({}…): \
+             decompress with the checkpoint that compressed it",
+            short_hex(&header.model, 8),
+            run.dir.display(),
+            short_hex(&fp, 8)
+        )));
     }
     let model = run.model.as_ref();
-    if h.ranges.len() != model.latent_dim() {
-        return Err(UsesError::File {
-            path: path.into(),
-            message: format!(
-                "holds codes of size {} but the model's latent size is {}",
-                h.ranges.len(),
-                model.latent_dim()
-            ),
-        });
+    if header.ranges.len() != model.latent_dim() {
+        return Err(bad(format!(
+            "holds codes of size {} but the model's latent size is {}",
+            header.ranges.len(),
+            model.latent_dim()
+        )));
     }
-    let [c, hh, w] = h.shape;
-    if model.input_layout().dim() != c * hh * w {
-        return Err(UsesError::File {
-            path: path.into(),
-            message: format!(
-                "holds images of {c}x{hh}x{w} but the model makes {}",
-                model_image_size(model)
-            ),
-        });
+    let [c, h, w] = header.shape;
+    let input = run.config.model.input();
+    if [input.channels, input.height, input.width] != header.shape {
+        return Err(bad(format!(
+            "holds images of {c}x{h}x{w} but the model makes {}",
+            model_image_size(model)
+        )));
     }
-    let latent = h.ranges.len();
-    let mut pixels = Vec::with_capacity(h.count * c * hh * w);
-    for chunk in file.codes.chunks(batch.max(1) * latent) {
-        let z = Tensor::from_slice(chunk, (chunk.len() / latent, latent), &run.device)?;
+    Ok(())
+}
+
+/// Decompresses `.aez` bytes (from `path`) with the run's decoder, streaming:
+/// checks the header and that the file was made by this very model before
+/// decoding anything, then decodes `batch` images at a time and hands each
+/// batch's pixels (in [0, 1], `[n, C, H, W]` row-major) to `sink`. Memory stays
+/// bounded by the batch, whatever the file claims. Returns the header.
+pub fn decompress_to(
+    run: &LoadedRun,
+    bytes: &[u8],
+    path: &Path,
+    batch: usize,
+    mut sink: impl FnMut(&[f32]) -> Result<()>,
+) -> Result<AezHeader> {
+    let parts = parse_aez(bytes, path)?;
+    check_model(run, &parts.header, path)?;
+    let model = run.model.as_ref();
+    let latent = parts.header.ranges.len();
+    parts.for_each_chunk(path, batch, |codes| {
+        let z = Tensor::from_slice(codes, (codes.len() / latent, latent), &run.device)?;
         let x = ae_kernels::sigmoid(&model.decode(&z)?)?;
-        pixels.extend(x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?);
-    }
-    for p in &mut pixels {
-        *p = p.clamp(0.0, 1.0);
-    }
+        let mut pixels = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        for p in &mut pixels {
+            *p = p.clamp(0.0, 1.0);
+        }
+        sink(&pixels)
+    })?;
+    Ok(parts.header)
+}
+
+/// Decompresses `.aez` bytes (from `path`) with the run's decoder into memory
+/// (see [`decompress_to`] for the checks): the decoded images in [0, 1].
+pub fn decompress(run: &LoadedRun, bytes: &[u8], path: &Path, batch: usize) -> Result<ImageSet> {
+    let mut pixels = Vec::new();
+    let h = decompress_to(run, bytes, path, batch, |p| {
+        pixels.extend_from_slice(p);
+        Ok(())
+    })?;
+    let [c, hh, w] = h.shape;
     Ok(ImageSet::from_parts(pixels, None, c, hh, w)?)
 }

@@ -43,7 +43,8 @@ pub mod runs;
 pub mod stats;
 
 pub use aez::{
-    AezFile, AezHeader, compress, decode_aez, decompress, encode_aez, model_fingerprint,
+    AezFile, AezHeader, AezParts, compress, decode_aez, decompress, decompress_to, encode_aez,
+    model_fingerprint, parse_aez,
 };
 pub use anomaly::{
     ANOMALY_FILE, AnomalyEval, AnomalySpec, ScoreKind, ThresholdRule, anomaly_labels,

@@ -284,6 +284,47 @@ fn iwae_bound_grows_with_k_and_beats_the_elbo() {
         .is_err()
     );
     assert!(ae_uses::iwae(run.model.as_ref(), &test, 0, 50, &Device::Cpu, &mut rng).is_err());
+    let too_many = ae_uses::iwae::MAX_K + 1;
+    assert!(
+        ae_uses::iwae(
+            run.model.as_ref(),
+            &test,
+            too_many,
+            50,
+            &Device::Cpu,
+            &mut rng
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn iwae_in_chunks_of_samples_gives_the_one_chunk_estimate() {
+    // K = 30 samples of 6 images, at most 7 rows decoded at once: one image per
+    // batch, its samples in chunks of 7, 7, 7, 7, 2 combined by a running log-sum-exp.
+    let run = vae();
+    let test = split().test.clone().take(6);
+    let one = |rows: usize| {
+        let mut rng = ae_data::rng::stream(3, "iwae");
+        ae_uses::iwae::iwae_chunked(
+            run.model.as_ref(),
+            &test,
+            30,
+            50,
+            rows,
+            &Device::Cpu,
+            &mut rng,
+        )
+        .unwrap()
+    };
+    let (whole, chunked) = (one(65_536), one(7));
+    for (a, b) in whole.per_image.iter().zip(&chunked.per_image) {
+        assert!((a - b).abs() < 1e-3 * a.abs().max(1.0), "{a} vs {b}");
+    }
+    // Other draws give another estimate: the comparison above can fail.
+    let mut rng = ae_data::rng::stream(4, "iwae");
+    let other = ae_uses::iwae(run.model.as_ref(), &test, 30, 50, &Device::Cpu, &mut rng).unwrap();
+    assert_ne!(other.per_image, whole.per_image);
 }
 
 #[test]
