@@ -181,7 +181,7 @@ fn resume_conflicts(a: &TrainArgs, given: &[String], saved: &RunConfig) -> Vec<S
                 show(&a.early_stopping),
                 show(&t.early_stopping.map(|e| e.patience)),
             )),
-            "schedule" => match a.schedule.as_deref().map(parse_schedule) {
+            "schedule" => match a.schedule.as_deref().map(str::parse::<LrSchedule>) {
                 Some(Ok(s)) => out.extend(differs(id, show(&s), show(&t.schedule))),
                 Some(Err(e)) => out.push(format!("{e}")),
                 None => {}
