@@ -184,8 +184,9 @@ fn train_features(
     Ok(uses_summary::Features {
         dir,
         what: format!(
-            "conv encoder, dense 32-d code, trained to undo 2-pixel shifts ({} epochs, {}; `{FEATURES_DIR}` run)",
+            "conv encoder, dense 32-d code, trained to undo 2-pixel shifts ({} epoch{}, {}; `{FEATURES_DIR}` run)",
             cfg.train.epochs,
+            if cfg.train.epochs == 1 { "" } else { "s" },
             cfg.train.schedule.describe(cfg.train.lr)
         ),
     })
