@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use ae_data::noise::Noise;
-use ae_data::{DataConfig, DatasetName};
+use ae_data::{Color, Crop, DataConfig, DatasetName, ImageSize, Normalize, SourceOptions};
 use ae_models::{ModelConfig, Sparsity, VaeArch};
 use anyhow::{Result, bail};
 use clap::Args;
@@ -36,13 +36,81 @@ pub struct DataArgs {
     /// Use only the first N test images.
     #[arg(long)]
     pub test_limit: Option<usize>,
+    /// Your own data: a folder of images (class subfolders or flat), .npy, .npz,
+    /// .csv, .parquet, or an IDX file (docs/data.md).
+    #[arg(long, conflicts_with_all = ["data_dir", "train_images", "train_labels", "test_images", "test_labels"])]
+    pub data: Option<PathBuf>,
+    /// The test data, of the same kind as --data (default: hold out --test-fraction of it).
+    #[arg(long, requires = "data", conflicts_with = "test_fraction")]
+    pub test_data: Option<PathBuf>,
+    /// Without --test-data, the fraction of --data held out for testing [default: 0.1].
+    #[arg(long, requires = "data")]
+    pub test_fraction: Option<f64>,
+    /// Without --test-data, the seed of the hold-out.
+    #[arg(long, default_value_t = 0, requires = "data")]
+    pub split_seed: u64,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// How --data is read (recorded in the run's config.json).
+#[derive(Debug, Clone, Default, Args)]
+pub struct SourceArgs {
+    /// Image folders: resize every image to HxW (bilinear); without it all images must have one size.
+    #[arg(long, requires = "data")]
+    pub image_size: Option<ImageSize>,
+    /// Image folders: with --image-size, cut the centred region of the target's aspect ratio first.
+    #[arg(long, requires = "image_size")]
+    pub crop: Option<Crop>,
+    /// Image folders: rgb, gray, or auto (gray when every image is gray).
+    #[arg(long, requires = "data")]
+    pub color: Option<Color>,
+    /// .npy/.npz: 4-d arrays are [N, C, H, W] (default numpy's [N, H, W, C]).
+    #[arg(long, requires = "data")]
+    pub channels_first: bool,
+    /// .npy/.npz: float values outside [0, 1] are min-max scaled (minmax) instead of an error.
+    #[arg(long, requires = "data")]
+    pub normalize: Option<Normalize>,
+    /// .npz: the array holding the data (default: the only one, or x).
+    #[arg(long, requires = "data")]
+    pub array: Option<String>,
+    /// .npz: the array holding integer labels.
+    #[arg(long, requires = "data")]
+    pub label_array: Option<String>,
+    /// Tables (.csv, .parquet): the label column; every other column is a numeric feature.
+    #[arg(long, requires = "data")]
+    pub label_column: Option<String>,
+    /// Image folders: skip images the decoder rejects (a warning with the count) instead of failing.
+    #[arg(long, requires = "data")]
+    pub skip_bad_images: bool,
+}
+
+impl SourceArgs {
+    /// The reading options these flags describe.
+    pub fn options(&self) -> SourceOptions {
+        SourceOptions {
+            image_size: self.image_size,
+            crop: self.crop.unwrap_or_default(),
+            color: self.color.unwrap_or_default(),
+            channels_first: self.channels_first,
+            normalize: self.normalize.unwrap_or_default(),
+            array: self.array.clone(),
+            label_array: self.label_array.clone(),
+            label_column: self.label_column.clone(),
+            skip_bad_images: self.skip_bad_images,
+        }
+    }
 }
 
 impl DataArgs {
     /// The data config these options describe.
     pub fn config(&self) -> DataConfig {
         DataConfig {
-            name: self.dataset,
+            name: if self.data.is_some() {
+                DatasetName::Custom
+            } else {
+                self.dataset
+            },
             data_dir: self.data_dir.clone(),
             train_images: self.train_images.clone(),
             train_labels: self.train_labels.clone(),
@@ -50,6 +118,12 @@ impl DataArgs {
             test_labels: self.test_labels.clone(),
             train_limit: self.train_limit,
             test_limit: self.test_limit,
+            data: self.data.clone(),
+            test_data: self.test_data.clone(),
+            test_fraction: self.test_fraction,
+            split_seed: self.split_seed,
+            source: self.source.options(),
+            scaler: None,
         }
     }
 }
@@ -252,6 +326,30 @@ fn apply_inner(a: &ModelArgs, cfg: &mut ModelConfig) -> Result<()> {
     }
     if a.noise.is_some() && kind != ae_models::ModelKind::Denoising {
         return Err(not_for("--noise"));
+    }
+    Ok(())
+}
+
+/// Whether `model` convolves (conv, a denoising conv, a conv VAE).
+fn is_conv(model: &ModelConfig) -> bool {
+    match model {
+        ModelConfig::Conv(_) => true,
+        ModelConfig::Denoising(d) => is_conv(&d.base),
+        ModelConfig::Vae(v) => matches!(v.arch, VaeArch::Conv { .. }),
+        _ => false,
+    }
+}
+
+/// A convolutional model on a table is an error that says why.
+pub fn check_model_for_data(model: &ModelConfig, train: &ae_data::ImageSet) -> Result<()> {
+    if train.is_table() && is_conv(model) {
+        bail!(
+            "the {} model convolves over neighbouring pixels, but the rows of a table ({} columns) \
+             have no neighbourhood: use a dense model (vanilla, sparse, vae, or denoising with \
+             --base vanilla)",
+            model.kind(),
+            train.dim()
+        );
     }
     Ok(())
 }

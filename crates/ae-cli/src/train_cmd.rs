@@ -258,14 +258,23 @@ pub fn run(a: TrainArgs, matches: Option<&ArgMatches>) -> Result<()> {
         let split = cfg.data.load()?;
         (cfg, split)
     } else {
-        let split = a.data.config().load()?;
+        // Records what later commands must repeat (a table's scaler, the colour of a folder).
+        let mut data = a.data.config();
+        let split = data.load_fitted()?;
         let t = &split.train;
         let input = ImageShape {
             channels: t.channels(),
             height: t.height(),
             width: t.width(),
         };
-        (run_config(&a, input)?, split)
+        // Before run_config, whose validation would fail with a less telling message.
+        let mut model = ae_models::ModelConfig::default_for(a.model, input);
+        if a.model_opts.apply(&mut model).is_ok() {
+            crate::model_opts::check_model_for_data(&model, t)?;
+        }
+        let mut cfg = run_config(&a, input)?;
+        cfg.data = data;
+        (cfg, split)
     };
     let opts = TrainOptions {
         resume: a.resume,

@@ -23,6 +23,10 @@ pub struct RunArgs {
     /// Use only the first N images of the split.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Data to use instead of the run's split, read like the run's own --data
+    /// (a folder, .npy, .npz, .csv, .parquet; a table is scaled by the run's scaler).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     /// Seed of the random draws (noise, VAE samples).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -37,6 +41,12 @@ impl RunArgs {
 
     /// The run's data, limited to `--limit` images (only the split that is used).
     fn data(&self, run: &LoadedRun, split: SplitName) -> Result<ImageSet> {
+        if let Some(p) = &self.data {
+            let set = run.config.data.load_file(p).with_context(|| {
+                format!("reading {} for the run {}", p.display(), run.dir.display())
+            })?;
+            return Ok(set.take(self.limit.unwrap_or(usize::MAX)));
+        }
         let mut cfg = run.config.data.clone();
         match split {
             SplitName::Test => {

@@ -48,6 +48,13 @@ pub struct ImagesArgs {
     /// IDX file of images to use instead of the run's data set (any image size the model takes).
     #[arg(long)]
     pub images: Option<PathBuf>,
+    /// Data to use instead of the run's test split, read like the run's own --data
+    /// (a folder, .npy, .npz, .csv, .parquet; a table is scaled by the run's scaler).
+    #[arg(long, conflicts_with_all = ["images", "train_split"])]
+    pub data: Option<PathBuf>,
+    /// With --data, a table: its label column (default: the run's).
+    #[arg(long, requires = "data")]
+    pub label_column: Option<String>,
     /// IDX file of the labels of --images.
     #[arg(long, requires = "images")]
     pub labels: Option<PathBuf>,
@@ -79,6 +86,16 @@ impl ImagesArgs {
     /// The images, and a description for messages.
     fn load(&self, run: &LoadedRun) -> Result<(ImageSet, String)> {
         let limit = self.limit.unwrap_or(usize::MAX);
+        if let Some(p) = &self.data {
+            let mut cfg = run.config.data.clone();
+            if self.label_column.is_some() {
+                cfg.source.label_column = self.label_column.clone();
+            }
+            let set = cfg.load_file(p).with_context(|| {
+                format!("reading {} for the run {}", p.display(), run.dir.display())
+            })?;
+            return Ok((set.take(limit), p.display().to_string()));
+        }
         if let Some(p) = &self.images {
             let set = read_images(p, self.labels.as_deref())?;
             return Ok((set.take(limit), p.display().to_string()));
@@ -148,8 +165,8 @@ pub struct ComparePcaArgs {
 
 pub fn compare_pca(a: ComparePcaArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
-    let data = a.data.config();
-    let split = data.load()?;
+    let mut data = a.data.config();
+    let split = data.load_fitted()?;
     let opts = ae_uses::CompareOptions {
         dims: a.latent_dims.clone(),
         hidden: a.hidden.clone(),
@@ -296,8 +313,8 @@ pub fn anomaly(c: AnomalyCommand) -> Result<()> {
 
 fn anomaly_fit(a: AnomalyFitArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
-    let data = a.data.config();
-    let split = data.load()?;
+    let mut data = a.data.config();
+    let split = data.load_fitted()?;
     let cfg = detector_config(&a, data, input_of(&split))?;
     let rule = match (a.contamination, a.percentile) {
         (_, Some(p)) => ThresholdRule::Percentile { percentile: p },

@@ -35,12 +35,15 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
 use crate::idx::{IdxArray, IdxData, check_label_range, check_labels, labels_to_u8, read_idx};
+use crate::scaler::Scaler;
+use crate::source::SourceOptions;
 
 /// Tensor layout of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -64,6 +67,10 @@ impl Layout {
 }
 
 /// N images as `f32` in [0,1], row-major `[N, C, H, W]`, with optional `u8` labels.
+///
+/// A table's rows are held as `1 x 1 x D` images with their column names
+/// ([`ImageSet::is_table`]); scaled rows that are not training rows may fall
+/// outside [0, 1] (see [`crate::scaler`]).
 #[derive(Clone, PartialEq)]
 pub struct ImageSet {
     images: Vec<f32>,
@@ -71,6 +78,7 @@ pub struct ImageSet {
     channels: usize,
     height: usize,
     width: usize,
+    columns: Option<Arc<[String]>>,
 }
 
 impl fmt::Debug for ImageSet {
@@ -81,6 +89,7 @@ impl fmt::Debug for ImageSet {
             .field("height", &self.height)
             .field("width", &self.width)
             .field("labels", &self.labels.is_some())
+            .field("table", &self.columns.is_some())
             .finish()
     }
 }
@@ -181,6 +190,7 @@ impl ImageSet {
             channels,
             height,
             width,
+            columns: None,
         })
     }
 
@@ -229,7 +239,59 @@ impl ImageSet {
             channels,
             height,
             width,
+            columns: None,
         })
+    }
+
+    /// Builds a table's set: `values` row-major with `columns.len()` finite values
+    /// per row (any range: scaled rows, see [`crate::scaler`]), optional labels.
+    pub fn from_table(
+        values: Vec<f32>,
+        labels: Option<Vec<u8>>,
+        columns: Vec<String>,
+    ) -> Result<ImageSet> {
+        let d = columns.len();
+        if d == 0 || !values.len().is_multiple_of(d) {
+            return Err(DataError::InvalidImageSet(format!(
+                "{} values do not make rows of {d} columns",
+                values.len()
+            )));
+        }
+        if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+            return Err(DataError::InvalidImageSet(format!(
+                "value #{i} (row {}, column {:?}) is {}",
+                i / d,
+                columns[i % d],
+                values[i]
+            )));
+        }
+        if let Some(l) = &labels
+            && l.len() != values.len() / d
+        {
+            return Err(DataError::InvalidImageSet(format!(
+                "{} labels for {} rows",
+                l.len(),
+                values.len() / d
+            )));
+        }
+        Ok(ImageSet {
+            images: values,
+            labels,
+            channels: 1,
+            height: 1,
+            width: d,
+            columns: Some(columns.into()),
+        })
+    }
+
+    /// Whether the set holds the rows of a table (see [`ImageSet::from_table`]).
+    pub fn is_table(&self) -> bool {
+        self.columns.is_some()
+    }
+
+    /// A table's feature column names.
+    pub fn columns(&self) -> Option<&[String]> {
+        self.columns.as_deref()
     }
 
     /// Number of images.
@@ -316,6 +378,7 @@ impl ImageSet {
             channels: self.channels,
             height: self.height,
             width: self.width,
+            columns: self.columns.clone(),
         })
     }
 
@@ -502,7 +565,7 @@ pub fn repo_data_dir() -> PathBuf {
 
 /// Which data set to load and where its files are (see the module docs for the
 /// lookup order). `Default` is MNIST from the usual places.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// The data set.
@@ -521,6 +584,20 @@ pub struct DataConfig {
     pub train_limit: Option<usize>,
     /// Keep only the first N test images.
     pub test_limit: Option<usize>,
+    /// `--data`: a folder of images, `.npy`, `.npz`, `.csv`, `.parquet` or IDX
+    /// file (see [`crate::source`]); when set, the IDX fields above are unused.
+    pub data: Option<PathBuf>,
+    /// `--test-data`: the test split of `data`, of the same kind.
+    pub test_data: Option<PathBuf>,
+    /// Without `test_data`: the fraction of `data` held out (default 0.1).
+    pub test_fraction: Option<f64>,
+    /// Without `test_data`: the seed of the hold-out.
+    pub split_seed: u64,
+    /// How `data` and `test_data` are read.
+    pub source: SourceOptions,
+    /// A table's scaler, fitted on the training split (recorded by
+    /// [`DataConfig::load_fitted`]).
+    pub scaler: Option<Scaler>,
 }
 
 /// A training set and a test set with the same image shape.
@@ -558,7 +635,52 @@ impl DataConfig {
 
     /// Checks the config without touching the file system.
     pub fn validate(&self) -> Result<()> {
-        if self.name == DatasetName::Custom && self.data_dir.is_none() {
+        if self.data.is_none() {
+            if self.test_data.is_some() || self.test_fraction.is_some() {
+                return Err(DataError::InvalidConfig(
+                    "test_data and test_fraction go with data (--data PATH)".into(),
+                ));
+            }
+        } else {
+            if let Some(f) = [
+                &self.data_dir,
+                &self.train_images,
+                &self.train_labels,
+                &self.test_images,
+                &self.test_labels,
+            ]
+            .iter()
+            .position(|p| p.is_some())
+            {
+                let names = [
+                    "data_dir",
+                    "train_images",
+                    "train_labels",
+                    "test_images",
+                    "test_labels",
+                ];
+                return Err(DataError::InvalidConfig(format!(
+                    "{} is for IDX data sets: it does not go with data (--data PATH)",
+                    names[f]
+                )));
+            }
+            if self.test_data.is_some() && self.test_fraction.is_some() {
+                return Err(DataError::InvalidConfig(
+                    "give test_data or test_fraction, not both".into(),
+                ));
+            }
+            if let Some(f) = self.test_fraction
+                && !(0.0..1.0).contains(&f)
+            {
+                return Err(DataError::InvalidConfig(format!(
+                    "test_fraction {f}: expected a value in [0, 1)"
+                )));
+            }
+            if let Some(s) = &self.scaler {
+                s.validate()?;
+            }
+        }
+        if self.name == DatasetName::Custom && self.data.is_none() && self.data_dir.is_none() {
             for f in [DataFile::TrainImages, DataFile::TestImages] {
                 if self.explicit(f).is_none() {
                     return Err(DataError::InvalidConfig(format!(
@@ -669,9 +791,44 @@ impl DataConfig {
         self.load_with(env.as_deref())
     }
 
+    /// Loads the split and records in `self` what a later load must repeat: a
+    /// table's scaler fitted on the training split (when none is recorded yet)
+    /// and the colour a folder's images were decoded to. Training commands call
+    /// this, then save the config.
+    pub fn load_fitted(&mut self) -> Result<Split> {
+        self.validate()?;
+        if self.data.is_some() {
+            return crate::source::load_split(self, true);
+        }
+        self.load()
+    }
+
+    /// The whole of `path` (any kind `--data` takes), read the way this
+    /// config's data is read: the same options and, for a table, the recorded
+    /// scaler, whose columns it must have. A table given to a config of images
+    /// (or the reverse) is an error.
+    pub fn load_file(&self, path: &Path) -> Result<ImageSet> {
+        self.validate()?;
+        crate::source::load_file(self, path)
+    }
+
+    /// Whether the data is a table (a scaler is recorded, or `data` is a CSV or
+    /// Parquet file).
+    pub fn is_table(&self) -> bool {
+        self.scaler.is_some()
+            || self
+                .data
+                .as_deref()
+                .and_then(|p| crate::source::SourceKind::of(p).ok())
+                .is_some_and(|k| k.is_table())
+    }
+
     /// [`DataConfig::load`] with the value of `$AE_DATA_DIR` given explicitly.
     pub fn load_with(&self, env_dir: Option<&Path>) -> Result<Split> {
         self.validate()?;
+        if self.data.is_some() {
+            return crate::source::load_split(&mut self.clone(), false);
+        }
         let (train, train_file) = self.load_set(
             DataFile::TrainImages,
             DataFile::TrainLabels,

@@ -315,6 +315,93 @@ pub enum DataError {
     #[error("invalid fetch spec: {0}")]
     InvalidFetchSpec(String),
 
+    /// `--data PATH` is not something `ae` can read (missing, not a regular
+    /// file or folder, or an unknown extension).
+    #[error("{}: {problem}", path.display())]
+    Source {
+        /// The path given.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// A folder of images is unusable as a whole (empty, mixed class folders
+    /// and loose images, ...).
+    #[error("{}: {problem}", folder.display())]
+    Folder {
+        /// The folder.
+        folder: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+
+    /// An image file could not be decoded (or is over the size limits).
+    #[error("{}: cannot decode the image: {problem}", file.display())]
+    Decode {
+        /// The image file.
+        file: PathBuf,
+        /// The decoder's message.
+        problem: String,
+    },
+
+    /// Two images of a folder differ in size and no `--image-size` was given.
+    #[error(
+        "{} is {}x{} but {} is {}x{} (HxW): give --image-size HxW to resize every image",
+        first.display(), first_size.0, first_size.1, second.display(), second_size.0, second_size.1
+    )]
+    MixedSizes {
+        /// One image.
+        first: PathBuf,
+        /// Its size (height, width).
+        first_size: (u32, u32),
+        /// An image of another size.
+        second: PathBuf,
+        /// Its size (height, width).
+        second_size: (u32, u32),
+    },
+
+    /// An `.npy` / `.npz` array cannot be used (dtype, shape, order, values, missing member).
+    #[error("{file}: {problem}")]
+    Npy {
+        /// The file (and `:member` for an `.npz`).
+        file: String,
+        /// What is wrong.
+        problem: String,
+    },
+
+    /// A table (CSV or Parquet) is malformed at a row and column.
+    #[error("{}: row {row}, column {column:?}: {problem}", file.display())]
+    Cell {
+        /// The table file.
+        file: PathBuf,
+        /// The data row, 1-based (the header is not counted).
+        row: u64,
+        /// The column name (or `#index` where there is no name).
+        column: String,
+        /// What is wrong.
+        problem: String,
+    },
+
+    /// A table is malformed as a whole (header, columns, types).
+    #[error("{}: {problem}", file.display())]
+    Table {
+        /// The table file.
+        file: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+
+    /// The test data (or data given to a trained run) does not match the training data.
+    #[error("{other} does not match {reference}: {problem}")]
+    Mismatch {
+        /// What the data is compared with (the training data or the run).
+        reference: String,
+        /// The data that differs.
+        other: String,
+        /// How they differ.
+        problem: String,
+    },
+
     /// A candle operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

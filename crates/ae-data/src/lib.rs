@@ -14,6 +14,9 @@
 //! * [`fetch`]: checksum-verified, size-capped, atomic downloads.
 //! * [`inspect`]: [`IdxSummary`] of a file.
 //! * [`input`]: inputs are regular files, opened once, read with a size cap.
+//! * [`source`]: `--data PATH`, users' own data: a [`folder`] of images, NumPy
+//!   arrays ([`npy`]), tables ([`table`]: CSV, Parquet) with their [`scaler`], and
+//!   the seeded hold-out of a test fraction ([`split`]). docs/data.md has the details.
 //!
 //! ```
 //! use ae_data::{IdxArray, IdxData, ImageSet, Layout, encode_idx, parse_idx};
@@ -49,11 +52,18 @@ pub mod batch;
 pub mod dataset;
 pub mod error;
 pub mod fetch;
+pub mod fixtures;
+pub mod folder;
 pub mod idx;
 pub mod input;
 pub mod inspect;
 pub mod noise;
+pub mod npy;
 pub mod rng;
+pub mod scaler;
+pub mod source;
+pub mod split;
+pub mod table;
 
 pub use batch::{Batcher, Epoch};
 pub use dataset::{DataConfig, DataFile, DatasetName, ImageSet, Layout, Split};
@@ -66,3 +76,5 @@ pub use idx::{
 pub use inspect::{IdxSummary, inspect};
 pub use noise::Noise;
 pub use rng::{AeRng, RngState, seeded, stream};
+pub use scaler::Scaler;
+pub use source::{Color, Crop, ImageSize, Normalize, SourceKind, SourceOptions};

@@ -743,6 +743,15 @@ pub fn run_pictures(
 ) -> Result<Vec<Picture>> {
     let mut pictures = Vec::new();
     pictures.extend(loss_curves(metrics, model.kind())?);
+    if test.is_table() {
+        // Rows of a table are not pictures: only the curves, the latent
+        // scatter and the code histogram apply.
+        pictures.push(latent_scatter(model, test, opts, device)?);
+        if model.kind() == ModelKind::Sparse {
+            pictures.push(code_histogram(model, peer, test, opts, device)?);
+        }
+        return Ok(pictures);
+    }
     pictures.push(reconstructions(model, test, opts, device)?);
     if model.kind() == ModelKind::Denoising {
         pictures.push(denoising(model, test, opts, device)?.0);

@@ -1,0 +1,367 @@
+//! `--data` end to end: folders of PNG/JPEG (RGB, gray), .npy/.npz, CSV and
+//! Parquet through train, eval, encode, reconstruct, plot and anomaly; bad
+//! input fails cleanly and leaves nothing behind. Tiny sets, one or two epochs.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use ae_data::fixtures::{self, Format};
+
+mod common;
+
+use common::{fails, ok};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn config(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn image_folder_rgb_conv_and_gray_jpeg() {
+    let t = tempfile::tempdir().unwrap();
+    let photos = t.path().join("photos");
+    fixtures::write_folder(&photos, 40, (16, 16), 3, Format::Png, 2, 1).unwrap();
+    let run = t.path().join("conv");
+    let out = ok(&[
+        "train",
+        "--model",
+        "conv",
+        "--data",
+        s(&photos),
+        "--out",
+        s(&run),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--channels",
+        "4,8",
+        "--json",
+    ]);
+    let m: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(m["psnr"].as_f64().unwrap() > 5.0, "{m}");
+    let c = config(&run);
+    assert_eq!(c["data"]["data"], s(&photos));
+    assert_eq!(
+        c["data"]["source"]["color"], "rgb",
+        "auto resolved and recorded"
+    );
+    assert_eq!(c["model"]["input"]["channels"], 3, "{}", c["model"]);
+    // eval reloads the same held-out images; encode a whole folder in order
+    let e: serde_json::Value =
+        serde_json::from_str(&ok(&["eval", "--checkpoint", s(&run), "--json"])).unwrap();
+    assert_eq!(e["images"], 4, "{e}");
+    let codes = t.path().join("codes.csv");
+    ok(&[
+        "encode",
+        "--checkpoint",
+        s(&run),
+        "--data",
+        s(&photos),
+        "--out",
+        s(&codes),
+    ]);
+    let text = std::fs::read_to_string(&codes).unwrap();
+    assert_eq!(
+        text.lines().filter(|l| !l.starts_with('#')).count(),
+        41,
+        "header + 40 rows"
+    );
+    let png = t.path().join("rec.png");
+    ok(&["reconstruct", "--checkpoint", s(&run), "--out", s(&png)]);
+    assert!(png.is_file());
+
+    // gray JPEGs of mixed sizes: an error naming two files, then --image-size
+    let gray = t.path().join("gray");
+    fixtures::write_folder(&gray, 12, (10, 12), 1, Format::Jpeg, 0, 2).unwrap();
+    image::GrayImage::new(7, 9)
+        .save(gray.join("odd.jpg"))
+        .unwrap();
+    let run2 = t.path().join("gray-run");
+    let err = fails(&[
+        "train",
+        "--model",
+        "vanilla",
+        "--data",
+        s(&gray),
+        "--out",
+        s(&run2),
+        "--epochs",
+        "1",
+    ]);
+    assert!(
+        err.contains("odd.jpg") && err.contains("--image-size"),
+        "{err}"
+    );
+    assert!(!run2.exists(), "a failed command leaves no run folder");
+    ok(&[
+        "train",
+        "--model",
+        "vanilla",
+        "--data",
+        s(&gray),
+        "--image-size",
+        "8x8",
+        "--crop",
+        "center",
+        "--out",
+        s(&run2),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--hidden",
+        "16",
+        "--latent-dim",
+        "4",
+    ]);
+    assert_eq!(config(&run2)["data"]["source"]["color"], "gray");
+    assert_eq!(config(&run2)["model"]["input"]["height"], 8);
+}
+
+#[test]
+fn numpy_arrays_train_and_test_files() {
+    let t = tempfile::tempdir().unwrap();
+    let train = t.path().join("faces.npy");
+    std::fs::write(&train, fixtures::npy_u8(48, 6, 6, 3, 3)).unwrap();
+    let test = t.path().join("faces-test.npz");
+    fixtures::write_npz(&test, &[("x", fixtures::npy_u8(8, 6, 6, 3, 4))], true).unwrap();
+    let run = t.path().join("vae");
+    ok(&[
+        "train",
+        "--model",
+        "vae",
+        "--data",
+        s(&train),
+        "--test-data",
+        s(&test),
+        "--out",
+        s(&run),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--hidden",
+        "32",
+        "--latent-dim",
+        "2",
+    ]);
+    let e: serde_json::Value =
+        serde_json::from_str(&ok(&["eval", "--checkpoint", s(&run), "--json"])).unwrap();
+    assert_eq!(e["images"], 8, "the test file");
+    // test data of another size: both files named
+    let other = t.path().join("small.npy");
+    std::fs::write(&other, fixtures::npy_u8(4, 5, 6, 3, 4)).unwrap();
+    let err = fails(&[
+        "train",
+        "--model",
+        "vanilla",
+        "--data",
+        s(&train),
+        "--test-data",
+        s(&other),
+        "--out",
+        s(&t.path().join("x")),
+        "--epochs",
+        "1",
+    ]);
+    assert!(
+        err.contains("faces.npy") && err.contains("small.npy"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tables_train_anomaly_score_encode() {
+    let t = tempfile::tempdir().unwrap();
+    let (x, y) = fixtures::table(300, 6, 10, 7);
+    let csv = t.path().join("sensors.csv");
+    std::fs::write(&csv, fixtures::csv_text(&x, 6, Some(&y))).unwrap();
+    let normal: Vec<f64> = x
+        .chunks_exact(6)
+        .zip(&y)
+        .filter(|&(_, &l)| l == 0)
+        .flat_map(|(r, _)| r.to_vec())
+        .collect();
+    let pq = t.path().join("normal.parquet");
+    fixtures::write_parquet(&pq, &normal, 6, None).unwrap();
+
+    // a conv model on a table says why not
+    let err = fails(&[
+        "train",
+        "--model",
+        "conv",
+        "--data",
+        s(&csv),
+        "--label-column",
+        "label",
+        "--out",
+        s(&t.path().join("c")),
+    ]);
+    assert!(
+        err.contains("table") && err.contains("dense model"),
+        "{err}"
+    );
+
+    let run = t.path().join("tab");
+    ok(&[
+        "train",
+        "--model",
+        "vanilla",
+        "--data",
+        s(&csv),
+        "--label-column",
+        "label",
+        "--out",
+        s(&run),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--hidden",
+        "16",
+        "--latent-dim",
+        "3",
+    ]);
+    let c = config(&run);
+    assert_eq!(
+        c["data"]["scaler"]["columns"].as_array().unwrap().len(),
+        6,
+        "the scaler is saved"
+    );
+    ok(&["eval", "--checkpoint", s(&run)]);
+    let codes = t.path().join("codes.csv");
+    ok(&[
+        "encode",
+        "--checkpoint",
+        s(&run),
+        "--data",
+        s(&csv),
+        "--out",
+        s(&codes),
+    ]);
+    let rows = std::fs::read_to_string(&codes).unwrap();
+    assert_eq!(rows.lines().filter(|l| !l.starts_with('#')).count(), 301);
+    // plot: table runs get no image pictures
+    let plots = t.path().join("plots");
+    let out = ok(&["plot", "--checkpoint", s(&run), "--out", s(&plots)]);
+    assert!(
+        out.contains("loss.png") && !out.contains("reconstructions"),
+        "{out}"
+    );
+
+    // one-class detector on the normal rows, scored on the whole CSV
+    let det = t.path().join("det");
+    ok(&[
+        "anomaly",
+        "fit",
+        "--data",
+        s(&pq),
+        "--out",
+        s(&det),
+        "--epochs",
+        "20",
+        "--hidden",
+        "16",
+        "--latent-dim",
+        "3",
+        "--contamination",
+        "0.05",
+    ]);
+    let scores = t.path().join("scores.csv");
+    ok(&[
+        "anomaly",
+        "score",
+        "--checkpoint",
+        s(&det),
+        "--data",
+        s(&csv),
+        "--label-column",
+        "label",
+        "--out",
+        s(&scores),
+    ]);
+    let text = std::fs::read_to_string(&scores).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "index,label,score,anomaly");
+    assert_eq!(lines.len(), 301);
+    // row order is kept, and the anomalous rows score higher on average
+    let (mut a, mut n) = (Vec::new(), Vec::new());
+    for (i, l) in lines[1..].iter().enumerate() {
+        let f: Vec<&str> = l.split(',').collect();
+        assert_eq!(f[0], i.to_string());
+        let v: f64 = f[2].parse().unwrap();
+        if y[i] == 1 {
+            a.push(v)
+        } else {
+            n.push(v)
+        }
+        assert!(f[3] == "0" || f[3] == "1");
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(
+        mean(&a) > 1.2 * mean(&n),
+        "anomalies {} normal {}",
+        mean(&a),
+        mean(&n)
+    );
+
+    // a table's run given images, columns that differ: clean errors
+    let img = t.path().join("img.npy");
+    std::fs::write(&img, fixtures::npy_u8(4, 2, 3, 0, 0)).unwrap();
+    let err = fails(&[
+        "anomaly",
+        "score",
+        "--checkpoint",
+        s(&det),
+        "--data",
+        s(&img),
+    ]);
+    assert!(
+        err.contains("images given to a model of table rows"),
+        "{err}"
+    );
+    let other = t.path().join("other.csv");
+    std::fs::write(&other, "f0,f1,f2,f3,f4,zz\n1,2,3,4,5,6\n").unwrap();
+    let err = fails(&[
+        "anomaly",
+        "score",
+        "--checkpoint",
+        s(&det),
+        "--data",
+        s(&other),
+    ]);
+    assert!(err.contains("\"zz\"") && err.contains("other.csv"), "{err}");
+}
+
+#[test]
+fn bad_data_fails_cleanly() {
+    let t = tempfile::tempdir().unwrap();
+    let empty = t.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let run = t.path().join("r");
+    let err = fails(&["train", "--data", s(&empty), "--out", s(&run)]);
+    assert!(err.contains("no images"), "{err}");
+    let bad = t.path().join("bad.csv");
+    std::fs::write(&bad, "a,b\n1,2\n3,oops\n").unwrap();
+    let err = fails(&["train", "--data", s(&bad), "--out", s(&run)]);
+    assert!(err.contains("row 2") && err.contains("\"b\""), "{err}");
+    assert!(!run.exists());
+    // the IDX flags and --data do not mix
+    let out = common::run(&[
+        "train",
+        "--data",
+        s(&bad),
+        "--data-dir",
+        s(t.path()),
+        "--out",
+        s(&run),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "a usage error: {err}");
+    assert!(err.contains("--data"), "{err}");
+}
