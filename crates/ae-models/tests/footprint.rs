@@ -18,7 +18,7 @@ fn built_params(cfg: &ModelConfig) -> usize {
 
 #[test]
 fn footprint_parameters_equal_the_built_model() {
-    let rgb = ImageShape::new(3, 16, 8);
+    let rgb = ImageShape::new(3, 32, 24);
     let mut cfgs: Vec<ModelConfig> = Vec::new();
     for input in [ImageShape::default(), rgb] {
         for kind in ModelKind::ALL {
