@@ -618,6 +618,8 @@ pub struct DecompressArgs {
 /// The largest `.aez` file read (it is checked whole, CRC first).
 const MAX_AEZ_BYTES: u64 = 1 << 30;
 
+// The sink returns ae-uses' own (large) error type, as decompress_to asks.
+#[allow(clippy::result_large_err)]
 pub fn decompress(a: DecompressArgs) -> Result<()> {
     let run = a.run.load()?;
     let bytes = ae_data::input::read_capped(&a.input, MAX_AEZ_BYTES, "a .aez file")?;

@@ -18,7 +18,7 @@ fn built_params(cfg: &ModelConfig) -> usize {
 
 #[test]
 fn footprint_parameters_equal_the_built_model() {
-    let rgb = ImageShape::new(3, 16, 8);
+    let rgb = ImageShape::new(3, 32, 24);
     let mut cfgs: Vec<ModelConfig> = Vec::new();
     for input in [ImageShape::default(), rgb] {
         for kind in ModelKind::ALL {
@@ -72,8 +72,7 @@ fn absurd_sizes_are_refused_with_the_estimate_and_the_limit() {
     assert!(latent.validate().is_err());
     let channels = ModelConfig::Conv(ConvConfig::default().with_channels(vec![100_000_000]));
     assert!(channels.validate().is_err());
-    let mut input = DenseConfig::default();
-    input.input = ImageShape::new(1, 1 << 40, 1 << 40);
+    let input = DenseConfig::default().with_input(ImageShape::new(1, 1 << 40, 1 << 40));
     let e = ModelConfig::Vanilla(input)
         .validate()
         .unwrap_err()
