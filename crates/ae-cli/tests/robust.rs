@@ -158,7 +158,7 @@ fn resume_refuses_contradicting_flags_and_records_the_epoch_count() {
         "--model",
         "vae",
         "--lr",
-        "0.01",
+        "0.003",
         "--seed",
         "3",
         "--train-limit",

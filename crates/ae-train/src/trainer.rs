@@ -188,6 +188,9 @@ pub fn train_on(
             "--max-epochs-this-call must be at least 1 (0 would leave a run with no epoch)".into(),
         ));
     }
+    // A bad config is refused before anything is written (the lock creates the folder);
+    // on --resume the saved config is checked again below.
+    cfg.validate()?;
     // One writer per run folder, from before the first read to the last write.
     let _lock = RunLock::acquire(out)?;
     let resume_from = if opts.resume {
