@@ -126,6 +126,7 @@ const RESUMABLE: &[&str] = &[
     "device",
     "json",
     "max_model_bytes",
+    "portable",
 ];
 
 /// The ids of the arguments given on the command line.
@@ -208,6 +209,59 @@ fn resume_conflicts(a: &TrainArgs, given: &[String], saved: &RunConfig) -> Vec<S
                 out.extend(differs(id, show(&fresh.train_limit), show(&d.train_limit)))
             }
             "test_limit" => out.extend(differs(id, show(&fresh.test_limit), show(&d.test_limit))),
+            "beta1" => out.extend(differs(id, show(&a.beta1), show(&Some(t.beta1)))),
+            "beta2" => out.extend(differs(id, show(&a.beta2), show(&Some(t.beta2)))),
+            "data" => out.extend(differs(id, show(&fresh.data), show(&d.data))),
+            "test_data" => out.extend(differs(id, show(&fresh.test_data), show(&d.test_data))),
+            "test_fraction" => out.extend(differs(
+                id,
+                show(&fresh.test_fraction),
+                show(&d.test_fraction),
+            )),
+            "split_seed" => out.extend(differs(id, show(&fresh.split_seed), show(&d.split_seed))),
+            "image_size" => out.extend(differs(
+                id,
+                show(&fresh.source.image_size),
+                show(&d.source.image_size),
+            )),
+            // `auto` is resolved when the run's data is first read: it agrees with either.
+            "color" if fresh.source.color != ae_data::Color::Auto => out.extend(differs(
+                id,
+                show(&fresh.source.color),
+                show(&d.source.color),
+            )),
+            "color" => {}
+            "crop" => out.extend(differs(id, show(&fresh.source.crop), show(&d.source.crop))),
+            "channels_first" => out.extend(differs(
+                id,
+                show(&fresh.source.channels_first),
+                show(&d.source.channels_first),
+            )),
+            "normalize" => out.extend(differs(
+                id,
+                show(&fresh.source.normalize),
+                show(&d.source.normalize),
+            )),
+            "array" => out.extend(differs(
+                id,
+                show(&fresh.source.array),
+                show(&d.source.array),
+            )),
+            "label_array" => out.extend(differs(
+                id,
+                show(&fresh.source.label_array),
+                show(&d.source.label_array),
+            )),
+            "label_column" => out.extend(differs(
+                id,
+                show(&fresh.source.label_column),
+                show(&d.source.label_column),
+            )),
+            "skip_bad_images" => out.extend(differs(
+                id,
+                show(&fresh.source.skip_bad_images),
+                show(&d.source.skip_bad_images),
+            )),
             "latent_dim" | "dense_code" | "hidden" | "channels" | "sparsity" | "noise" | "base"
             | "beta" | "vae_arch" => {
                 let mut model = saved.model.clone();

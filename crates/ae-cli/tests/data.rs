@@ -365,3 +365,50 @@ fn bad_data_fails_cleanly() {
     assert_eq!(out.status.code(), Some(2), "a usage error: {err}");
     assert!(err.contains("--data"), "{err}");
 }
+
+#[test]
+fn resume_accepts_the_runs_own_data_flags_and_names_changed_ones() {
+    let t = tempfile::tempdir().unwrap();
+    let photos = t.path().join("photos");
+    fixtures::write_folder(&photos, 24, (8, 8), 1, Format::Png, 2, 3).unwrap();
+    let run = t.path().join("run");
+    let base = [
+        "train",
+        "--data",
+        s(&photos),
+        "--test-fraction",
+        "0.25",
+        "--color",
+        "auto",
+        "--out",
+        s(&run),
+        "--batch-size",
+        "8",
+        "--hidden",
+        "16",
+        "--latent-dim",
+        "4",
+    ];
+    ok(&[&base[..], &["--epochs", "1"]].concat());
+    // The same data flags again: they agree with config.json (auto was resolved to gray).
+    ok(&[&base[..], &["--epochs", "2", "--resume"]].concat());
+    assert_eq!(config(&run)["train"]["epochs"], 2);
+    // A different hold-out or colour contradicts the run, and each is named.
+    let err = fails(&[
+        "train",
+        "--data",
+        s(&photos),
+        "--test-fraction",
+        "0.5",
+        "--color",
+        "rgb",
+        "--out",
+        s(&run),
+        "--epochs",
+        "3",
+        "--resume",
+    ]);
+    assert!(err.contains("--test-fraction"), "{err}");
+    assert!(err.contains("--color"), "{err}");
+    assert!(!err.contains("--data "), "{err}");
+}
