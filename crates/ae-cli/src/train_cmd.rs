@@ -151,9 +151,6 @@ fn resume_conflicts(a: &TrainArgs, given: &[String], saved: &RunConfig) -> Vec<S
     let d = &saved.data;
     let fresh = a.data.config();
     let mut out = Vec::new();
-    let differs = |id: &str, flag_says: String, run_has: String| {
-        (flag_says != run_has).then(|| format!("{} {flag_says}: the run has {run_has}", flag(id)))
-    };
     for id in given.iter().filter(|id| !RESUMABLE.contains(&id.as_str())) {
         let show = |v: &dyn std::fmt::Debug| {
             let s = format!("{v:?}");
@@ -163,105 +160,60 @@ fn resume_conflicts(a: &TrainArgs, given: &[String], saved: &RunConfig) -> Vec<S
                 None => s,
             }
         };
-        match id.as_str() {
-            "model" => out.extend(differs(
-                id,
-                a.model.to_string(),
-                saved.model.kind().to_string(),
-            )),
-            "seed" => out.extend(differs(id, a.seed.to_string(), t.seed.to_string())),
-            "batch_size" => out.extend(differs(id, show(&a.batch_size), show(&Some(t.batch_size)))),
-            "lr" => out.extend(differs(id, show(&a.lr), show(&Some(t.lr)))),
-            "weight_decay" => out.extend(differs(
-                id,
-                show(&a.weight_decay),
-                show(&Some(t.weight_decay)),
-            )),
-            "early_stopping" => out.extend(differs(
-                id,
+        // What the flag says and what the run has, shown alike; the arms that decide
+        // on their own `continue`.
+        let (flag_says, run_has) = match id.as_str() {
+            "model" => (a.model.to_string(), saved.model.kind().to_string()),
+            "seed" => (a.seed.to_string(), t.seed.to_string()),
+            "batch_size" => (show(&a.batch_size), show(&Some(t.batch_size))),
+            "lr" => (show(&a.lr), show(&Some(t.lr))),
+            "weight_decay" => (show(&a.weight_decay), show(&Some(t.weight_decay))),
+            "beta1" => (show(&a.beta1), show(&Some(t.beta1))),
+            "beta2" => (show(&a.beta2), show(&Some(t.beta2))),
+            "early_stopping" => (
                 show(&a.early_stopping),
                 show(&t.early_stopping.map(|e| e.patience)),
-            )),
+            ),
             "schedule" => match a.schedule.as_deref().map(str::parse::<LrSchedule>) {
-                Some(Ok(s)) => out.extend(differs(id, show(&s), show(&t.schedule))),
-                Some(Err(e)) => out.push(format!("{e}")),
-                None => {}
+                Some(Ok(s)) => (show(&s), show(&t.schedule)),
+                Some(Err(e)) => {
+                    out.push(format!("{e}"));
+                    continue;
+                }
+                None => continue,
             },
-            "dataset" => out.extend(differs(id, fresh.name.to_string(), d.name.to_string())),
-            "data_dir" => out.extend(differs(id, show(&fresh.data_dir), show(&d.data_dir))),
-            "train_images" => out.extend(differs(
-                id,
-                show(&fresh.train_images),
-                show(&d.train_images),
-            )),
-            "train_labels" => out.extend(differs(
-                id,
-                show(&fresh.train_labels),
-                show(&d.train_labels),
-            )),
-            "test_images" => {
-                out.extend(differs(id, show(&fresh.test_images), show(&d.test_images)))
-            }
-            "test_labels" => {
-                out.extend(differs(id, show(&fresh.test_labels), show(&d.test_labels)))
-            }
-            "train_limit" => {
-                out.extend(differs(id, show(&fresh.train_limit), show(&d.train_limit)))
-            }
-            "test_limit" => out.extend(differs(id, show(&fresh.test_limit), show(&d.test_limit))),
-            "beta1" => out.extend(differs(id, show(&a.beta1), show(&Some(t.beta1)))),
-            "beta2" => out.extend(differs(id, show(&a.beta2), show(&Some(t.beta2)))),
-            "data" => out.extend(differs(id, show(&fresh.data), show(&d.data))),
-            "test_data" => out.extend(differs(id, show(&fresh.test_data), show(&d.test_data))),
-            "test_fraction" => out.extend(differs(
-                id,
-                show(&fresh.test_fraction),
-                show(&d.test_fraction),
-            )),
-            "split_seed" => out.extend(differs(id, show(&fresh.split_seed), show(&d.split_seed))),
-            "image_size" => out.extend(differs(
-                id,
-                show(&fresh.source.image_size),
-                show(&d.source.image_size),
-            )),
+            "dataset" => (fresh.name.to_string(), d.name.to_string()),
+            "data_dir" => (show(&fresh.data_dir), show(&d.data_dir)),
+            "train_images" => (show(&fresh.train_images), show(&d.train_images)),
+            "train_labels" => (show(&fresh.train_labels), show(&d.train_labels)),
+            "test_images" => (show(&fresh.test_images), show(&d.test_images)),
+            "test_labels" => (show(&fresh.test_labels), show(&d.test_labels)),
+            "train_limit" => (show(&fresh.train_limit), show(&d.train_limit)),
+            "test_limit" => (show(&fresh.test_limit), show(&d.test_limit)),
+            "data" => (show(&fresh.data), show(&d.data)),
+            "test_data" => (show(&fresh.test_data), show(&d.test_data)),
+            "test_fraction" => (show(&fresh.test_fraction), show(&d.test_fraction)),
+            "split_seed" => (show(&fresh.split_seed), show(&d.split_seed)),
+            "image_size" => (show(&fresh.source.image_size), show(&d.source.image_size)),
             // `auto` is resolved when the run's data is first read: it agrees with either.
-            "color" if fresh.source.color != ae_data::Color::Auto => out.extend(differs(
-                id,
-                show(&fresh.source.color),
-                show(&d.source.color),
-            )),
-            "color" => {}
-            "crop" => out.extend(differs(id, show(&fresh.source.crop), show(&d.source.crop))),
-            "channels_first" => out.extend(differs(
-                id,
+            "color" if fresh.source.color == ae_data::Color::Auto => continue,
+            "color" => (show(&fresh.source.color), show(&d.source.color)),
+            "crop" => (show(&fresh.source.crop), show(&d.source.crop)),
+            "channels_first" => (
                 show(&fresh.source.channels_first),
                 show(&d.source.channels_first),
-            )),
-            "normalize" => out.extend(differs(
-                id,
-                show(&fresh.source.normalize),
-                show(&d.source.normalize),
-            )),
-            "array" => out.extend(differs(
-                id,
-                show(&fresh.source.array),
-                show(&d.source.array),
-            )),
-            "label_array" => out.extend(differs(
-                id,
-                show(&fresh.source.label_array),
-                show(&d.source.label_array),
-            )),
-            "label_column" => out.extend(differs(
-                id,
+            ),
+            "normalize" => (show(&fresh.source.normalize), show(&d.source.normalize)),
+            "array" => (show(&fresh.source.array), show(&d.source.array)),
+            "label_array" => (show(&fresh.source.label_array), show(&d.source.label_array)),
+            "label_column" => (
                 show(&fresh.source.label_column),
                 show(&d.source.label_column),
-            )),
-            "skip_bad_images" => out.extend(differs(
-                id,
+            ),
+            "skip_bad_images" => (
                 show(&fresh.source.skip_bad_images),
                 show(&d.source.skip_bad_images),
-            )),
+            ),
             "latent_dim" | "dense_code" | "hidden" | "channels" | "sparsity" | "noise" | "base"
             | "beta" | "vae_arch" => {
                 let mut model = saved.model.clone();
@@ -274,8 +226,15 @@ fn resume_conflicts(a: &TrainArgs, given: &[String], saved: &RunConfig) -> Vec<S
                     )),
                     Ok(()) => {}
                 }
+                continue;
             }
-            other => out.push(format!("{}: cannot change on --resume", flag(other))),
+            other => {
+                out.push(format!("{}: cannot change on --resume", flag(other)));
+                continue;
+            }
+        };
+        if flag_says != run_has {
+            out.push(format!("{} {flag_says}: the run has {run_has}", flag(id)));
         }
     }
     out
