@@ -26,7 +26,8 @@ use npyz::{Endianness, TypeChar, TypeStr};
 
 use crate::dataset::ImageSet;
 use crate::error::{DataError, Result};
-use crate::source::{Normalize, RawTable, SourceOptions, open_regular};
+use crate::input::open_regular;
+use crate::source::{Normalize, RawTable, SourceOptions};
 
 /// The longest `.npy` header accepted (numpy writes a few hundred bytes).
 pub const MAX_HEADER: u64 = 1 << 20;

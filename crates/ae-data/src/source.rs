@@ -482,18 +482,3 @@ pub(crate) fn load_file(cfg: &DataConfig, path: &Path) -> Result<ImageSet> {
         }),
     }
 }
-
-/// Opens `path`, which must be a regular file, and returns it with its length.
-/// (Checked before opening: opening a FIFO would block.)
-pub(crate) fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
-    let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
-    if !meta.is_file() {
-        return Err(DataError::Source {
-            path: path.into(),
-            problem: "not a regular file".into(),
-        });
-    }
-    let f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let len = f.metadata().map_err(|e| DataError::io(path, e))?.len();
-    Ok((f, len))
-}

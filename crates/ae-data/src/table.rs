@@ -19,7 +19,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use crate::error::{DataError, Result};
-use crate::source::{RawTable, SourceOptions, open_regular};
+use crate::input::open_regular;
+use crate::source::{RawTable, SourceOptions};
 
 /// The most columns a table may have.
 pub const MAX_COLUMNS: usize = 100_000;
