@@ -7,7 +7,7 @@
 # Runs ON the GPU machine (CUDA 13 driver; PyTorch with CUDA in python3 for the peer).
 # Environment: ANCHORS (folder of torch_gpu.py and mnist_np.py) [../shared/anchors beside the
 # repository], MNIST (folder of the four MNIST .gz files) [data/mnist], DEVICE [cuda],
-# OUT (run folders) [/tmp/ae-gpu-bench], PEER_COMPILE (e.g. reduce-overhead: also time
+# OUT (run folders) [/tmp/ae-gpu-bench], MODELS [vanilla conv vae], PEER_COMPILE (e.g. reduce-overhead: also time
 # torch.compile with CUDA graphs, the fastest PyTorch).
 #
 # Prints, per model: ae's epoch seconds (the training loop only, from the run's metrics.json),
@@ -34,7 +34,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,m
 mean_after_first() { awk 'NR > 1 { s += $1; n++ } END { if (n) printf "%.3f", s / n; else print "nan" }'; }
 
 printf '\n%-8s %-28s %-28s %s\n' model "ae s/epoch (2nd..)" "PyTorch s/epoch (2nd..)" "ratio torch/ae"
-for m in vanilla conv vae; do
+for m in ${MODELS:-vanilla conv vae}; do
   log=$OUT/$m.log
   mem=$OUT/$m.mem
   if command -v nvidia-smi >/dev/null; then

@@ -1,5 +1,8 @@
 //! Where one training step's time goes, per phase (forward, loss, backward, Adam), for a
 //! model variant: `cargo run --release -p ae-benches --example step_profile -- vanilla 50`.
+//! A third argument `cuda` runs it on the first CUDA device (build with
+//! `--features ae-benches/cuda`); the device is synchronised after each phase, so each
+//! phase's time includes its kernels, and the sum is a step with one sync per phase.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -23,7 +26,12 @@ fn main() {
     } else {
         128
     };
-    let dev = Device::Cpu;
+    let dev = match args.get(3).map(String::as_str) {
+        None | Some("cpu") => Device::Cpu,
+        Some("cuda") => Device::new_cuda(0).unwrap(),
+        Some(other) => panic!("device {other}: expected cpu or cuda"),
+    };
+    let sync = |d: &Device| d.synchronize().unwrap();
     let varmap = VarMap::new();
     let model = build(&cfg, VarBuilder::from_varmap(&varmap, DType::F32, &dev)).unwrap();
     seeded_init(&varmap, &mut ae_data::rng::seeded(0)).unwrap();
@@ -38,13 +46,16 @@ fn main() {
     for s in 0..steps + 3 {
         let t0 = Instant::now();
         let out = model.forward(&x, Some(&mut rng)).unwrap();
+        sync(&dev);
         let t1 = Instant::now();
         let parts = model.loss(&out, &x).unwrap();
         let _v = parts.total.to_scalar::<f32>().unwrap();
         let t2 = Instant::now();
         let grads = parts.total.backward().unwrap();
+        sync(&dev);
         let t3 = Instant::now();
         adam.step(&grads).unwrap();
+        sync(&dev);
         let t4 = Instant::now();
         if s >= 3 {
             for (acc, d) in t.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3]) {
@@ -54,7 +65,7 @@ fn main() {
     }
     let total: f64 = t.iter().sum();
     println!(
-        "{kind} batch {batch}: forward {:.3} ms, loss {:.3} ms, backward {:.3} ms, adam {:.3} ms, step {:.3} ms, est. {:.2} s/epoch",
+        "{kind} batch {batch} on {dev:?}: forward {:.3} ms, loss {:.3} ms, backward {:.3} ms, adam {:.3} ms, step {:.3} ms, est. {:.2} s/epoch",
         t[0],
         t[1],
         t[2],

@@ -1,10 +1,12 @@
 //! Per-op timing breakdown of the MNIST conv autoencoder's training step, candle's stock ops
 //! versus `ae_kernels`, plus whole-step times and the estimated seconds per 60k-image epoch.
 //!
-//! `cargo run --release -p ae-kernels --example profile [-- REPS [tune-malloc]]` (default 5
-//! repetitions after one warm-up; the minimum is reported, the most robust statistic on a busy
-//! machine; batch 128, f32, CPU). With `tune-malloc`, calls `ae_kernels::tune_glibc_malloc()`
-//! first.
+//! `cargo run --release -p ae-kernels --example profile [-- REPS [tune-malloc] [new-only]]`
+//! (default 5 repetitions after one warm-up; the minimum is reported, the most robust statistic
+//! on a busy machine; batch 128, f32, CPU). With `tune-malloc`, calls
+//! `ae_kernels::tune_glibc_malloc()` first; with `new-only`, skips candle's stock ops (the slow
+//! half) and times ae-kernels alone, e.g. to compare thread counts
+//! (`RAYON_NUM_THREADS=2 ... -- 5 tune-malloc new-only` against 16).
 
 use std::time::Instant;
 
@@ -80,8 +82,9 @@ fn main() -> Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(5);
-    let tuned = std::env::args().nth(2).as_deref() == Some("tune-malloc")
-        && ae_kernels::tune_glibc_malloc();
+    let flags: Vec<String> = std::env::args().skip(2).collect();
+    let tuned = flags.iter().any(|f| f == "tune-malloc") && ae_kernels::tune_glibc_malloc();
+    let stock_too = !flags.iter().any(|f| f == "new-only");
     let b = BATCH;
     println!(
         "batch {b}, f32, rayon threads {}, min of {reps} reps, glibc malloc tuned: {tuned}\n",
@@ -193,7 +196,11 @@ fn main() -> Result<()> {
     println!("|---|---:|---:|---:|---:|---:|");
     let (mut s_tot, mut f_tot) = (0.0, 0.0);
     for (name, times, inputs, stock, fast) in &rows {
-        let (sf, sb) = fwd_bwd(reps, inputs, stock)?;
+        let (sf, sb) = if stock_too {
+            fwd_bwd(reps, inputs, stock)?
+        } else {
+            (f64::NAN, f64::NAN)
+        };
         let (ff, fb) = fwd_bwd(reps, inputs, fast)?;
         s_tot += (sf + sb) * *times as f64;
         f_tot += (ff + fb) * *times as f64;
@@ -208,12 +215,16 @@ fn main() -> Result<()> {
     println!("| full step (fwd + BCE + bwd), batch {b} | ms/step | est. s/epoch (60k) |");
     println!("|---|---:|---:|");
     let mut stock_ms = 0.0;
+    let stock_reps = if stock_too { reps.min(3) } else { 0 };
     for (name, model, reps) in [
-        ("candle stock", &stock, reps.min(3)),
+        ("candle stock", &stock, stock_reps),
         ("ae-kernels convs", &fast_conv, reps),
         ("ae-kernels convs + relu + max_pool2d", &fast_all, reps),
         ("ae-kernels, ReLU fused into the convs", &fast_fused, reps),
     ] {
+        if reps == 0 {
+            continue;
+        }
         let ms = time_ms(reps, || model.step(&x).map(|_| ()))?;
         if stock_ms == 0.0 {
             stock_ms = ms;

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# gpu-kit.sh - packs what scripts/gpu-session.sh needs on a GPU machine that has no Rust, into
+# one folder of the checkout that git ignores (so the device tool can carry it).
+#
+# usage (on the build machine, from anywhere in the checkout):
+#     bash scripts/gpu-kit.sh [KIT]                      (default KIT: .gpu-kit)
+# Builds, then packs, xz-compressed:
+#   ae.xz                  `ae --features cuda` (scripts/build-cuda.sh, CUDA_TESTS=1)
+#   tests/{portable,devices,leak}.xz   the CUDA test binaries of ae-models and ae-train
+#   step_profile-cuda.xz   benches/examples/step_profile with --features ae-benches/cuda
+#   profile.xz, step_profile.xz        the CPU per-op and per-phase profiles
+# and copies ../shared/gpu and ../shared/anchors beside them, with data/mnist linked to the
+# repository's. Environment: CUDA_TARGET_DIR [<checkout>/target/cuda13], CARGO_TARGET_DIR
+# for the CPU examples [cargo's default], SHARED [<checkout>/../shared].
+# The kit is about 45 MB; the device tool carries at most 64 MiB with the working tree.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd -P)
+KIT=${1:-.gpu-kit}
+SHARED=${SHARED:-$ROOT/../shared}
+CUDA_TARGET_DIR=${CUDA_TARGET_DIR:-$ROOT/target/cuda13}
+grep -qxF "/$KIT/" .git/info/exclude 2>/dev/null || echo "/$KIT/" >> .git/info/exclude
+rm -rf "$KIT" && mkdir -p "$KIT/tests" "$KIT/data"
+
+# 1. the CUDA binary and test binaries
+CARGO_TARGET_DIR=$CUDA_TARGET_DIR CUDA_TESTS=1 bash scripts/build-cuda.sh >&2
+eval "$(SKIP_BUILD=1 CARGO_TARGET_DIR=$CUDA_TARGET_DIR bash scripts/build-cuda.sh 2>&1 \
+  | grep '^CUDA_ROOT=' | sed -E 's/ cargo build.*//; s/^/export /')"
+tests=$(cargo test --release --no-run --locked -p ae-models -p ae-train \
+  --features ae-kernels/cuda,ae-models/cuda,ae-train/cuda --message-format=json 2>/dev/null \
+  | python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("portable", "devices", "leak"):
+        print(m["target"]["name"], m["executable"])')
+[ "$(echo "$tests" | wc -l)" -eq 3 ] || { echo "gpu-kit.sh: expected 3 test binaries, got: $tests" >&2; exit 1; }
+while read -r name exe; do xz -T0 -6 -c "$exe" > "$KIT/tests/$name.xz"; done <<< "$tests"
+cargo build --release --locked -p ae-benches --example step_profile --features ae-benches/cuda >&2
+xz -T0 -6 -c "$CUDA_TARGET_DIR/release/ae" > "$KIT/ae.xz"
+xz -T0 -6 -c "$CUDA_TARGET_DIR/release/examples/step_profile" > "$KIT/step_profile-cuda.xz"
+
+# 2. the CPU examples (the CPU target dir)
+unset CUDA_ROOT CUDA_COMPUTE_CAP NVCC_APPEND_FLAGS CARGO_PROFILE_RELEASE_STRIP CARGO_TARGET_DIR
+cargo build --release --locked -p ae-kernels --example profile -p ae-benches --example step_profile >&2
+CPU_TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+xz -T0 -6 -c "$CPU_TARGET/release/examples/profile" > "$KIT/profile.xz"
+xz -T0 -6 -c "$CPU_TARGET/release/examples/step_profile" > "$KIT/step_profile.xz"
+
+# 3. the peers' scripts and the data link
+cp -r "$SHARED/gpu" "$SHARED/anchors" "$KIT/"
+rm -rf "$KIT/anchors/.venv" "$KIT/anchors/__pycache__"
+ln -s ../../data/mnist "$KIT/data/mnist"
+du -sh "$KIT"
+echo "$KIT"

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# gpu-session.sh - every check that needs the GPU machine (an NVIDIA GPU with 16 CPU cores),
+# in one call, in priority order, each part under its own time limit, so that a short lease
+# brings back as much as it can. Writes everything to $OUT (default ./gpu-session-out):
+# log.txt (what it prints) and runs.tar.gz (each run's log, metrics.json, memory samples).
+#
+# usage (on the GPU machine, from the repository root):
+#     bash scripts/gpu-session.sh KIT
+# KIT is a folder prepared on the build machine by scripts/gpu-kit.sh: ae.xz (a
+# `--features cuda` build of ae; also used for the CPU runs), tests/*.xz (the CUDA test
+# binaries), step_profile-cuda.xz, profile.xz and step_profile.xz (CPU examples),
+# gpu/ and anchors/ (../shared's), and data/mnist (a link to the repository's).
+#
+# Parts (seconds each is allowed): 1 GPU epochs of ae vs PyTorch eager, dense and VAE 4
+# epochs, conv 10 (memory sampled) [300]; 2 the CUDA tests (same gradients as the CPU, every
+# model trains, no memory held across steps) [150]; 3 where a GPU step's time goes [60];
+# 4 per-op CPU profile at 2 and all cores [90]; 5 CPU epochs of ae and PyTorch at 2 and all
+# cores (../shared/gpu/cpu-scaling.sh) [200].
+set -u
+KIT=$(cd "${1:?usage: gpu-session.sh KIT}" && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$ROOT/gpu-session-out}
+RUNS=/tmp/gpu-session-runs
+mkdir -p "$OUT" "$RUNS"
+exec > >(tee -a "$OUT/log.txt") 2>&1
+part() { printf '\n===== %s  [%s]\n' "$*" "$(date +%T)"; }
+ALL=$(nproc)
+
+part 0 machine and binaries
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+lscpu | grep -E 'Model name|^CPU\(s\)' | tr -s ' '
+BIN=$RUNS/bin
+mkdir -p "$BIN"
+for f in "$KIT"/*.xz "$KIT"/tests/*.xz; do
+  [ -f "$f" ] && xz -dc -T0 "$f" > "$BIN/$(basename "$f" .xz)" && chmod +x "$BIN/$(basename "$f" .xz)"
+done
+ls -la "$BIN"
+# cuBLAS, cuRAND, NVRTC and the runtime from the CUDA pip wheels beside PyTorch.
+NV=$(python3 -c 'import nvidia, os; print(os.path.dirname(list(nvidia.__path__)[0]))' 2>/dev/null)/nvidia
+[ -d "$NV" ] && export LD_LIBRARY_PATH=$(find "$NV" -name 'lib*.so*' -printf '%h\n' | sort -u | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+ldd "$BIN/ae" | grep -E 'cuda|cublas|curand|nvrtc|not found'
+export NO_COLOR=1
+
+part 1 GPU epochs: ae vs PyTorch eager, the same GPU
+# The first ae run pays candle's PTX JIT (cached by the driver afterwards): its first epoch is
+# the cold start-up.
+MODELS="vanilla vae" OUT=$RUNS/bench ANCHORS=$KIT/anchors MNIST=$ROOT/data/mnist \
+  timeout 150 bash "$ROOT/scripts/gpu-bench.sh" "$BIN/ae" 4
+MODELS=conv OUT=$RUNS/bench ANCHORS=$KIT/anchors MNIST=$ROOT/data/mnist \
+  timeout 150 bash "$ROOT/scripts/gpu-bench.sh" "$BIN/ae" 10
+for m in vanilla vae conv; do
+  f=$RUNS/bench/$m.mem
+  [ -s "$f" ] && echo "$m GPU memory (MiB), max per tenth of the run: $(awk '{ v[NR] = $1 } END {
+    for (d = 0; d < 10; d++) { m = 0; for (i = int(d * NR / 10) + 1; i <= int((d + 1) * NR / 10); i++) if (v[i] > m) m = v[i]; printf "%d ", m } }' "$f")"
+done
+
+part 2 CUDA tests
+for t in "$BIN"/portable "$BIN"/devices "$BIN"/leak "$BIN"/ae_kernels; do
+  [ -x "$t" ] || continue
+  echo "--- $(basename "$t")"
+  case $(basename "$t") in
+    leak) timeout 120 "$t" --nocapture --test-threads 1 2>&1 | grep -vE '^\s*$' ;;
+    *) timeout 120 "$t" cuda --test-threads 1 2>&1 | grep -vE '^\s*$' ;;
+  esac
+done
+
+part 3 where a GPU training step goes
+for m in vanilla vae conv; do
+  timeout 30 "$BIN/step_profile-cuda" "$m" 200 cuda
+done
+
+part 4 per-op CPU profile at 2 and $ALL cores
+for c in 2 "$ALL"; do
+  echo "--- $c cores"
+  RAYON_NUM_THREADS=$c timeout 60 taskset -c 0-$((c - 1)) "$BIN/profile" 3 tune-malloc new-only
+  for m in vanilla vae; do
+    RAYON_NUM_THREADS=$c timeout 20 taskset -c 0-$((c - 1)) "$BIN/step_profile" "$m" 100
+  done
+done
+
+part 5 CPU epochs: ae and PyTorch at 2 and $ALL cores
+timeout 200 bash "$KIT/gpu/cpu-scaling.sh" "$BIN/ae"
+
+part done
+tar czf "$OUT/runs.tar.gz" -C "$RUNS" --exclude bin --exclude '*.safetensors' . 2>/dev/null
+ls -la "$OUT"
