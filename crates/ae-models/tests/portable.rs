@@ -80,7 +80,15 @@ fn step(
                 let g = grads
                     .get(var.as_tensor())
                     .unwrap_or_else(|| panic!("no gradient for {name}"));
-                (name.clone(), g.flatten_all().unwrap().to_vec1().unwrap())
+                (
+                    name.clone(),
+                    g.flatten_all()
+                        .unwrap()
+                        .to_dtype(DType::F32)
+                        .unwrap()
+                        .to_vec1()
+                        .unwrap(),
+                )
             })
             .collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
@@ -96,28 +104,33 @@ fn check_same_gradients(cfg: &ModelConfig, bias: f32) {
     let (loss_k, grads_k) = step(model.as_ref(), &varmap, &x, false);
     let (loss_p, grads_p) = step(model.as_ref(), &varmap, &x, true);
     let what = format!("{:?} (biases {bias})", cfg.kind());
-    compare(
+    let bad = mismatches(
         &what,
         "the portable path",
         (loss_k, &grads_k),
         (loss_p, &grads_p),
         1e-4,
     );
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
-/// Asserts that `other` (the loss and the name-sorted gradients of one step somewhere else)
-/// matches the CPU kernels' within `tol` of each tensor's largest gradient.
-fn compare(
+/// The mismatches of `other` (the loss and the name-sorted gradients of one step somewhere
+/// else) against the CPU kernels', each gradient within `tol` of its tensor's largest value
+/// (f32 rounding alone stays under 5e-7 of it on these models: measured against the portable
+/// path in f64), the loss within `tol / 10`. Empty when they match.
+fn mismatches(
     what: &str,
     where_: &str,
     (loss_k, grads_k): (f64, &[(String, Vec<f32>)]),
     (loss_p, grads_p): (f64, &[(String, Vec<f32>)]),
     tol: f32,
-) {
-    assert!(
-        (loss_k - loss_p).abs() <= f64::from(tol) / 10.0 * loss_k.abs(),
-        "{what}: loss {loss_k} on the kernels vs {loss_p} on {where_}"
-    );
+) -> Vec<String> {
+    let mut bad = Vec::new();
+    if (loss_k - loss_p).abs() > f64::from(tol) / 10.0 * loss_k.abs() {
+        bad.push(format!(
+            "{what}: loss {loss_k} on the kernels vs {loss_p} on {where_}"
+        ));
+    }
     assert_eq!(grads_k.len(), grads_p.len(), "{what}: parameter count");
     for ((name, k), (_, p)) in grads_k.iter().zip(grads_p) {
         let scale = k.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
@@ -127,23 +140,36 @@ fn compare(
             .map(|(a, b)| (a - b).abs())
             .enumerate()
             .fold((0, 0f32), |m, (i, e)| if e > m.1 { (i, e) } else { m });
-        assert!(
-            err <= tol * scale,
-            "{what}: {name}[{i}] is {} on the kernels, {} on {where_} (largest {scale})",
-            k[i],
-            p[i]
-        );
+        let over = k
+            .iter()
+            .zip(p)
+            .filter(|(a, b)| (*a - *b).abs() > tol * scale)
+            .count();
+        if err > tol * scale {
+            bad.push(format!(
+                "{what}: {name}[{i}] is {} on the kernels, {} on {where_} (largest {scale}; \
+                 {over} of {} values off by more than {tol} of it)",
+                k[i],
+                p[i],
+                k.len()
+            ));
+        }
     }
+    bad
 }
 
 /// Every model of [`all_models`] on the first CUDA device: one step's loss and gradients
 /// match the CPU kernels' (the weights are copied from the CPU model, the VAE's noise comes
 /// from the same seeded RNG). GPU sums run in another order, hence the looser tolerance; ties
 /// in max-pool windows and zeros before ReLU are exact on both (zeros and equal biases).
+/// Every mismatch is reported, not only the first: an H200 run on 2026-11-30 found the
+/// default conv model's `decoder.1.weight` 3.4e-3 (of its largest value) off, far above f32
+/// rounding; the cause is not found yet (docs/performance.md, GPU).
 #[cfg(feature = "cuda")]
 #[test]
 fn every_model_has_the_same_gradients_on_cuda_and_the_cpu_kernels() {
     let cuda = Device::new_cuda(0).expect("a build with the cuda feature tests on a CUDA device");
+    let mut bad = Vec::new();
     for cfg in &all_models() {
         for bias in [0.0, 0.1] {
             let (varmap, model) = common::build_seeded(cfg, DType::F32, 1);
@@ -170,9 +196,16 @@ fn every_model_has_the_same_gradients_on_cuda_and_the_cpu_kernels() {
                 false,
             );
             let what = format!("{:?} (biases {bias})", cfg.kind());
-            compare(&what, "CUDA", (cpu.0, &cpu.1), (gpu.0, &gpu.1), 1e-3);
+            bad.extend(mismatches(
+                &what,
+                "CUDA",
+                (cpu.0, &cpu.1),
+                (gpu.0, &gpu.1),
+                1e-3,
+            ));
         }
     }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
 fn conv() -> ModelConfig {
