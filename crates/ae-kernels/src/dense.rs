@@ -9,12 +9,12 @@
 //! output rows are in cache, and the backward pass is one masking pass that also sums the
 //! bias gradient, plus one GEMM per requested gradient (input, weight).
 
-use gemm::Parallelism;
 use rayon::prelude::*;
 
 use crate::elem::Elem;
-use crate::matmul::{MatView, matmul};
+use crate::matmul::MatView;
 use crate::ops::FusedKernel;
+use crate::par_gemm::{Epilogue, par_matmul};
 use crate::plan::{Grads, Need};
 
 /// Shape of one fully connected layer over a batch.
@@ -28,49 +28,6 @@ pub(crate) struct DenseGeom {
     pub out: usize,
 }
 
-/// GEMMs below this many multiply-adds run on one thread (rayon's fork-join costs more).
-const PARALLEL_MIN_FLOPS: usize = 1 << 17;
-
-/// `dst [m, cols] = lhs @ rhs` (row-major `dst`), its rows split into one block per rayon
-/// thread, each block a single-threaded GEMM.
-///
-/// At the sizes of an autoencoder's layers (a few hundred rows) this keeps both cores busy
-/// with no synchronisation inside the GEMM, unlike the GEMM's own parallel mode. Splitting
-/// rows does not change how any element is computed.
-fn par_matmul<T: Elem>(dst: &mut [T], cols: usize, lhs: &[T], lv: MatView, rhs: &[T], rv: MatView) {
-    let m = lv.rows;
-    let threads = rayon::current_num_threads();
-    let work = m.saturating_mul(lv.cols).saturating_mul(cols);
-    let blocks = if threads > 1 && work >= PARALLEL_MIN_FLOPS {
-        threads.min(m)
-    } else {
-        1
-    };
-    let rows_per = m.div_ceil(blocks).max(1);
-    let run = |(i, d): (usize, &mut [T])| {
-        let r0 = i * rows_per;
-        let rows = d.len() / cols.max(1);
-        let view = MatView { rows, ..lv };
-        matmul(
-            d,
-            MatView::row_major(rows, cols),
-            false,
-            &lhs[r0 * lv.rs..],
-            view,
-            rhs,
-            rv,
-            Parallelism::None,
-        );
-    };
-    if blocks == 1 || cols == 0 {
-        run((0, dst));
-    } else {
-        dst.par_chunks_mut(rows_per * cols)
-            .enumerate()
-            .for_each(run);
-    }
-}
-
 /// `relu?(x Wᵀ + b)`: `x [n, inp]`, `w [out, inp]`, `b [out]` -> `[n, out]`.
 pub(crate) fn dense_fwd<T: Elem>(
     g: DenseGeom,
@@ -80,6 +37,19 @@ pub(crate) fn dense_fwd<T: Elem>(
     relu: bool,
 ) -> Vec<T> {
     let mut y = vec![T::ZERO; g.n * g.out];
+    // The bias and the ReLU on each block's rows while they are in cache, in parallel.
+    let epilogue = |c0: usize, row: &mut [T]| {
+        if let Some(b) = b {
+            for (v, &bias) in row.iter_mut().zip(&b[c0..]) {
+                *v += bias;
+            }
+        }
+        if relu {
+            for v in row.iter_mut() {
+                *v = if *v > T::ZERO { *v } else { T::ZERO };
+            }
+        }
+    };
     par_matmul(
         &mut y,
         g.out,
@@ -87,21 +57,8 @@ pub(crate) fn dense_fwd<T: Elem>(
         MatView::row_major(g.n, g.inp),
         w,
         MatView::row_major(g.out, g.inp).t(),
+        (b.is_some() || relu).then_some(&epilogue as Epilogue<'_, T>),
     );
-    if g.out > 0 && (b.is_some() || relu) {
-        for row in y.chunks_exact_mut(g.out) {
-            if let Some(b) = b {
-                for (v, &bias) in row.iter_mut().zip(b) {
-                    *v += bias;
-                }
-            }
-            if relu {
-                for v in row.iter_mut() {
-                    *v = if *v > T::ZERO { *v } else { T::ZERO };
-                }
-            }
-        }
-    }
     y
 }
 
@@ -115,30 +72,20 @@ pub(crate) fn dense_bwd<T: Elem>(
     res: Option<&[T]>,
     need: Need,
 ) -> Grads<T> {
-    // The masked output gradient, and the bias gradient (its column sums), in one pass.
-    let masked: Vec<T>;
-    let gm: &[T] = match res {
-        Some(res) => {
-            masked = gy
-                .iter()
-                .zip(res)
-                .map(|(&d, &r)| if r > T::ZERO { d } else { T::ZERO })
-                .collect();
-            &masked
-        }
-        None => gy,
-    };
-    let bias = need.bias.then(|| {
-        let mut acc = vec![T::ZERO; g.out];
-        if g.out > 0 {
-            for row in gm.chunks_exact(g.out) {
-                for (a, &v) in acc.iter_mut().zip(row) {
-                    *a += v;
-                }
-            }
-        }
-        acc
-    });
+    // The masked output gradient, and the bias gradient (its column sums), in one pass
+    // over column bands in parallel: each band's sums run down the rows in order, as one
+    // thread would, so the bits do not depend on the thread count.
+    let mut masked = Vec::new();
+    if let Some(res) = res {
+        masked = gy
+            .par_iter()
+            .zip(res.par_iter())
+            .with_min_len(1 << 14)
+            .map(|(&d, &r)| if r > T::ZERO { d } else { T::ZERO })
+            .collect();
+    }
+    let gm: &[T] = if res.is_some() { &masked } else { gy };
+    let bias = need.bias.then(|| column_sums(gm, g.n, g.out));
     // The input and weight gradients are independent GEMMs of the same size: run them
     // side by side (each also splits its rows when it has the threads to itself).
     let (input, weight) = rayon::join(
@@ -152,6 +99,7 @@ pub(crate) fn dense_bwd<T: Elem>(
                     MatView::row_major(g.n, g.out),
                     w,
                     MatView::row_major(g.out, g.inp),
+                    None,
                 );
                 gx
             })
@@ -166,6 +114,7 @@ pub(crate) fn dense_bwd<T: Elem>(
                     MatView::row_major(g.n, g.out).t(),
                     x,
                     MatView::row_major(g.n, g.inp),
+                    None,
                 );
                 gw
             })
@@ -176,6 +125,30 @@ pub(crate) fn dense_bwd<T: Elem>(
         weight,
         bias,
     }
+}
+
+/// Column sums of the row-major `[rows, cols]` matrix `a`, over bands of columns in
+/// parallel; each column summed down its rows in order.
+fn column_sums<T: Elem>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut acc = vec![T::ZERO; cols];
+    if cols == 0 {
+        return acc;
+    }
+    const BAND: usize = 64;
+    let band_work = |(bi, band): (usize, &mut [T])| {
+        let c0 = bi * BAND;
+        for row in a.chunks_exact(cols).take(rows) {
+            for (s, &v) in band.iter_mut().zip(&row[c0..]) {
+                *s += v;
+            }
+        }
+    };
+    if rows * cols < 1 << 15 {
+        acc.chunks_mut(BAND).enumerate().for_each(band_work);
+    } else {
+        acc.par_chunks_mut(BAND).enumerate().for_each(band_work);
+    }
+    acc
 }
 
 /// `x [n, inp]`, `weight [out, inp]` (, `bias [out]`) -> `relu?(x Wᵀ + b) [n, out]`.

@@ -50,6 +50,7 @@ mod malloc;
 mod matmul;
 pub mod nn;
 mod ops;
+mod par_gemm;
 mod plan;
 mod pool;
 pub mod portable;

@@ -18,6 +18,8 @@
 
 use candle_core::{CpuStorage, DType, Result, Storage, Tensor, bail};
 
+use rayon::prelude::*;
+
 use crate::dense::{DenseGeom, dense_bwd, dense_fwd};
 use crate::loss::bce_sum;
 use crate::plan::Need;
@@ -268,9 +270,7 @@ fn bce_residual(logits: &[f32], y: &[f32], scale: f64) -> (f64, Vec<f32>) {
     let mut r = vec![0f32; logits.len()];
     let sum = bce_sum(logits, y, 1.0, Some(&mut r));
     let k = scale as f32;
-    for v in &mut r {
-        *v *= k;
-    }
+    r.par_iter_mut().with_min_len(1 << 14).for_each(|v| *v *= k);
     (sum, r)
 }
 

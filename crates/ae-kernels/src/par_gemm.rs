@@ -1,0 +1,237 @@
+//! A GEMM spread over rayon's threads as a grid of single-threaded blocks, for the small,
+//! short-lived products of the dense layers (a few hundred rows by a few hundred columns).
+//!
+//! gemm's own parallel mode synchronises inside every product; at these sizes that costs
+//! more than the product. Instead the output is cut into blocks, each one single-threaded
+//! GEMM, and an optional epilogue (the bias and the ReLU) runs on each block's rows while
+//! they are in cache. Cutting the output never changes how an element is computed: every
+//! grid gives the same bits.
+//!
+//! The grid: on up to [`ROW_SPLIT_MAX_THREADS`] threads (the 2-core machine every ratio of
+//! `cargo xtask bench` is measured on), one block of rows per thread, as before. On more,
+//! blocks of rows alone get too thin (16 threads on a 256-row batch: 16 rows each, and each
+//! block packs the whole right-hand matrix again), so the columns are cut as well, choosing
+//! the grid that uses the most threads and, among those, re-reads the least
+//! (`row blocks x columns + column blocks x rows`), with blocks of at least [`BLOCK_MIN`]
+//! rows and columns and [`BLOCK_MIN_FLOPS`] multiply-adds.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use crate::elem::Elem;
+use crate::matmul::{MatView, matmul};
+
+/// GEMMs below this many multiply-adds run on one thread (rayon's fork-join costs more).
+pub(crate) const PARALLEL_MIN_FLOPS: usize = 1 << 17;
+/// Up to this many threads the grid is one block of rows per thread.
+pub(crate) const ROW_SPLIT_MAX_THREADS: usize = 4;
+/// Fewest rows and columns of a block in a two-way grid.
+pub(crate) const BLOCK_MIN: usize = 32;
+/// Fewest multiply-adds of a block in a two-way grid.
+pub(crate) const BLOCK_MIN_FLOPS: usize = 1 << 16;
+
+/// `(row blocks, column blocks)` for an `m x n` output with inner size `k` on `threads`.
+pub(crate) fn grid(m: usize, n: usize, k: usize, threads: usize) -> (usize, usize) {
+    let work = m.saturating_mul(n).saturating_mul(k);
+    if threads <= 1 || work < PARALLEL_MIN_FLOPS || m == 0 || n == 0 {
+        return (1, 1);
+    }
+    if threads <= ROW_SPLIT_MAX_THREADS {
+        return (threads.min(m), 1);
+    }
+    let blocks = threads.min((work / BLOCK_MIN_FLOPS).max(1));
+    let max_rb = (m / BLOCK_MIN).clamp(1, blocks);
+    let max_cb = (n / BLOCK_MIN).clamp(1, blocks);
+    let mut best = (1, 1);
+    let mut best_key = (0, usize::MAX);
+    for rb in 1..=max_rb {
+        let cb = (blocks / rb).clamp(1, max_cb);
+        let key = (rb * cb, rb * n + cb * m);
+        if key.0 > best_key.0 || (key.0 == best_key.0 && key.1 < best_key.1) {
+            best = (rb, cb);
+            best_key = key;
+        }
+    }
+    best
+}
+
+/// Runs on each output row segment after its block's GEMM: `(first column, segment)`.
+pub(crate) type Epilogue<'a, T> = &'a (dyn Fn(usize, &mut [T]) + Sync);
+
+/// The output's base pointer, shared by the blocks, which write disjoint elements.
+struct Out<T>(*mut T);
+// SAFETY: each block writes only its own rectangle of the output (see `par_matmul`).
+unsafe impl<T: Send> Send for Out<T> {}
+// SAFETY: as above; the pointer itself is only read.
+unsafe impl<T: Send> Sync for Out<T> {}
+
+/// `dst [m, cols] = lhs @ rhs` (row-major `dst`, `m = lv.rows`) on a [`grid`] of blocks,
+/// then `epilogue(first column, row segment)` on every row segment of every block.
+///
+/// # Panics
+/// When a view does not fit its buffer or the shapes disagree (internal invariant).
+pub(crate) fn par_matmul<T: Elem>(
+    dst: &mut [T],
+    cols: usize,
+    lhs: &[T],
+    lv: MatView,
+    rhs: &[T],
+    rv: MatView,
+    epilogue: Option<Epilogue<'_, T>>,
+) {
+    let m = lv.rows;
+    assert!(dst.len() == m * cols && rv.cols == cols && lv.cols == rv.rows);
+    let (rb, cb) = grid(m, cols, lv.cols, rayon::current_num_threads());
+    let rows_per = m.div_ceil(rb).max(1);
+    let cols_per = cols.div_ceil(cb).max(1);
+    if cb == 1 {
+        // Whole rows: each block is a contiguous chunk of `dst`.
+        let run = |(i, d): (usize, &mut [T])| {
+            let rows = d.len() / cols.max(1);
+            let view = MatView { rows, ..lv };
+            let l = &lhs[(i * rows_per * lv.rs).min(lhs.len())..];
+            matmul(
+                d,
+                MatView::row_major(rows, cols),
+                false,
+                l,
+                view,
+                rhs,
+                rv,
+                Parallelism::None,
+            );
+            if let Some(e) = epilogue {
+                d.chunks_exact_mut(cols).for_each(|row| e(0, row));
+            }
+        };
+        if rb == 1 || cols == 0 {
+            run((0, dst));
+        } else {
+            dst.par_chunks_mut(rows_per * cols)
+                .enumerate()
+                .for_each(run);
+        }
+        return;
+    }
+    let out = Out(dst.as_mut_ptr());
+    let out = &out;
+    (0..rb * cb).into_par_iter().for_each(|t| {
+        let (r0, c0) = ((t / cb) * rows_per, (t % cb) * cols_per);
+        if r0 >= m || c0 >= cols {
+            return;
+        }
+        let (rows, width) = (rows_per.min(m - r0), cols_per.min(cols - c0));
+        // SAFETY: block t covers rows r0..r0+rows and columns c0..c0+width of the m x cols
+        // output, inside `dst` (its length is m * cols, asserted above), and no other block
+        // covers any of those elements; each row segment is turned into its own slice.
+        let mut block: Vec<&mut [T]> = (r0..r0 + rows)
+            .map(|r| unsafe { std::slice::from_raw_parts_mut(out.0.add(r * cols + c0), width) })
+            .collect();
+        let mut tile = vec![T::ZERO; rows * width];
+        matmul(
+            &mut tile,
+            MatView::row_major(rows, width),
+            false,
+            &lhs[r0 * lv.rs..],
+            MatView { rows, ..lv },
+            &rhs[c0 * rv.cs..],
+            MatView { cols: width, ..rv },
+            Parallelism::None,
+        );
+        for (seg, src) in block.iter_mut().zip(tile.chunks_exact(width)) {
+            seg.copy_from_slice(src);
+            if let Some(e) = epilogue {
+                e(c0, seg);
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn few_threads_split_rows_only_as_before() {
+        assert_eq!(grid(256, 128, 784, 2), (2, 1));
+        assert_eq!(grid(256, 784, 128, 4), (4, 1));
+        assert_eq!(grid(8, 8, 8, 2), (1, 1), "too small to split");
+    }
+
+    #[test]
+    fn many_threads_cut_columns_too() {
+        // The seed model's widest products at 16 threads.
+        let (rb, cb) = grid(256, 128, 784, 16);
+        assert_eq!(rb * cb, 16);
+        assert!(cb > 1 && rb >= 4, "{rb}x{cb}");
+        let (rb, cb) = grid(128, 784, 256, 16);
+        assert_eq!(rb * cb, 16);
+        assert!(cb > rb, "weight gradient: wide output, {rb}x{cb}");
+        // Small products use fewer threads.
+        let (rb, cb) = grid(256, 32, 64, 16);
+        assert!(rb * cb <= 8 && cb == 1, "{rb}x{cb}");
+    }
+
+    /// Every grid gives the same bits as one single-threaded GEMM, epilogue included.
+    #[test]
+    fn every_grid_gives_the_same_bits() {
+        let (m, k, n) = (97, 131, 75);
+        let lhs: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+            .collect();
+        let rhs: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 53 % 89) as f32 - 44.0) / 13.0)
+            .collect();
+        let bias: Vec<f32> = (0..n).map(|j| j as f32 / 7.0 - 5.0).collect();
+        let epi = |c0: usize, row: &mut [f32]| {
+            for (v, b) in row.iter_mut().zip(&bias[c0..]) {
+                *v = (*v + b).max(0.0);
+            }
+        };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut dst = vec![0f32; m * n];
+            pool.install(|| {
+                par_matmul(
+                    &mut dst,
+                    n,
+                    &lhs,
+                    MatView::row_major(m, k),
+                    &rhs,
+                    MatView::row_major(k, n),
+                    Some(&epi),
+                );
+            });
+            dst
+        };
+        let one = run(1);
+        assert!(one.iter().any(|v| *v > 0.0) && one.contains(&0.0));
+        for threads in [2, 3, 5, 8, 16] {
+            let (rb, cb) = grid(m, n, k, threads);
+            assert!(rb * cb > 1, "{threads} threads: {rb}x{cb}");
+            assert_eq!(run(threads), one, "{threads} threads");
+        }
+        // A transposed right-hand side (the weight-gradient form) too.
+        let rt: Vec<f32> = (0..n * k).map(|i| rhs[(i % k) * n + i / k]).collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(16)
+            .build()
+            .unwrap();
+        let mut dst = vec![0f32; m * n];
+        pool.install(|| {
+            par_matmul(
+                &mut dst,
+                n,
+                &lhs,
+                MatView::row_major(m, k),
+                &rt,
+                MatView::row_major(n, k).t(),
+                Some(&epi),
+            );
+        });
+        assert_eq!(dst, one);
+    }
+}
