@@ -41,7 +41,8 @@ mod trainer;
 pub use adam::{Adam, AdamConfig};
 pub use checkpoint::{LoadedRun, load_run};
 pub use config::{
-    CONV_EPOCHS, EarlyStopping, FORMAT_VERSION, LrSchedule, RECIPE_PEAK_LR, RunConfig, TrainConfig,
+    CONV_EPOCHS, DENOISING_EPOCHS, EarlyStopping, FORMAT_VERSION, LrSchedule, RECIPE_PEAK_LR,
+    RunConfig, TrainConfig,
 };
 pub use device::parse_device;
 pub use error::{Result, TrainError};
