@@ -37,17 +37,33 @@ impl Default for AdamConfig {
 }
 
 /// The moments of one variable: plain vectors updated in place with the variable by one
-/// fused pass (`ae_kernels::adam_update`) on the CPU, candle tensors elsewhere (and on the
-/// CPU with the portable path forced: `ae_kernels::portable`).
+/// fused pass (`ae_kernels::adam_update`) on the CPU; elsewhere (and on the CPU with the
+/// portable path forced: `ae_kernels::portable`) a stretch of a [`Group`]'s flat tensors.
 enum Moments {
     Fused(AdamMoments),
-    Tensors { m: Tensor, v: Tensor },
+    /// In group `group`, elements `offset..offset + len`.
+    Flat {
+        group: usize,
+        offset: usize,
+        len: usize,
+    },
 }
 
 struct Slot {
     name: String,
     var: Var,
     moments: Moments,
+}
+
+/// The moments of every variable of one device and dtype, end to end in two flat tensors,
+/// so that a step launches a dozen element-wise kernels for all of them instead of a dozen
+/// per variable (on a GPU each kernel costs a launch and an allocation: Adam was a third
+/// of a dense step on an H200, docs/performance.md).
+struct Group {
+    m: Tensor,
+    v: Tensor,
+    /// The slots whose moments live here, in order.
+    members: Vec<usize>,
 }
 
 /// Adam over a fixed, name-sorted list of variables.
@@ -59,6 +75,7 @@ struct Slot {
 pub struct Adam {
     cfg: AdamConfig,
     slots: Vec<Slot>,
+    groups: Vec<Group>,
     step: u64,
 }
 
@@ -66,25 +83,49 @@ impl Adam {
     /// Adam over `vars` (name, variable), zero moments, step 0.
     pub fn new(mut vars: Vec<(String, Var)>, cfg: AdamConfig) -> Result<Self> {
         vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let slots = vars
-            .into_iter()
-            .map(|(name, var)| {
-                let fused = ae_kernels::cpu_kernels(var.device())
-                    .then(|| AdamMoments::zeros_for(var.as_tensor()))
-                    .flatten();
-                let moments = match fused {
-                    Some(m) => Moments::Fused(m),
-                    None => Moments::Tensors {
-                        m: var.zeros_like()?,
-                        v: var.zeros_like()?,
-                    },
-                };
-                Ok(Slot { name, var, moments })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut groups: Vec<Group> = Vec::new();
+        let mut sizes: Vec<usize> = Vec::new();
+        let mut slots = Vec::with_capacity(vars.len());
+        for (i, (name, var)) in vars.into_iter().enumerate() {
+            let fused = ae_kernels::cpu_kernels(var.device())
+                .then(|| AdamMoments::zeros_for(var.as_tensor()))
+                .flatten();
+            let moments = match fused {
+                Some(m) => Moments::Fused(m),
+                None => {
+                    let same = |g: &Group| {
+                        g.m.device().same_device(var.device()) && g.m.dtype() == var.dtype()
+                    };
+                    let group = match groups.iter().position(same) {
+                        Some(k) => k,
+                        None => {
+                            let z = Tensor::zeros(0, var.dtype(), var.device())?;
+                            groups.push(Group {
+                                m: z.clone(),
+                                v: z,
+                                members: Vec::new(),
+                            });
+                            sizes.push(0);
+                            groups.len() - 1
+                        }
+                    };
+                    groups[group].members.push(i);
+                    let len = var.elem_count();
+                    let offset = sizes[group];
+                    sizes[group] += len;
+                    Moments::Flat { group, offset, len }
+                }
+            };
+            slots.push(Slot { name, var, moments });
+        }
+        for (g, &n) in groups.iter_mut().zip(&sizes) {
+            g.m = Tensor::zeros(n, g.m.dtype(), g.m.device())?;
+            g.v = g.m.zeros_like()?;
+        }
         Ok(Self {
             cfg,
             slots,
+            groups,
             step: 0,
         })
     }
@@ -122,41 +163,69 @@ impl Adam {
     /// are left alone (their moments too).
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         let step = self.advance();
-        let AdamStep {
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-            ..
-        } = step;
         // θ ← decay·θ - step_size · m / (sqrt(v / c2) + eps), as the fused kernel does.
-        let (step_size, inv_c2, decay) = step.factors();
+        let f = Factors::new(&step);
         for slot in &mut self.slots {
-            let Some(g) = grads.get(slot.var.as_tensor()) else {
-                continue;
-            };
-            let (m, v) = match &mut slot.moments {
-                Moments::Fused(mo) => {
-                    adam_update(slot.var.as_tensor(), g, mo, &step)?;
-                    continue;
-                }
-                Moments::Tensors { m, v } => (m, v),
-            };
+            if let Moments::Fused(mo) = &mut slot.moments
+                && let Some(g) = grads.get(slot.var.as_tensor())
+            {
+                adam_update(slot.var.as_tensor(), g, mo, &step)?;
+            }
+        }
+        for group in &mut self.groups {
             // candle detaches the gradients of intermediate nodes but not those of variables,
             // and a variable's gradient can carry the forward graph: a conv weight's is
             // `conv2d(input activation, grad)`, and the activation is tracked. Built from it,
             // the moments would hold that graph and, through `m = b1·m + ...`, every previous
             // step's: the memory of every step kept (the CUDA leak of the conv models).
-            let g = &g.detach();
-            *m = ((&*m * beta1)? + (g * (1.0 - beta1))?)?;
-            *v = ((&*v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
-            let denom = ((&*v * inv_c2)?.sqrt()? + eps)?;
-            let update = ((&*m / &denom)? * step_size)?;
-            let mut theta = slot.var.as_tensor().clone();
-            if weight_decay != 0.0 {
-                theta = (&theta * decay)?;
+            let gs: Vec<Option<Tensor>> = group
+                .members
+                .iter()
+                .map(|&i| grads.get(self.slots[i].var.as_tensor()).map(Tensor::detach))
+                .collect();
+            if gs.iter().all(Option::is_some) {
+                let flat: Vec<Tensor> = gs
+                    .iter()
+                    .flatten()
+                    .map(Tensor::flatten_all)
+                    .collect::<candle_core::Result<_>>()?;
+                let g = Tensor::cat(&flat, 0)?;
+                let update;
+                (group.m, group.v, update) = f.apply(&group.m, &group.v, &g)?;
+                for &i in &group.members {
+                    let slot = &self.slots[i];
+                    if let Moments::Flat { offset, len, .. } = slot.moments {
+                        let u = update.narrow(0, offset, len)?.reshape(slot.var.dims())?;
+                        f.set(&slot.var, &u)?;
+                    }
+                }
+            } else {
+                // Some variable has no gradient this step: it and its moments stay as they
+                // are, so the group is updated piece by piece.
+                let (mut ms, mut vs) = (Vec::new(), Vec::new());
+                for (&i, g) in group.members.iter().zip(&gs) {
+                    let slot = &self.slots[i];
+                    let Moments::Flat { offset, len, .. } = slot.moments else {
+                        continue;
+                    };
+                    let m = group.m.narrow(0, offset, len)?;
+                    let v = group.v.narrow(0, offset, len)?;
+                    match g {
+                        Some(g) => {
+                            let (m, v, u) = f.apply(&m, &v, &g.flatten_all()?)?;
+                            f.set(&slot.var, &u.reshape(slot.var.dims())?)?;
+                            ms.push(m);
+                            vs.push(v);
+                        }
+                        None => {
+                            ms.push(m);
+                            vs.push(v);
+                        }
+                    }
+                }
+                group.m = Tensor::cat(&ms, 0)?;
+                group.v = Tensor::cat(&vs, 0)?;
             }
-            slot.var.set(&(theta - update)?)?;
         }
         Ok(())
     }
@@ -183,7 +252,7 @@ impl Adam {
             };
             match &mut slot.moments {
                 Moments::Fused(mo) => adam_update_slice(slot.var.as_tensor(), g, mo, &step)?,
-                Moments::Tensors { .. } => {
+                Moments::Flat { .. } => {
                     return Err(TrainError::Mismatch(format!(
                         "adam: '{}' is not a CPU f32/f64 variable, so it takes tensor gradients",
                         slot.name
@@ -200,7 +269,13 @@ impl Adam {
         for s in &self.slots {
             let (m, v) = match &s.moments {
                 Moments::Fused(mo) => mo.to_tensors(s.var.dims())?,
-                Moments::Tensors { m, v } => (m.clone(), v.clone()),
+                Moments::Flat { group, offset, len } => {
+                    let g = &self.groups[*group];
+                    let part = |t: &Tensor| -> candle_core::Result<Tensor> {
+                        t.narrow(0, *offset, *len)?.reshape(s.var.dims())?.copy()
+                    };
+                    (part(&g.m)?, part(&g.v)?)
+                }
             };
             out.insert(format!("m.{}", s.name), m);
             out.insert(format!("v.{}", s.name), v);
@@ -216,6 +291,11 @@ impl Adam {
         step: u64,
         what: &str,
     ) -> Result<()> {
+        let mut flat: Vec<(Vec<Tensor>, Vec<Tensor>)> = self
+            .groups
+            .iter()
+            .map(|_| (Vec::new(), Vec::new()))
+            .collect();
         for s in &mut self.slots {
             let mut loaded = Vec::with_capacity(2);
             for prefix in ["m", "v"] {
@@ -237,17 +317,66 @@ impl Adam {
                 loaded.push(t.to_device(s.var.device())?.to_dtype(s.var.dtype())?);
             }
             let (m, v) = (&loaded[0], &loaded[1]);
-            s.moments = match &s.moments {
+            match &s.moments {
                 Moments::Fused(_) => {
-                    Moments::Fused(AdamMoments::from_tensors(m, v, s.var.dtype())?)
+                    s.moments = Moments::Fused(AdamMoments::from_tensors(m, v, s.var.dtype())?);
                 }
-                Moments::Tensors { .. } => Moments::Tensors {
-                    m: m.clone(),
-                    v: v.clone(),
-                },
-            };
+                Moments::Flat { group, .. } => {
+                    // Members are in slot order, as the offsets were given out.
+                    flat[*group].0.push(m.flatten_all()?);
+                    flat[*group].1.push(v.flatten_all()?);
+                }
+            }
+        }
+        for (g, (ms, vs)) in self.groups.iter_mut().zip(flat) {
+            g.m = Tensor::cat(&ms, 0)?;
+            g.v = Tensor::cat(&vs, 0)?;
         }
         self.step = step;
+        Ok(())
+    }
+}
+
+/// One step's scalars for the tensor path.
+struct Factors {
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    step_size: f64,
+    inv_c2: f64,
+    /// `1 - lr·wd`; exactly 1 without weight decay.
+    decay: f64,
+}
+
+impl Factors {
+    fn new(s: &AdamStep) -> Self {
+        let (step_size, inv_c2, decay) = s.factors();
+        Self {
+            beta1: s.beta1,
+            beta2: s.beta2,
+            eps: s.eps,
+            step_size,
+            inv_c2,
+            decay: if s.weight_decay != 0.0 { decay } else { 1.0 },
+        }
+    }
+
+    /// The new moments and the update `step_size · m / (sqrt(v / c2) + eps)` from `g`.
+    fn apply(&self, m: &Tensor, v: &Tensor, g: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let m = ((m * self.beta1)? + (g * (1.0 - self.beta1))?)?;
+        let v = ((v * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
+        let denom = ((&v * self.inv_c2)?.sqrt()? + self.eps)?;
+        let update = ((&m / &denom)? * self.step_size)?;
+        Ok((m, v, update))
+    }
+
+    /// `θ ← decay·θ - update`.
+    fn set(&self, var: &Var, update: &Tensor) -> Result<()> {
+        let mut theta = var.as_tensor().clone();
+        if self.decay != 1.0 {
+            theta = (&theta * self.decay)?;
+        }
+        var.set(&(theta - update)?)?;
         Ok(())
     }
 }
@@ -353,6 +482,64 @@ mod tests {
             var.as_tensor().to_vec1::<f32>().unwrap()
         };
         assert_eq!(run(false), run(true));
+    }
+
+    /// The flat tensor path (what a GPU runs) gives the CPU kernel's result, with a variable
+    /// that misses its gradient on some steps, across a save and restore.
+    #[test]
+    fn flat_moments_match_the_cpu_kernel() {
+        let dev = Device::Cpu;
+        let run = |portable: bool| -> Vec<Vec<f32>> {
+            ae_kernels::with_portable(portable, || {
+                let a = Var::new(&[[1f32, -2.0], [0.5, 3.0]], &dev).unwrap();
+                let b = Var::new(&[0.25f32, -0.75, 2.0], &dev).unwrap();
+                let c = Var::new(&[4f32], &dev).unwrap();
+                let vars = || {
+                    vec![
+                        ("a".to_string(), a.clone()),
+                        ("b".to_string(), b.clone()),
+                        ("c".to_string(), c.clone()),
+                    ]
+                };
+                let cfg = AdamConfig {
+                    lr: 0.05,
+                    weight_decay: 0.1,
+                    ..Default::default()
+                };
+                let mut opt = Adam::new(vars(), cfg).unwrap();
+                for i in 0..12 {
+                    if i == 6 {
+                        let (state, step) = (opt.state_tensors().unwrap(), opt.step_count());
+                        opt = Adam::new(vars(), cfg).unwrap();
+                        opt.load_state(&state, step, "mem").unwrap();
+                    }
+                    let mut loss = (a.as_tensor().sqr().unwrap().sum_all().unwrap()
+                        + (b.as_tensor() * 3.0)
+                            .unwrap()
+                            .sin()
+                            .unwrap()
+                            .sum_all()
+                            .unwrap())
+                    .unwrap();
+                    if i % 3 != 0 {
+                        // c gets a gradient on two steps of three.
+                        loss = (loss + c.as_tensor().sqr().unwrap().sum_all().unwrap()).unwrap();
+                    }
+                    opt.step(&loss.backward().unwrap()).unwrap();
+                }
+                [&a, &b, &c]
+                    .iter()
+                    .map(|v| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+                    .collect()
+            })
+        };
+        let (kernel, flat) = (run(false), run(true));
+        assert_ne!(kernel[2], vec![4f32], "c moved");
+        for (k, f) in kernel.iter().zip(&flat) {
+            for (x, y) in k.iter().zip(f) {
+                assert!((x - y).abs() <= 1e-6 * x.abs().max(1.0), "{k:?} vs {f:?}");
+            }
+        }
     }
 
     #[test]
