@@ -6,7 +6,8 @@
 #     bash scripts/gpu-kit.sh [KIT]                      (default KIT: .gpu-kit)
 # Builds, then packs, xz-compressed:
 #   ae.xz                  `ae --features cuda` (scripts/build-cuda.sh, CUDA_TESTS=1)
-#   tests/{portable,devices,leak}.xz   the CUDA test binaries of ae-models and ae-train
+#   tests/{portable,devices,leak,cuda_ops}.xz   the CUDA test binaries of ae-kernels,
+#                          ae-models and ae-train
 #   step_profile-cuda.xz   benches/examples/step_profile with --features ae-benches/cuda
 #   profile.xz, step_profile.xz        the CPU per-op and per-phase profiles
 # and copies ../shared/gpu and ../shared/anchors beside them, with data/mnist linked to the
@@ -26,14 +27,14 @@ rm -rf "$KIT" && mkdir -p "$KIT/tests" "$KIT/data"
 CARGO_TARGET_DIR=$CUDA_TARGET_DIR CUDA_TESTS=1 bash scripts/build-cuda.sh >&2
 eval "$(SKIP_BUILD=1 CARGO_TARGET_DIR=$CUDA_TARGET_DIR bash scripts/build-cuda.sh 2>&1 \
   | grep '^CUDA_ROOT=' | sed -E 's/ cargo build.*//; s/^/export /')"
-tests=$(cargo test --release --no-run --locked -p ae-models -p ae-train \
+tests=$(cargo test --release --no-run --locked -p ae-kernels -p ae-models -p ae-train \
   --features ae-kernels/cuda,ae-models/cuda,ae-train/cuda --message-format=json 2>/dev/null \
   | python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("portable", "devices", "leak"):
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("portable", "devices", "leak", "cuda_ops"):
         print(m["target"]["name"], m["executable"])')
-[ "$(echo "$tests" | wc -l)" -eq 3 ] || { echo "gpu-kit.sh: expected 3 test binaries, got: $tests" >&2; exit 1; }
+[ "$(echo "$tests" | wc -l)" -eq 4 ] || { echo "gpu-kit.sh: expected 4 test binaries, got: $tests" >&2; exit 1; }
 while read -r name exe; do xz -T0 -6 -c "$exe" > "$KIT/tests/$name.xz"; done <<< "$tests"
 cargo build --release --locked -p ae-benches --example step_profile --features ae-benches/cuda >&2
 xz -T0 -6 -c "$CUDA_TARGET_DIR/release/ae" > "$KIT/ae.xz"

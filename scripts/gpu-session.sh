@@ -55,11 +55,11 @@ for m in vanilla vae conv; do
 done
 
 part 2 CUDA tests
-for t in "$BIN"/portable "$BIN"/devices "$BIN"/leak "$BIN"/ae_kernels; do
+for t in "$BIN"/cuda_ops "$BIN"/portable "$BIN"/devices "$BIN"/leak; do
   [ -x "$t" ] || continue
   echo "--- $(basename "$t")"
   case $(basename "$t") in
-    leak) timeout 120 "$t" --nocapture --test-threads 1 2>&1 | grep -vE '^\s*$' ;;
+    leak|cuda_ops) timeout 120 "$t" --nocapture --test-threads 1 2>&1 | grep -vE '^\s*$' ;;
     *) timeout 120 "$t" cuda --test-threads 1 2>&1 | grep -vE '^\s*$' ;;
   esac
 done
