@@ -207,7 +207,9 @@ impl RunConfig {
         }
         if self.model.loss().is_none() && self.model.set_loss(ReconLoss::Mse).is_err() {
             return Err(TrainError::InvalidConfig(format!(
-                "the {} model has a sigmoid output trained with bce, whose targets must lie in                  [0, 1]; this run's table is standardised (mean 0, std 1 per column), so use a                  dense model (vanilla, sparse, a dense vae, or denoising with --base vanilla)",
+                "the {} model has a sigmoid output trained with bce, whose targets must lie in \
+                 [0, 1]; this run's table is standardised (mean 0, std 1 per column), so use a \
+                 dense model (vanilla, sparse, a dense vae, or denoising with --base vanilla)",
                 self.model.kind()
             )));
         }
@@ -218,7 +220,8 @@ impl RunConfig {
     fn check_loss_for_data(&self) -> Result<()> {
         if self.standardised() && self.model.loss() == Some(ReconLoss::Bce) {
             return Err(TrainError::InvalidConfig(
-                "loss bce needs targets in [0, 1], but this run's table is standardised (mean 0,                  std 1 per column, values of either sign): use --loss mse (the default for tables)"
+                "loss bce needs targets in [0, 1], but this run's table is standardised (mean 0, \
+                 std 1 per column, values of either sign): use --loss mse (the default for tables)"
                     .into(),
             ));
         }
