@@ -254,8 +254,10 @@ mod tests {
     use ae_data::Scaler;
 
     fn on_table(kind: ModelKind, scaler: Scaler) -> RunConfig {
-        let mut data = DataConfig::default();
-        data.scaler = Some(scaler);
+        let data = DataConfig {
+            scaler: Some(scaler),
+            ..DataConfig::default()
+        };
         RunConfig::for_kind(kind, data, ImageShape::new(1, 1, 2))
     }
 
