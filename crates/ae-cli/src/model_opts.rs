@@ -1,10 +1,14 @@
 //! Command-line options shared by commands: data selection and model hyper-parameters.
+//!
+//! `--loss mse|bce` sets a dense model's or the VAE's output and reconstruction
+//! loss; without it images train with BCE and standardised tables with MSE
+//! (resolved by the trainer, see `ae_train::RunConfig::resolve_loss`).
 
 use std::path::PathBuf;
 
 use ae_data::noise::Noise;
 use ae_data::{Color, Crop, DataConfig, DatasetName, ImageSize, Normalize, SourceOptions};
-use ae_models::{ModelConfig, Sparsity, VaeArch};
+use ae_models::{ModelConfig, ReconLoss, Sparsity, VaeArch};
 use anyhow::{Result, bail};
 use clap::Args;
 
@@ -160,6 +164,11 @@ pub struct ModelArgs {
     /// Architecture of the VAE: dense or conv.
     #[arg(long)]
     pub vae_arch: Option<String>,
+    /// Reconstruction loss and output: bce (sigmoid output; images, the default
+    /// there) or mse (linear output; tables, the default there). Dense models and
+    /// the VAE; bce on a standardised table is an error.
+    #[arg(long)]
+    pub loss: Option<ReconLoss>,
 }
 
 fn parse_sparsity(s: &str) -> Result<Sparsity> {
@@ -193,6 +202,7 @@ impl ModelArgs {
             "base" => o.base = a.base,
             "beta" => o.beta = a.beta,
             "vae_arch" => o.vae_arch = a.vae_arch,
+            "loss" => o.loss = a.loss,
             _ => {}
         }
         o
@@ -204,7 +214,12 @@ impl ModelArgs {
             let input = d.base.input();
             *d.base = ModelConfig::default_for(base, input);
         }
-        apply_inner(self, cfg)
+        apply_inner(self, cfg)?;
+        if let Some(loss) = self.loss {
+            cfg.set_loss(loss)
+                .map_err(|e| anyhow::anyhow!("--loss {loss}: {e}"))?;
+        }
+        Ok(())
     }
 }
 

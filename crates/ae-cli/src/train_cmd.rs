@@ -215,7 +215,7 @@ fn resume_conflicts(a: &TrainArgs, given: &[String], saved: &RunConfig) -> Vec<S
                 show(&d.source.skip_bad_images),
             ),
             "latent_dim" | "dense_code" | "hidden" | "channels" | "sparsity" | "noise" | "base"
-            | "beta" | "vae_arch" => {
+            | "beta" | "vae_arch" | "loss" => {
                 let mut model = saved.model.clone();
                 match a.model_opts.only(id).apply(&mut model) {
                     Err(e) => out.push(format!("{}: {e}", flag(id))),
@@ -302,6 +302,22 @@ pub fn run(a: TrainArgs, matches: Option<&ArgMatches>) -> Result<()> {
     let t = &report.test;
     if a.json {
         println!("{}", serde_json::to_string_pretty(t)?);
+    } else if cfg.standardised() {
+        // BCE and PSNR mean nothing on standardised features.
+        println!(
+            "{}: test mse {:.5} (standardised features) loss {:.4}{} ({} epochs{}) -> {}",
+            cfg.model.kind(),
+            t.mse,
+            t.loss,
+            t.elbo.map(|e| format!(" elbo {e:.2}")).unwrap_or_default(),
+            report.metrics.len(),
+            if report.stopped_early {
+                ", stopped early"
+            } else {
+                ""
+            },
+            out.display()
+        );
     } else {
         println!(
             "{}: test bce {:.4} mse {:.5} psnr {:.2} dB loss {:.4}{} ({} epochs{}) -> {}",

@@ -103,13 +103,22 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     } else {
         println!("model      {}", run.config.model.kind());
         println!("images     {}", m.images);
-        println!("bce        {:.5} (per pixel)", m.bce);
-        println!("mse        {:.5} (per pixel)", m.mse);
-        println!("psnr       {:.2} dB", m.psnr);
+        if run.config.standardised() {
+            // BCE and PSNR mean nothing on standardised features.
+            println!("mse        {:.5} (per standardised feature)", m.mse);
+        } else {
+            println!("bce        {:.5} (per pixel)", m.bce);
+            println!("mse        {:.5} (per pixel)", m.mse);
+            println!("psnr       {:.2} dB", m.psnr);
+        }
         println!("loss       {:.5} (the training objective)", m.loss);
         if let Some(e) = m.elbo {
+            let recon = match run.config.model.recon_loss() {
+                ae_models::ReconLoss::Bce => "BCE sum",
+                ae_models::ReconLoss::Mse => "SSE/2",
+            };
             println!(
-                "elbo       {e:.2} nats per image (BCE sum + KL = {:.2})",
+                "elbo       {e:.2} nats per image ({recon} + KL = {:.2})",
                 -e
             );
         }

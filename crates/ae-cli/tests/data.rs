@@ -233,7 +233,30 @@ fn tables_train_anomaly_score_encode() {
         6,
         "the scaler is saved"
     );
-    ok(&["eval", "--checkpoint", s(&run)]);
+    // a table is standardised and trained with MSE through a linear output
+    assert_eq!(c["data"]["scaler"]["kind"], "standardise", "{}", c["data"]);
+    assert_eq!(c["data"]["scaler"]["std"].as_array().unwrap().len(), 6);
+    assert_eq!(c["model"]["loss"], "mse", "{}", c["model"]);
+    let e = ok(&["eval", "--checkpoint", s(&run)]);
+    assert!(e.contains("standardised") && !e.contains("psnr"), "{e}");
+    // bce on standardised features says why not
+    let err = fails(&[
+        "train",
+        "--data",
+        s(&csv),
+        "--label-column",
+        "label",
+        "--loss",
+        "bce",
+        "--out",
+        s(&t.path().join("b")),
+        "--epochs",
+        "1",
+    ]);
+    assert!(
+        err.contains("bce") && err.contains("standardised") && err.contains("--loss mse"),
+        "{err}"
+    );
     let codes = t.path().join("codes.csv");
     ok(&[
         "encode",
@@ -246,6 +269,13 @@ fn tables_train_anomaly_score_encode() {
     ]);
     let rows = std::fs::read_to_string(&codes).unwrap();
     assert_eq!(rows.lines().filter(|l| !l.starts_with('#')).count(), 301);
+    // encode keeps row order: the label column follows the CSV's
+    let labels: Vec<u8> = rows
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(labels, y);
     // plot: table runs get no image pictures
     let plots = t.path().join("plots");
     let out = ok(&["plot", "--checkpoint", s(&run), "--out", s(&plots)]);
@@ -309,6 +339,40 @@ fn tables_train_anomaly_score_encode() {
         mean(&a),
         mean(&n)
     );
+
+    // the detector trained with MSE on standardised features
+    let dc = config(&det);
+    assert_eq!(dc["model"]["loss"], "mse", "{}", dc["model"]);
+    assert_eq!(dc["data"]["scaler"]["kind"], "standardise");
+    // a planted outlier among normal rows scores highest, far above the median
+    let mut planted = normal[..30 * 6].to_vec();
+    planted[7 * 6 + 2] += 60.0;
+    let planted_csv = t.path().join("planted.csv");
+    std::fs::write(&planted_csv, fixtures::csv_text(&planted, 6, None)).unwrap();
+    let planted_scores = t.path().join("planted_scores.csv");
+    ok(&[
+        "anomaly",
+        "score",
+        "--checkpoint",
+        s(&det),
+        "--data",
+        s(&planted_csv),
+        "--out",
+        s(&planted_scores),
+    ]);
+    let text = std::fs::read_to_string(&planted_scores).unwrap();
+    let v: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(v.len(), 30);
+    let top = (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap();
+    let mut sorted = v.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[15];
+    assert_eq!(top, 7, "scores {v:?}");
+    assert!(v[7] > 10.0 * median, "outlier {} median {median}", v[7]);
 
     // a table's run given images, columns that differ: clean errors
     let img = t.path().join("img.npy");

@@ -69,8 +69,8 @@ impl Layout {
 /// N images as `f32` in [0,1], row-major `[N, C, H, W]`, with optional `u8` labels.
 ///
 /// A table's rows are held as `1 x 1 x D` images with their column names
-/// ([`ImageSet::is_table`]); scaled rows that are not training rows may fall
-/// outside [0, 1] (see [`crate::scaler`]).
+/// ([`ImageSet::is_table`]); their values are standardised (any real number,
+/// see [`crate::scaler`]), not in [0, 1].
 #[derive(Clone, PartialEq)]
 pub struct ImageSet {
     images: Vec<f32>,

@@ -422,7 +422,7 @@ pub(crate) fn load_split(cfg: &mut DataConfig, fit: bool) -> Result<Split> {
             )?;
             let scaler = match &cfg.scaler {
                 Some(s) => {
-                    check_columns("the training data", &s.columns, &name, &train.columns)?;
+                    check_columns("the training data", s.columns(), &name, &train.columns)?;
                     s.clone()
                 }
                 None => Scaler::fit(&train.values, &train.columns, &name)?,
@@ -469,7 +469,7 @@ pub(crate) fn load_file(cfg: &DataConfig, path: &Path) -> Result<ImageSet> {
         (Part::Table(t), Some(scaler)) => {
             check_columns(
                 "the training data",
-                &scaler.columns,
+                scaler.columns(),
                 &path.display().to_string(),
                 &t.columns,
             )?;

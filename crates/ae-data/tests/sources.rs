@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use ae_data::fixtures::{self, Format};
-use ae_data::{Color, Crop, DataConfig, DataError, ImageSize, Normalize, SourceOptions};
+use ae_data::{Color, Crop, DataConfig, DataError, ImageSize, Normalize, Scaler, SourceOptions};
 
 fn cfg(data: &Path) -> DataConfig {
     DataConfig {
@@ -145,7 +145,7 @@ fn npy_dtypes_and_layouts() {
     );
     c.source.normalize = Normalize::Minmax;
     assert_eq!(&load(&c).train.pixels()[..4], &[0.0, 0.25, 0.5, 1.0]);
-    // [N, D] is a table: columns "0".."D-1", scaled by the training split
+    // [N, D] is a table: columns "0".."D-1", standardised by the training split
     let t: Vec<f32> = vec![1.0, 10.0, 3.0, 20.0, 5.0, 30.0];
     std::fs::write(p("t.npy"), fixtures::npy_f32(&[3, 2], &t)).unwrap();
     let mut c = cfg(&p("t.npy"));
@@ -154,8 +154,15 @@ fn npy_dtypes_and_layouts() {
     let s = c2.load_fitted().unwrap().train;
     assert!(s.is_table());
     assert_eq!(s.columns().unwrap(), &["0".to_string(), "1".to_string()]);
-    assert_eq!(s.pixels(), &[0.0, 0.0, 0.5, 0.5, 1.0, 1.0]);
-    assert_eq!(c2.scaler.as_ref().unwrap().max, vec![5.0, 30.0]);
+    // mean (3, 20), population std (sqrt(8/3), sqrt(200/3)): both columns become -a, 0, a
+    let a = (1.5f64).sqrt() as f32;
+    for (got, want) in s.pixels().iter().zip([-a, -a, 0.0, 0.0, a, a]) {
+        assert!((got - want).abs() < 1e-6, "{:?}", s.pixels());
+    }
+    match c2.scaler.as_ref().unwrap() {
+        Scaler::Standardise { mean, .. } => assert_eq!(mean, &vec![3.0, 20.0]),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -210,12 +217,25 @@ fn csv_and_parquet_tables() {
         let s = fitted.load_fitted().unwrap();
         assert_eq!((s.train.len(), s.test.len()), (30, 10), "{path:?}");
         assert_eq!(s.train.columns().unwrap().len(), 4);
-        assert!(
-            s.train.pixels().iter().all(|v| (0.0..=1.0).contains(v)),
-            "train rows scale to [0, 1]"
-        );
+        // the training columns are standardised: mean 0, std 1
+        let rows = s.train.pixels();
+        for j in 0..4 {
+            let c: Vec<f64> = rows
+                .iter()
+                .skip(j)
+                .step_by(4)
+                .map(|&v| f64::from(v))
+                .collect();
+            let m = c.iter().sum::<f64>() / c.len() as f64;
+            let sd = (c.iter().map(|v| (v - m).powi(2)).sum::<f64>() / c.len() as f64).sqrt();
+            assert!(
+                m.abs() < 1e-5 && (sd - 1.0).abs() < 1e-5,
+                "{path:?} column {j}: {m} {sd}"
+            );
+        }
         let scaler = fitted.scaler.clone().unwrap();
-        assert_eq!(scaler.columns, vec!["f0", "f1", "f2", "f3"]);
+        assert!(scaler.is_standardise());
+        assert_eq!(scaler.columns(), ["f0", "f1", "f2", "f3"]);
         // labels: CSV has 0/1, Parquet has text ("fault" < "normal": fault = 0)
         let n_anom = s
             .train

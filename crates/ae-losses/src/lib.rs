@@ -14,6 +14,11 @@
 //! the per-pixel mean; the VAE reports the per-image sum averaged over the
 //! batch ([`vae_loss`]).
 //!
+//! Which reconstruction loss a model uses is a [`ReconLoss`] in its config:
+//! BCE from logits (sigmoid output, images in [0, 1]) or MSE (linear output,
+//! standardised tables); the VAE's Gaussian form is `½·SSE` ([`vae_loss_with`]).
+//! Each loss is defined here once; the models pick it.
+//!
 //! Binary cross-entropy is computed from **logits** in the numerically stable
 //! form `max(x, 0) - x·y + ln(1 + e^{-|x|})`, whose value and gradient stay
 //! finite for logits of ±1e4 (unlike `candle_nn::loss::binary_cross_entropy_with_logit`,
@@ -38,10 +43,10 @@ mod sparsity;
 mod vae;
 
 pub use kl::gaussian_kl;
-pub use reconstruction::{bce_with_logits, mse, mse_from_logits};
+pub use reconstruction::{ReconLoss, bce_with_logits, mse, mse_from_logits};
 pub use reduction::Reduction;
 pub use sparsity::{kl_sparsity, l1_activity};
-pub use vae::{VaeLoss, vae_loss};
+pub use vae::{VaeLoss, vae_loss, vae_loss_with};
 
 use candle_core::Tensor;
 

@@ -1,8 +1,79 @@
-//! Reconstruction losses: mean squared error and binary cross-entropy from logits.
+//! Reconstruction losses: mean squared error and binary cross-entropy from logits,
+//! and [`ReconLoss`], the choice between them that a model's config records.
 
 use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
 
 use crate::{Reduction, Result, same_shape};
+
+/// The reconstruction loss of a model, and with it the activation of its output layer.
+///
+/// - [`Bce`](ReconLoss::Bce) (the default: images): the last layer gives logits,
+///   the reconstruction is `σ(logits)` in [0, 1], the loss is [`bce_with_logits`];
+///   targets must lie in [0, 1].
+/// - [`Mse`](ReconLoss::Mse) (standardised tables): the last layer is linear
+///   (identity output), the reconstruction is the output itself, the loss is
+///   [`mse`] of the output against the target; targets may be any real numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReconLoss {
+    /// Binary cross-entropy from logits; sigmoid output.
+    #[default]
+    Bce,
+    /// Squared error; linear (identity) output.
+    Mse,
+}
+
+impl ReconLoss {
+    /// The reconstruction of the last layer's output `out` (any shape, same
+    /// shape back): `σ(out)` for [`Bce`](ReconLoss::Bce), `out` itself for
+    /// [`Mse`](ReconLoss::Mse).
+    pub fn output(self, out: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            ReconLoss::Bce => ae_kernels::sigmoid(out)?,
+            ReconLoss::Mse => out.clone(),
+        })
+    }
+
+    /// The loss of the last layer's output `out` against `target` (same
+    /// shape), reduced with `reduction`: [`bce_with_logits`] or [`mse`]
+    /// (the output is the prediction). A scalar tensor.
+    pub fn loss(self, out: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
+        match self {
+            ReconLoss::Bce => bce_with_logits(out, target, reduction),
+            ReconLoss::Mse => mse(out, target, reduction),
+        }
+    }
+
+    /// `bce` or `mse`, as in JSON and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReconLoss::Bce => "bce",
+            ReconLoss::Mse => "mse",
+        }
+    }
+}
+
+impl std::fmt::Display for ReconLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ReconLoss {
+    type Err = crate::LossError;
+
+    /// Parses `bce` or `mse` (case-insensitive).
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bce" => Ok(ReconLoss::Bce),
+            "mse" => Ok(ReconLoss::Mse),
+            other => Err(crate::LossError::InvalidArgument(format!(
+                "unknown reconstruction loss {other:?} (expected mse or bce)"
+            ))),
+        }
+    }
+}
 
 /// Mean squared error `(pred - target)²`, reduced with `reduction`.
 ///
@@ -51,6 +122,25 @@ pub fn bce_with_logits(logits: &Tensor, target: &Tensor, reduction: Reduction) -
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn recon_loss_picks_its_loss_and_output() {
+        let x = Tensor::new(&[[0.5f64, -2.0], [3.0, 1.0]], &Device::Cpu).unwrap();
+        let y = Tensor::new(&[[1.5f64, -1.0], [0.0, 1.0]], &Device::Cpu).unwrap();
+        let v = |t: Tensor| t.to_scalar::<f64>().unwrap();
+        // (1 + 1 + 9 + 0) / 4
+        let m = v(ReconLoss::Mse.loss(&x, &y, Reduction::Mean).unwrap());
+        assert!((m - 11.0 / 4.0).abs() < 1e-12, "{m}");
+        assert_eq!(
+            ReconLoss::Mse.output(&x).unwrap().to_vec2::<f64>().unwrap(),
+            x.to_vec2::<f64>().unwrap()
+        );
+        let s = ReconLoss::Bce.output(&x).unwrap().to_vec2::<f64>().unwrap();
+        assert!((s[0][0] - 1.0 / (1.0 + (-0.5f64).exp())).abs() < 1e-12);
+        assert_eq!("MSE".parse::<ReconLoss>().unwrap(), ReconLoss::Mse);
+        assert!("l2".parse::<ReconLoss>().is_err());
+        assert_eq!(serde_json::to_string(&ReconLoss::Mse).unwrap(), "\"mse\"");
+    }
 
     #[test]
     fn bce_of_known_values() {

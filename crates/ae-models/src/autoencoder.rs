@@ -1,10 +1,15 @@
 //! The `Autoencoder` trait shared by all models, and its input/output types.
+//!
+//! A model's last layer gives logits (sigmoid output, BCE: images) or the
+//! reconstruction itself (linear output, MSE: standardised tables), as its
+//! [`recon_loss`](Autoencoder::recon_loss) says; [`Autoencoder::output`] turns
+//! either into the reconstruction.
 
 use ae_data::{AeRng, Noise};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ImageShape, ModelKind};
+use crate::config::{ImageShape, ModelKind, ReconLoss};
 use crate::error::{ModelError, Result};
 
 /// The layout of the input (and reconstruction) tensors of a model.
@@ -108,7 +113,9 @@ pub(crate) fn check_batch_shape(
 /// What a forward pass returns.
 #[derive(Debug, Clone)]
 pub struct AeOutput {
-    /// Reconstruction logits, in the input layout (`σ(logits)` is the image).
+    /// The last layer's output, in the input layout: logits for a BCE model
+    /// (`σ(logits)` is the image), the reconstruction itself for an MSE model
+    /// (see [`Autoencoder::output`]).
     pub logits: Tensor,
     /// The code that was decoded: `[N, latent]` for dense models and the VAE
     /// (for the VAE, the sample `z`, or `mu` without rng), `[N, C, h, w]` for
@@ -125,8 +132,9 @@ pub struct AeOutput {
 pub struct LossParts {
     /// What the optimiser minimises: `recon + (β·kl) + sparsity`.
     pub total: Tensor,
-    /// Reconstruction term: BCE from logits, per-pixel mean for the plain
-    /// autoencoders, per-image sum averaged over the batch for the VAE.
+    /// Reconstruction term: BCE from logits (or MSE for a linear output),
+    /// per-pixel mean for the plain autoencoders; for the VAE the per-image sum
+    /// of BCE (or `½·SSE`) averaged over the batch.
     pub recon: Tensor,
     /// VAE only: KL to the prior, per-image sum averaged over the batch, not β-weighted.
     pub kl: Option<Tensor>,
@@ -155,16 +163,30 @@ pub trait Autoencoder: Send + Sync {
     fn encode(&self, x: &Tensor) -> Result<Tensor>;
 
     /// Decodes codes `[N, code_shape...]` (or flattened `[N, latent_dim]`) to
-    /// reconstruction logits `[N, ...]` in the input layout.
+    /// the last layer's output `[N, ...]` in the input layout (logits, or the
+    /// reconstruction for an MSE model: see [`output`](Autoencoder::output)).
     fn decode(&self, z: &Tensor) -> Result<Tensor>;
+
+    /// The reconstruction loss, and with it the output activation: BCE with a
+    /// sigmoid output (the default), or MSE with a linear output.
+    fn recon_loss(&self) -> ReconLoss {
+        ReconLoss::Bce
+    }
+
+    /// The reconstruction of the last layer's output `out` (any shape, same
+    /// shape back): `σ(out)` for a BCE model, `out` itself for an MSE model.
+    fn output(&self, out: &Tensor) -> Result<Tensor> {
+        Ok(self.recon_loss().output(out)?)
+    }
 
     /// Full pass on `x` (`[N, ...]` in the input layout). With `rng = Some`
     /// (training) the VAE samples `z = mu + exp(0.5 logvar) * eps`, eps drawn
     /// from `rng`; with `None` it uses `z = mu`. Other models ignore `rng`.
     fn forward(&self, x: &Tensor, rng: Option<&mut AeRng>) -> Result<AeOutput>;
 
-    /// The loss of `out` against `target` (values in [0, 1], the layout and
-    /// shape of the input; for denoising, the clean batch).
+    /// The loss of `out` against `target` (the layout and shape of the input;
+    /// values in [0, 1] for a BCE model, any for an MSE model; for denoising,
+    /// the clean batch).
     fn loss(&self, out: &AeOutput, target: &Tensor) -> Result<LossParts>;
 
     /// The corruption the trainer applies to inputs (denoising models only).
@@ -172,10 +194,11 @@ pub trait Autoencoder: Send + Sync {
         None
     }
 
-    /// `sigmoid(decode(encode(x)))`: the reconstruction in [0, 1], shape of `x`.
+    /// `output(decode(encode(x)))`: the reconstruction, shape of `x` (in
+    /// [0, 1] for a BCE model, unbounded for an MSE model).
     fn reconstruct(&self, x: &Tensor) -> Result<Tensor> {
         let z = self.encode(x)?;
-        Ok(ae_kernels::sigmoid(&self.decode(&z)?)?)
+        self.output(&self.decode(&z)?)
     }
 
     /// Generative models (the VAE) only: logits `[n, ...]` in the input
@@ -195,7 +218,8 @@ pub trait Autoencoder: Send + Sync {
     /// The CPU fast path of training: one step's loss and the gradient of every
     /// parameter, computed outside candle's graph by [`ae_kernels::step`], or
     /// `Ok(None)` when the model has none (conv models, activations other than
-    /// ReLU, KL sparsity, parameters not `f32` on the CPU).
+    /// ReLU, KL sparsity, MSE models, parameters not `f32` on the CPU): the
+    /// trainer then takes candle's autograd path.
     ///
     /// `input` and `target` are `n` flat rows (`[n, C*H*W]` row-major; for
     /// denoising, the corrupted and the clean batch). The loss is the one

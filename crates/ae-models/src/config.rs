@@ -5,11 +5,23 @@
 //! validated by [`build`](crate::build) before a single tensor is created, so a
 //! bad config is a [`ModelError::InvalidConfig`](crate::ModelError::InvalidConfig)
 //! naming the offending sizes, never a shape panic inside candle.
+//!
+//! The dense models (vanilla, sparse, a denoising model with a dense base) and
+//! the VAE record their output and reconstruction loss in `loss`
+//! ([`ReconLoss`]): absent or `"bce"` is the sigmoid output trained with BCE
+//! (images; what every config written before the field had), `"mse"` a linear
+//! (identity) output trained with MSE (standardised tables: the plain models
+//! report the mean squared error per value; the VAE's Gaussian decoder uses
+//! `½·SSE` per sample + β·KL, see `ae_losses::vae_loss_with`). Absent means
+//! "the data's default": training resolves it (MSE for a standardised table)
+//! and records the choice in the run's `config.json`. The conv model has the
+//! sigmoid output only.
 
 use std::fmt;
 use std::str::FromStr;
 
 use ae_data::Noise;
+pub use ae_losses::ReconLoss;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -214,7 +226,8 @@ fn check_latent(latent_dim: usize) -> Result<()> {
 /// `Default` is the classic MNIST model 784-128-64-32-64-128-784 with ReLU
 /// everywhere (code included, like the Keras seed model) and a sigmoid output
 /// (the model returns logits; the sigmoid is in the loss and in
-/// `reconstruct`): 222,384 parameters.
+/// `reconstruct`): 222,384 parameters. With `loss: "mse"` the output is
+/// linear and the loss is the mean squared error (tables).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DenseConfig {
@@ -229,6 +242,11 @@ pub struct DenseConfig {
     pub activation: Activation,
     /// Activation of the code layer.
     pub code_activation: Activation,
+    /// Output and reconstruction loss: `None` (absent in JSON) is BCE with a
+    /// sigmoid output unless training resolves it from the data; `Some(Mse)`
+    /// is a linear output trained with MSE (per-value mean).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<ReconLoss>,
 }
 
 impl Default for DenseConfig {
@@ -239,6 +257,7 @@ impl Default for DenseConfig {
             latent_dim: 32,
             activation: Activation::Relu,
             code_activation: Activation::Relu,
+            loss: None,
         }
     }
 }
@@ -280,6 +299,17 @@ impl DenseConfig {
     pub fn with_code_activation(mut self, activation: Activation) -> Self {
         self.code_activation = activation;
         self
+    }
+
+    /// Sets the output and reconstruction loss.
+    pub fn with_loss(mut self, loss: ReconLoss) -> Self {
+        self.loss = Some(loss);
+        self
+    }
+
+    /// The reconstruction loss the model trains with (BCE when unset).
+    pub fn recon_loss(&self) -> ReconLoss {
+        self.loss.unwrap_or_default()
     }
 
     /// Checks sizes: non-zero input, hidden sizes and latent dim.
@@ -345,7 +375,7 @@ impl Sparsity {
 
 /// The sparse autoencoder: a [`DenseConfig`] plus a penalty on the code.
 ///
-/// Loss: `BCE(σ(logits), x)` (per-pixel mean) `+ penalty`. `Default` is the
+/// Loss: `BCE(σ(logits), x)` (per-pixel mean; or MSE with `dense.loss: "mse"`) `+ penalty`. `Default` is the
 /// default dense model with an L1 penalty λ = 1e-4. With
 /// [`Sparsity::Kl`] the dense code activation must be
 /// [`Activation::Sigmoid`] (ρ̂ must be in (0, 1));
@@ -644,7 +674,9 @@ impl VaeArch {
 ///
 /// Loss: `BCE(σ(logits), x) + β · KL(N(μ, σ²) ‖ N(0, I))`, both summed per
 /// image and averaged over the batch (PyTorch's VAE example; β = 1 is the
-/// plain VAE). `Default`: PyTorch's example, 784-400-20 (fc1 784→400 ReLU,
+/// plain VAE). With `loss: "mse"` (tables) the reconstruction term is
+/// `½·Σ(out - x)²` per sample, the negative log-likelihood of a unit-variance
+/// Gaussian decoder without its constant `(D/2)·ln 2π`. `Default`: PyTorch's example, 784-400-20 (fc1 784→400 ReLU,
 /// mu and logvar 400→20, fc3 20→400 ReLU, fc4 400→784).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -659,6 +691,12 @@ pub struct VaeConfig {
     pub beta: f64,
     /// Activation of the hidden layers.
     pub activation: Activation,
+    /// The decoder's likelihood: `None` (absent in JSON) is a Bernoulli decoder
+    /// (sigmoid output, BCE summed per sample) unless training resolves it
+    /// from the data; `Some(Mse)` is a Gaussian decoder of unit variance
+    /// (linear output), whose reconstruction term is `½·SSE` per sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<ReconLoss>,
 }
 
 impl Default for VaeConfig {
@@ -669,6 +707,7 @@ impl Default for VaeConfig {
             latent_dim: 20,
             beta: 1.0,
             activation: Activation::Relu,
+            loss: None,
         }
     }
 }
@@ -710,6 +749,17 @@ impl VaeConfig {
     pub fn with_activation(mut self, activation: Activation) -> Self {
         self.activation = activation;
         self
+    }
+
+    /// Sets the decoder's likelihood (output and reconstruction loss).
+    pub fn with_loss(mut self, loss: ReconLoss) -> Self {
+        self.loss = Some(loss);
+        self
+    }
+
+    /// The reconstruction loss the model trains with (BCE when unset).
+    pub fn recon_loss(&self) -> ReconLoss {
+        self.loss.unwrap_or_default()
     }
 
     /// Checks: latent >= 1, β finite and >= 0, a non-empty dense hidden list,
@@ -854,6 +904,42 @@ impl ModelConfig {
             }
             ModelConfig::Vae(c) => ModelConfig::Vae(c.with_latent_dim(k)),
         })
+    }
+
+    /// The recorded output and reconstruction loss (of the base, for
+    /// denoising); `None` when unset, and always for the conv model.
+    pub fn loss(&self) -> Option<ReconLoss> {
+        match self {
+            ModelConfig::Vanilla(c) => c.loss,
+            ModelConfig::Sparse(c) => c.dense.loss,
+            ModelConfig::Denoising(c) => c.base.loss(),
+            ModelConfig::Conv(_) => None,
+            ModelConfig::Vae(c) => c.loss,
+        }
+    }
+
+    /// The reconstruction loss the model trains with (BCE when unset).
+    pub fn recon_loss(&self) -> ReconLoss {
+        self.loss().unwrap_or_default()
+    }
+
+    /// Records the output and reconstruction loss (of the base, for
+    /// denoising). The conv model has a sigmoid output only: MSE is an error.
+    pub fn set_loss(&mut self, loss: ReconLoss) -> Result<()> {
+        match self {
+            ModelConfig::Vanilla(c) => c.loss = Some(loss),
+            ModelConfig::Sparse(c) => c.dense.loss = Some(loss),
+            ModelConfig::Denoising(c) => c.base.set_loss(loss)?,
+            ModelConfig::Conv(_) if loss == ReconLoss::Bce => {}
+            ModelConfig::Conv(_) => {
+                return invalid(
+                    "the conv model has a sigmoid output trained with bce only; mse (a linear \
+                     output) is for the dense models and the vae",
+                );
+            }
+            ModelConfig::Vae(c) => c.loss = Some(loss),
+        }
+        Ok(())
     }
 
     /// Checks the configuration (see each config's `validate`), then its size:

@@ -5,7 +5,7 @@ use candle_core::{Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts};
-use crate::config::{DenoisingConfig, ModelKind};
+use crate::config::{DenoisingConfig, ModelKind, ReconLoss};
 use crate::error::Result;
 
 /// A base autoencoder (vanilla, sparse, conv or VAE) trained on corrupted
@@ -52,6 +52,10 @@ impl Autoencoder for DenoisingAutoencoder {
 
     fn code_shape(&self) -> Vec<usize> {
         self.base.code_shape()
+    }
+
+    fn recon_loss(&self) -> ReconLoss {
+        self.base.recon_loss()
     }
 
     /// The base model's `encode` (input layout → code).

@@ -1,16 +1,22 @@
 //! Dense autoencoders: vanilla and sparse.
+//!
+//! Both end in a linear layer whose output is logits (sigmoid output, BCE,
+//! the default: images) or the reconstruction itself (linear output, MSE:
+//! standardised tables), as `DenseConfig::loss` says. The fused CPU step of
+//! `ae_kernels::step` computes BCE only: an MSE model has no fused step, and
+//! the trainer takes candle's autograd path for it.
 
 use ae_data::AeRng;
 use ae_kernels::Linear;
 use ae_kernels::step::{Layer as StepLayer, MlpSpec, Recon, StepOutput, mlp_step};
-use ae_losses::{Reduction, bce_with_logits, kl_sparsity, l1_activity};
+use ae_losses::{Reduction, kl_sparsity, l1_activity};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::autoencoder::{
     AeOutput, Autoencoder, InputLayout, LossParts, check_batch_shape, fusable,
 };
-use crate::config::{Activation, DenseConfig, ModelKind, SparseConfig, Sparsity};
+use crate::config::{Activation, DenseConfig, ModelKind, ReconLoss, SparseConfig, Sparsity};
 use crate::error::Result;
 
 /// `sizes.len() - 1` linear layers `sizes[i] → sizes[i+1]`, named `prefix.i`.
@@ -57,7 +63,8 @@ pub(crate) fn run_stack(
 /// `encoder.{H}` (code, `code_activation`); decoder `decoder.0 .. decoder.{H-1}`
 /// (mirrored hidden, `activation`) and `decoder.{H}` (output logits, no
 /// activation). Inputs are flat, `[N, C*H*W]`. Loss: BCE from logits,
-/// per-pixel mean (the number Keras prints).
+/// per-pixel mean (the number Keras prints); with `loss: mse` the last layer's
+/// output is the reconstruction and the loss is its mean squared error per value.
 pub struct DenseAutoencoder {
     encoder: Vec<Linear>,
     decoder: Vec<Linear>,
@@ -88,12 +95,14 @@ impl DenseAutoencoder {
     }
 
     /// The model as a fused CPU step (see [`Autoencoder::fused_train_step`]),
-    /// when every activation is a ReLU and the parameters are `f32` on the CPU.
+    /// when every activation is a ReLU, the loss is BCE (the step computes no
+    /// other) and the parameters are `f32` on the CPU.
     fn fused_spec(&self, l1: Option<f64>) -> Result<Option<MlpSpec>> {
         let relu =
             self.cfg.activation == Activation::Relu && self.cfg.code_activation == Activation::Relu;
+        let bce = self.cfg.recon_loss() == ReconLoss::Bce;
         let layers: Vec<&Linear> = self.encoder.iter().chain(&self.decoder).collect();
-        if !relu || !layers.iter().all(|l| fusable(l.weight())) {
+        if !relu || !bce || !layers.iter().all(|l| fusable(l.weight())) {
             return Ok(None);
         }
         let last = layers.len() - 1;
@@ -124,7 +133,10 @@ impl DenseAutoencoder {
 
     fn loss_recon(&self, out: &AeOutput, target: &Tensor) -> Result<Tensor> {
         self.input_layout().check("target", target)?;
-        Ok(bce_with_logits(&out.logits, target, Reduction::Mean)?)
+        Ok(self
+            .cfg
+            .recon_loss()
+            .loss(&out.logits, target, Reduction::Mean)?)
     }
 }
 
@@ -139,6 +151,10 @@ impl Autoencoder for DenseAutoencoder {
 
     fn latent_dim(&self) -> usize {
         self.cfg.latent_dim
+    }
+
+    fn recon_loss(&self) -> ReconLoss {
+        self.cfg.recon_loss()
     }
 
     fn code_shape(&self) -> Vec<usize> {
@@ -156,7 +172,7 @@ impl Autoencoder for DenseAutoencoder {
         )
     }
 
-    /// `[N, latent_dim]` → logits `[N, C*H*W]`.
+    /// `[N, latent_dim]` → logits (or, for MSE, the reconstruction) `[N, C*H*W]`.
     fn decode(&self, z: &Tensor) -> Result<Tensor> {
         check_batch_shape("code", z, &[self.cfg.latent_dim])?;
         run_stack(&self.decoder, z, self.cfg.activation, None)
@@ -174,7 +190,8 @@ impl Autoencoder for DenseAutoencoder {
         })
     }
 
-    /// BCE from logits against `target` `[N, C*H*W]`, per-pixel mean.
+    /// BCE from logits (or MSE of the linear output) against `target`
+    /// `[N, C*H*W]`, per-pixel mean.
     fn loss(&self, out: &AeOutput, target: &Tensor) -> Result<LossParts> {
         let recon = self.loss_recon(out, target)?;
         Ok(LossParts {
@@ -207,8 +224,9 @@ impl Module for DenseAutoencoder {
 /// The sparse autoencoder: a [`DenseAutoencoder`] (same tensor names) whose
 /// loss adds a sparsity penalty on the code.
 ///
-/// Loss: BCE from logits (per-pixel mean) + `λ · Σ_units |code|` averaged over
-/// the batch (L1), or + `β · Σ_j KL(ρ ‖ ρ̂_j)` (KL, sigmoid code).
+/// Loss: BCE from logits or MSE (per-pixel mean, as the dense model's `loss`
+/// says) + `λ · Σ_units |code|` averaged over the batch (L1), or
+/// + `β · Σ_j KL(ρ ‖ ρ̂_j)` (KL, sigmoid code).
 pub struct SparseAutoencoder {
     inner: DenseAutoencoder,
     penalty: Sparsity,
@@ -253,6 +271,10 @@ impl Autoencoder for SparseAutoencoder {
         self.inner.latent_dim()
     }
 
+    fn recon_loss(&self) -> ReconLoss {
+        self.inner.recon_loss()
+    }
+
     fn code_shape(&self) -> Vec<usize> {
         self.inner.code_shape()
     }
@@ -272,7 +294,8 @@ impl Autoencoder for SparseAutoencoder {
         Autoencoder::forward(&self.inner, x, rng)
     }
 
-    /// BCE per-pixel mean + the weighted penalty (also in `sparsity`).
+    /// The dense model's reconstruction loss (BCE or MSE, per-pixel mean) +
+    /// the weighted penalty (also in `sparsity`).
     fn loss(&self, out: &AeOutput, target: &Tensor) -> Result<LossParts> {
         let recon = self.inner.loss_recon(out, target)?;
         let sparsity = self.sparsity_penalty(&out.code)?;

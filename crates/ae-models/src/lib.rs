@@ -9,7 +9,9 @@
 //! gives bit-identical models.
 //!
 //! Models return **logits**; the sigmoid is in the loss (BCE from logits) and
-//! in [`Autoencoder::reconstruct`]. Losses (see `ae_losses`): the plain
+//! in [`Autoencoder::reconstruct`]. The dense models and the VAE may instead
+//! have a linear output trained with MSE (`loss: "mse"` in their config,
+//! [`ReconLoss`]): what standardised tables use. Losses (see `ae_losses`): the plain
 //! autoencoders report BCE as a per-pixel mean (what Keras prints), the VAE
 //! reports BCE + β·KL summed per image and averaged over the batch (what
 //! PyTorch's VAE example prints). Tensor names (the safetensors keys of a
@@ -54,7 +56,7 @@ pub use ae_data::{AeRng, Noise};
 pub use autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts};
 pub use config::{
     Activation, ConvConfig, DenoisingConfig, DenseConfig, ImageShape, ModelConfig, ModelKind,
-    SparseConfig, Sparsity, VaeArch, VaeConfig,
+    ReconLoss, SparseConfig, Sparsity, VaeArch, VaeConfig,
 };
 pub use conv::ConvAutoencoder;
 pub use denoising::DenoisingAutoencoder;

@@ -1,9 +1,15 @@
 //! The variational autoencoder (dense or convolutional), with sampling from our RNG.
+//!
+//! Its decoder is Bernoulli (sigmoid output, BCE summed per sample: images) or,
+//! with `loss: mse`, a unit-variance Gaussian (linear output, `½·SSE` per
+//! sample: standardised tables); see `ae_losses::vae_loss_with`. The fused CPU
+//! step covers the Bernoulli dense VAE only; the Gaussian one trains on
+//! candle's autograd path.
 
 use ae_data::AeRng;
 use ae_kernels::Linear;
 use ae_kernels::step::{Layer as StepLayer, StepOutput, VaeSpec, vae_step};
-use ae_losses::vae_loss;
+use ae_losses::vae_loss_with;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use rand::Rng;
@@ -12,7 +18,7 @@ use rand_distr::StandardNormal;
 use crate::autoencoder::{
     AeOutput, Autoencoder, InputLayout, LossParts, check_batch_shape, fusable,
 };
-use crate::config::{Activation, ModelKind, VaeArch, VaeConfig, bottleneck};
+use crate::config::{Activation, ModelKind, ReconLoss, VaeArch, VaeConfig, bottleneck};
 use crate::conv::{ConvDecoder, ConvEncoder};
 use crate::dense::{linear_act, linear_stack, run_stack};
 use crate::error::Result;
@@ -40,8 +46,9 @@ enum VaeNet {
 /// reshape, conv-transpose stages `decoder.j` and the final conv
 /// `decoder.{d}`; inputs `[N, C, H, W]`.
 ///
-/// Loss: [`ae_losses::vae_loss`]: BCE from logits + β·KL, each summed per
-/// image and averaged over the batch.
+/// Loss: [`ae_losses::vae_loss_with`]: BCE from logits (or `½·SSE` of the
+/// linear output, with `loss: mse`) + β·KL, each summed per image and averaged
+/// over the batch.
 pub struct Vae {
     net: VaeNet,
     mu: Linear,
@@ -132,11 +139,15 @@ impl Vae {
     }
 
     /// The dense VAE as a fused CPU step (see [`Autoencoder::fused_train_step`]),
-    /// when its activation is a ReLU and the parameters are `f32` on the CPU.
+    /// when its activation is a ReLU, its loss BCE (the step computes no
+    /// other) and the parameters are `f32` on the CPU.
     fn fused_spec(&self) -> Result<Option<VaeSpec>> {
         let VaeNet::Dense { encoder, decoder } = &self.net else {
             return Ok(None);
         };
+        if self.cfg.recon_loss() != ReconLoss::Bce {
+            return Ok(None);
+        }
         let all = || {
             encoder
                 .iter()
@@ -195,6 +206,10 @@ impl Autoencoder for Vae {
         self.cfg.latent_dim
     }
 
+    fn recon_loss(&self) -> ReconLoss {
+        self.cfg.recon_loss()
+    }
+
     fn code_shape(&self) -> Vec<usize> {
         vec![self.cfg.latent_dim]
     }
@@ -204,7 +219,8 @@ impl Autoencoder for Vae {
         Ok(self.posterior(x)?.0)
     }
 
-    /// `z` `[N, latent_dim]` → logits `[N, ...]` in the input layout.
+    /// `z` `[N, latent_dim]` → logits (or, for MSE, the reconstruction)
+    /// `[N, ...]` in the input layout.
     fn decode(&self, z: &Tensor) -> Result<Tensor> {
         check_batch_shape("code", z, &[self.cfg.latent_dim])?;
         match &self.net {
@@ -240,14 +256,21 @@ impl Autoencoder for Vae {
         })
     }
 
-    /// BCE from logits + β·KL, both per-image sums averaged over the batch;
-    /// `kl` is the unweighted KL.
+    /// BCE from logits (or `½·SSE` for MSE) + β·KL, both per-image sums
+    /// averaged over the batch; `kl` is the unweighted KL.
     fn loss(&self, out: &AeOutput, target: &Tensor) -> Result<LossParts> {
         self.input_layout().check("target", target)?;
         let (Some(mu), Some(logvar)) = (&out.mu, &out.logvar) else {
             return Err(crate::ModelError::MissingOutput("mu/logvar"));
         };
-        let l = vae_loss(&out.logits, target, mu, logvar, self.cfg.beta)?;
+        let l = vae_loss_with(
+            self.cfg.recon_loss(),
+            &out.logits,
+            target,
+            mu,
+            logvar,
+            self.cfg.beta,
+        )?;
         Ok(LossParts {
             total: l.total,
             recon: l.recon,

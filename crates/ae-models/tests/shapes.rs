@@ -114,6 +114,7 @@ fn dense_config() -> impl Strategy<Value = DenseConfig> {
             latent_dim: latent,
             activation: act,
             code_activation: code_act,
+            loss: None,
         })
 }
 

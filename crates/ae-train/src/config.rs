@@ -1,7 +1,12 @@
 //! Training and run configuration: plain serde structs with `Default`, checked by `validate()`.
+//!
+//! A run on a standardised table trains its model with MSE and a linear output:
+//! [`RunConfig::resolve_loss`] (called by the trainer before anything is
+//! written) records `"loss": "mse"` in the model config when the config leaves
+//! the loss unset, and BCE on standardised data is an error that says why.
 
 use ae_data::DataConfig;
-use ae_models::{ImageShape, ModelConfig, ModelKind};
+use ae_models::{ImageShape, ModelConfig, ModelKind, ReconLoss};
 use serde::{Deserialize, Serialize};
 
 pub use crate::schedule::LrSchedule;
@@ -187,8 +192,51 @@ impl RunConfig {
         }
     }
 
-    /// Checks the model and training configs.
+    /// Whether the run's data is a standardised table (its values are not in
+    /// [0, 1], so the model needs a linear output and MSE).
+    pub fn standardised(&self) -> bool {
+        self.data
+            .scaler
+            .as_ref()
+            .is_some_and(|s| s.is_standardise())
+    }
+
+    /// Settles the model's loss from the data: on a standardised table an
+    /// unset loss becomes MSE (a linear output); BCE there, set or the only
+    /// one the model has (conv), is an error that says why. Other data keep
+    /// what the config says (unset: BCE). The trainer calls this before it
+    /// writes `config.json`, which so records the choice.
+    pub fn resolve_loss(&mut self) -> Result<()> {
+        if !self.standardised() {
+            return Ok(());
+        }
+        if self.model.loss().is_none() && self.model.set_loss(ReconLoss::Mse).is_err() {
+            return Err(TrainError::InvalidConfig(format!(
+                "the {} model has a sigmoid output trained with bce, whose targets must lie in \
+                 [0, 1]; this run's table is standardised (mean 0, std 1 per column), so use a \
+                 dense model (vanilla, sparse, a dense vae, or denoising with --base vanilla)",
+                self.model.kind()
+            )));
+        }
+        self.check_loss_for_data()
+    }
+
+    /// BCE on a standardised table is an error (its targets must lie in [0, 1]).
+    fn check_loss_for_data(&self) -> Result<()> {
+        if self.standardised() && self.model.loss() == Some(ReconLoss::Bce) {
+            return Err(TrainError::InvalidConfig(
+                "loss bce needs targets in [0, 1], but this run's table is standardised (mean 0, \
+                 std 1 per column, values of either sign): use --loss mse (the default for tables)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the model and training configs, and that an explicit BCE loss
+    /// is not paired with a standardised table.
     pub fn validate(&self) -> Result<()> {
+        self.check_loss_for_data()?;
         if self.format_version != FORMAT_VERSION {
             return Err(TrainError::InvalidConfig(format!(
                 "format version {} is not supported (this build reads version {FORMAT_VERSION})",
@@ -202,5 +250,59 @@ impl RunConfig {
         self.model
             .check_footprint(t.batch_size.max(t.eval_batch_size.div_ceil(2)))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ae_data::Scaler;
+
+    fn on_table(kind: ModelKind, scaler: Scaler) -> RunConfig {
+        let data = DataConfig {
+            scaler: Some(scaler),
+            ..DataConfig::default()
+        };
+        RunConfig::for_kind(kind, data, ImageShape::new(1, 1, 2))
+    }
+
+    fn cols() -> Vec<String> {
+        vec!["a".into(), "b".into()]
+    }
+
+    #[test]
+    fn a_standardised_table_trains_with_mse() {
+        let std = Scaler::fit(&[1.0, 2.0, 3.0, 5.0], &cols(), "t.csv").unwrap();
+        for kind in [ModelKind::Vanilla, ModelKind::Sparse, ModelKind::Vae] {
+            let mut cfg = on_table(kind, std.clone());
+            cfg.validate().unwrap();
+            cfg.resolve_loss().unwrap();
+            assert_eq!(cfg.model.loss(), Some(ReconLoss::Mse), "{kind}");
+            cfg.validate().unwrap();
+        }
+        // an explicit bce is an error that says why, in validate too
+        let mut cfg = on_table(ModelKind::Vanilla, std.clone());
+        cfg.model.set_loss(ReconLoss::Bce).unwrap();
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("bce") && e.contains("standardised"), "{e}");
+        assert!(cfg.resolve_loss().is_err());
+        // the conv model has no linear output
+        let mut conv = on_table(ModelKind::Conv, std);
+        let e = conv.resolve_loss().unwrap_err().to_string();
+        assert!(e.contains("conv") && e.contains("dense model"), "{e}");
+        // a min-max table of an older run keeps its bce
+        let mm = Scaler::fit_min_max(&[1.0, 2.0, 3.0, 5.0], &cols(), "t.csv").unwrap();
+        let mut old = on_table(ModelKind::Vanilla, mm);
+        old.resolve_loss().unwrap();
+        assert_eq!(old.model.loss(), None);
+        assert_eq!(old.model.recon_loss(), ReconLoss::Bce);
+        // images keep the unset (bce) loss
+        let mut images = RunConfig::for_kind(
+            ModelKind::Vanilla,
+            DataConfig::default(),
+            ImageShape::default(),
+        );
+        images.resolve_loss().unwrap();
+        assert_eq!(images.model.loss(), None);
     }
 }

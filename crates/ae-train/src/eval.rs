@@ -1,10 +1,14 @@
 //! Test-set metrics of a model: BCE, MSE, PSNR, the model's own loss, and the ELBO for the VAE.
+//!
+//! MSE is measured on the model's reconstruction ([`Autoencoder::output`]): the
+//! sigmoid of the logits for a BCE model, the linear output itself for an MSE
+//! model (standardised tables, where it is the MSE of standardised features).
 
 use ae_data::ImageSet;
 use ae_data::noise::Noise;
 use ae_data::rng::stream;
-use ae_losses::{Reduction, bce_with_logits, mse_from_logits};
-use ae_models::{Autoencoder, InputLayout};
+use ae_losses::{Reduction, bce_with_logits};
+use ae_models::{Autoencoder, InputLayout, ReconLoss};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -15,11 +19,15 @@ use crate::{Result, TrainError};
 pub struct EvalMetrics {
     /// Images evaluated.
     pub images: usize,
-    /// Binary cross-entropy per pixel (mean over pixels and images), from logits.
+    /// Binary cross-entropy per pixel (mean over pixels and images), from
+    /// logits (for an MSE model, of the linear output read as logits: not
+    /// meaningful for standardised tables).
     pub bce: f64,
-    /// Mean squared error per pixel of `sigmoid(logits)` against the target.
+    /// Mean squared error per pixel of the reconstruction (`sigmoid(logits)`,
+    /// or the linear output of an MSE model) against the target.
     pub mse: f64,
-    /// Peak signal-to-noise ratio in dB, `10·log10(1 / mse)` (pixels in [0,1]).
+    /// Peak signal-to-noise ratio in dB, `10·log10(1 / mse)` (pixels in [0,1];
+    /// not meaningful for standardised tables).
     pub psnr: f64,
     /// The model's training loss on this set (what `val_loss` reports).
     pub loss: f64,
@@ -30,7 +38,9 @@ pub struct EvalMetrics {
     /// The sparsity penalty part of `loss` (sparse).
     pub sparsity: Option<f64>,
     /// VAE only: the evidence lower bound per image in nats, `-(BCE sum + KL)`,
-    /// one sample of z per image (the negative of PyTorch's VAE example's test loss).
+    /// one sample of z per image (the negative of PyTorch's VAE example's test
+    /// loss); for the Gaussian (MSE) decoder `-(½·SSE + KL)`, without the
+    /// constant `(D/2)·ln 2π`.
     pub elbo: Option<f64>,
 }
 
@@ -158,7 +168,8 @@ pub fn evaluate(
         let out = model.forward(&input, if is_vae { Some(&mut sample_rng) } else { None })?;
         let b = idx.len() as f64;
         bce += bce_with_logits(&out.logits, &target, Reduction::Sum)?.to_scalar::<f32>()? as f64;
-        mse += mse_from_logits(&out.logits, &target, Reduction::Sum)?.to_scalar::<f32>()? as f64;
+        let rec = model.output(&out.logits)?;
+        mse += ae_losses::mse(&rec, &target, Reduction::Sum)?.to_scalar::<f32>()? as f64;
         let parts = model.loss(&out, &target)?;
         loss += parts.total.to_scalar::<f32>()? as f64 * b;
         recon += parts.recon.to_scalar::<f32>()? as f64 * b;
@@ -184,7 +195,11 @@ pub fn evaluate(
         kl,
         sparsity: sparsity.map(|s| s / n),
         elbo: if is_vae {
-            Some(-(bce / n + kl.unwrap_or(0.0)))
+            let recon_per_image = match model.recon_loss() {
+                ReconLoss::Bce => bce / n,
+                ReconLoss::Mse => recon / n,
+            };
+            Some(-(recon_per_image + kl.unwrap_or(0.0)))
         } else {
             None
         },

@@ -188,6 +188,8 @@ pub fn train_on(
             "--max-epochs-this-call must be at least 1 (0 would leave a run with no epoch)".into(),
         ));
     }
+    // A table's loss follows its scaling (MSE on standardised values), recorded in config.json.
+    cfg.resolve_loss()?;
     // A bad config is refused before anything is written (the lock creates the folder);
     // on --resume the saved config is checked again below.
     cfg.validate()?;
@@ -207,6 +209,7 @@ pub fn train_on(
             epochs_changed = saved.train.epochs != epochs;
             cfg = saved;
             cfg.train.epochs = epochs;
+            cfg.resolve_loss()?;
         }
     } else if out.join(CONFIG_FILE).exists() && !opts.overwrite {
         return Err(TrainError::RunExists(out.into()));

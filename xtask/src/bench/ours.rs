@@ -28,6 +28,7 @@ pub(super) fn peer_model(kind: ModelKind) -> Option<ModelConfig> {
             latent_dim: 32,
             activation: Activation::Relu,
             code_activation: Activation::Relu,
+            loss: None,
         }),
         ModelKind::Vae => ModelConfig::Vae(VaeConfig {
             input,
@@ -35,6 +36,7 @@ pub(super) fn peer_model(kind: ModelKind) -> Option<ModelConfig> {
             latent_dim: 20,
             beta: 1.0,
             activation: Activation::Relu,
+            loss: None,
         }),
         ModelKind::Conv => ModelConfig::Conv(ConvConfig {
             input,
