@@ -69,7 +69,6 @@ fn run(op: Op, shapes: &[&[usize]], dev: &Device) -> Vec<(String, Vec<f32>)> {
 #[test]
 fn every_conv_model_op_matches_the_cpu_on_cuda() {
     let cuda = Device::new_cuda(0).expect("a build with the cuda feature tests on a CUDA device");
-    let b = |t: &Tensor| t.reshape((1, t.dim(0).unwrap(), 1, 1));
     let cases: Vec<(&str, Op, Vec<&[usize]>)> = vec![
         ("relu", |t| ae_kernels::relu(&t[0]), vec![&[2, 3, 6, 6]]),
         (
@@ -122,7 +121,7 @@ fn every_conv_model_op_matches_the_cpu_on_cuda() {
         ),
         (
             "bias broadcast add",
-            |t| t[0].broadcast_add(&b(&t[1])?),
+            |t| t[0].broadcast_add(&t[1].reshape((1, t[1].dim(0)?, 1, 1))?),
             vec![&[2, 3, 4, 4], &[3]],
         ),
     ];
