@@ -83,14 +83,7 @@ pub fn exec(a: AnomalyEvalArgs) -> Result<()> {
     let detectors = 1 + a.with.len();
     let (scores, threshold, kind) = if a.with.is_empty() {
         let kind = spec.as_ref().map(|s| s.score).unwrap_or_default();
-        let scores = ae_uses::anomaly_scores(
-            run.model.as_ref(),
-            &set,
-            kind,
-            a.run.batch_size,
-            &run.device,
-        )
-        .with_context(|| format!("scoring {what}"))?;
+        let scores = super::score_images(&run, &set, kind, a.run.batch_size, &what)?;
         let threshold = spec.as_ref().map_or(f64::INFINITY, |s| s.threshold);
         (scores, threshold, kind)
     } else {

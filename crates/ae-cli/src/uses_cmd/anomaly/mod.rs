@@ -6,7 +6,10 @@ mod eval;
 mod fit;
 mod score;
 
-use anyhow::Result;
+use ae_data::ImageSet;
+use ae_train::LoadedRun;
+use ae_uses::ScoreKind;
+use anyhow::{Context, Result};
 use clap::Subcommand;
 
 pub use eval::AnomalyEvalArgs;
@@ -29,4 +32,16 @@ pub fn exec(c: AnomalyCommand) -> Result<()> {
         AnomalyCommand::Score(a) => score::exec(a),
         AnomalyCommand::Eval(a) => eval::exec(a),
     }
+}
+
+/// The run's `kind` scores of the images `set` (`what`, for messages).
+fn score_images(
+    run: &LoadedRun,
+    set: &ImageSet,
+    kind: ScoreKind,
+    batch: usize,
+    what: &str,
+) -> Result<Vec<f64>> {
+    ae_uses::anomaly_scores(run.model.as_ref(), set, kind, batch, &run.device)
+        .with_context(|| format!("scoring {what}"))
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use ae_train::checkpoint::write_atomic;
 use ae_uses::{AnomalySpec, ScoreKind};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 use crate::uses_cmd::{ImagesArgs, UseRunArgs, print_json};
@@ -36,14 +36,7 @@ pub fn exec(a: AnomalyScoreArgs) -> Result<()> {
         .score
         .or(spec.as_ref().map(|s| s.score))
         .unwrap_or_default();
-    let scores = ae_uses::anomaly_scores(
-        run.model.as_ref(),
-        &set,
-        kind,
-        a.run.batch_size,
-        &run.device,
-    )
-    .with_context(|| format!("scoring {what}"))?;
+    let scores = super::score_images(&run, &set, kind, a.run.batch_size, &what)?;
     // A threshold only applies to the score it was set for.
     let threshold = spec
         .as_ref()
