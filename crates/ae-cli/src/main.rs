@@ -51,21 +51,21 @@ enum Command {
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
     /// PCA against autoencoders of the same code size: test MSE and BCE side by side.
-    ComparePca(Box<uses_cmd::ComparePcaArgs>),
+    ComparePca(Box<uses_cmd::compare_pca::ComparePcaArgs>),
     /// Anomaly detection: fit a detector on normal data, score images, evaluate ROC-AUC / PR-AUC.
     #[command(subcommand)]
-    Anomaly(uses_cmd::AnomalyCommand),
+    Anomaly(uses_cmd::anomaly::AnomalyCommand),
     /// Compress IDX images to quantised latent codes (.aez).
-    Compress(uses_cmd::CompressArgs),
+    Compress(uses_cmd::aez::CompressArgs),
     /// Decompress a .aez file to IDX images with the model that made it.
-    Decompress(uses_cmd::DecompressArgs),
+    Decompress(uses_cmd::aez::DecompressArgs),
     /// Linear probe: logistic regression on the codes, test accuracy (beside pixels and PCA).
-    Probe(uses_cmd::ProbeArgs),
+    Probe(uses_cmd::probe::ProbeArgs),
     /// A VAE's test log-likelihood by importance sampling (the IWAE bound), nats per image.
     #[command(alias = "loglik")]
-    Iwae(uses_cmd::IwaeArgs),
+    Iwae(uses_cmd::iwae::IwaeArgs),
     /// PSNR and SSIM of noisy and denoised test images for several noises.
-    DenoiseTable(uses_cmd::DenoiseTableArgs),
+    DenoiseTable(uses_cmd::denoise_table::DenoiseTableArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,13 +96,13 @@ fn main() -> ExitCode {
         Command::Sample(a) => use_cmd::sample(a),
         Command::Plot(a) => plot_cmd::run(a),
         Command::Data(c) => data_cmd::run(c),
-        Command::ComparePca(a) => uses_cmd::compare_pca(*a),
-        Command::Anomaly(c) => uses_cmd::anomaly(c),
-        Command::Compress(a) => uses_cmd::compress(a),
-        Command::Decompress(a) => uses_cmd::decompress(a),
-        Command::Probe(a) => uses_cmd::probe(a),
-        Command::Iwae(a) => uses_cmd::iwae(a),
-        Command::DenoiseTable(a) => uses_cmd::denoise_table(a),
+        Command::ComparePca(a) => uses_cmd::compare_pca::exec(*a),
+        Command::Anomaly(c) => uses_cmd::anomaly::exec(c),
+        Command::Compress(a) => uses_cmd::aez::compress(a),
+        Command::Decompress(a) => uses_cmd::aez::decompress(a),
+        Command::Probe(a) => uses_cmd::probe::exec(a),
+        Command::Iwae(a) => uses_cmd::iwae::exec(a),
+        Command::DenoiseTable(a) => uses_cmd::denoise_table::exec(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use ae_train::checkpoint::{safetensors_bytes, write_atomic};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
 
 /// A table of `rows x cols` f32 codes with optional labels.
@@ -25,12 +25,9 @@ pub fn write_codes(path: &Path, codes: &Codes<'_>) -> Result<()> {
         .to_ascii_lowercase();
     let bytes = match ext.as_str() {
         "csv" => csv(codes).into_bytes(),
-        "npy" => npy(codes.values, &[codes.rows, codes.cols]),
+        "npy" => return write_npy_atomic(path, &codes_tensor(codes)?),
         "safetensors" => {
-            let mut t = HashMap::from([(
-                "codes".to_string(),
-                Tensor::from_slice(codes.values, (codes.rows, codes.cols), &Device::Cpu)?,
-            )]);
+            let mut t = HashMap::from([("codes".to_string(), codes_tensor(codes)?)]);
             if let Some(l) = codes.labels {
                 t.insert(
                     "labels".to_string(),
@@ -45,6 +42,32 @@ pub fn write_codes(path: &Path, codes: &Codes<'_>) -> Result<()> {
         ),
     };
     write_atomic(path, &bytes)?;
+    Ok(())
+}
+
+/// The codes as an f32 tensor `[rows, cols]`.
+fn codes_tensor(codes: &Codes<'_>) -> Result<Tensor> {
+    Ok(Tensor::from_slice(
+        codes.values,
+        (codes.rows, codes.cols),
+        &Device::Cpu,
+    )?)
+}
+
+/// `t` as NPY (candle's `Tensor::write_npy`: version 1.0, little-endian, C
+/// order), written atomically like [`write_atomic`]: to a temporary file in
+/// the same folder, synced, then renamed over `path`.
+fn write_npy_atomic(path: &Path, t: &Tensor) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // Errors read as write_atomic's do: `<path>: <cause>`.
+    let at = || path.display().to_string();
+    let tmp = ae_data::atomic::temp_in(dir, ".tmp-", "").with_context(at)?;
+    t.write_npy(tmp.path()).with_context(at)?;
+    tmp.as_file().sync_all().with_context(at)?;
+    tmp.persist(path).map_err(|e| e.error).with_context(at)?;
     Ok(())
 }
 
@@ -72,44 +95,36 @@ fn csv(c: &Codes<'_>) -> String {
     s
 }
 
-/// NPY version 1.0, little-endian f32, C order.
-pub fn npy(values: &[f32], shape: &[usize]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_str = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_str}, }}");
-    // Magic (6) + version (2) + header length (2) + header, padded with spaces
-    // and ending in a newline, to a multiple of 64 bytes.
-    let unpadded = 10 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
-    header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + values.len() * 4);
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn npy_header_is_aligned_and_parsable() {
-        let b = npy(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+    fn npy_is_candles_and_reads_back_with_its_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("codes.npy");
+        let values = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let c = Codes {
+            rows: 2,
+            cols: 3,
+            values: &values,
+            labels: None,
+        };
+        write_codes(&path, &c).unwrap();
+        let b = std::fs::read(&path).unwrap();
         let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
-        assert_eq!((10 + hlen) % 64, 0);
         let header = std::str::from_utf8(&b[10..10 + hlen]).unwrap();
-        assert!(header.contains("'shape': (2, 3)"), "{header}");
+        assert!(header.contains("'descr': '<f4'"), "{header}");
         assert!(header.ends_with('\n'));
         assert_eq!(b.len(), 10 + hlen + 24);
-        assert_eq!(&b[10 + hlen..10 + hlen + 4], &1.0f32.to_le_bytes());
+        let back = Tensor::read_npy(&path).unwrap();
+        assert_eq!(back.dims(), [2, 3]);
+        assert_eq!(
+            back.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            values
+        );
+        // Nothing but the file is left in the folder.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

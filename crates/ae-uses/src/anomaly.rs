@@ -210,6 +210,16 @@ impl AnomalySpec {
         })
     }
 
+    /// Reads `anomaly.json` of a run folder; `None` when the folder has none
+    /// (a plain run, not a detector made by `ae anomaly fit`).
+    pub fn read_optional(dir: &Path) -> Result<Option<AnomalySpec>> {
+        match AnomalySpec::read(dir) {
+            Ok(s) => Ok(Some(s)),
+            Err(UsesError::File { .. }) if !dir.join(ANOMALY_FILE).exists() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Writes `anomaly.json` into a run folder, atomically.
     pub fn write(&self, dir: &Path) -> Result<()> {
         let path = dir.join(ANOMALY_FILE);
@@ -326,6 +336,18 @@ pub fn mean_scores(members: &[Vec<f64>]) -> Result<Vec<f64>> {
     let k = members.len() as f64;
     Ok((0..first.len())
         .map(|i| members.iter().map(|m| m[i]).sum::<f64>() / k)
+        .collect())
+}
+
+/// The PCA baseline of a detector: per-image MSE of the reconstructions of
+/// `test` by PCA-`k` fitted on `train` (both `[N, dim]` row-major).
+pub fn pca_scores(train: &[f32], test: &[f32], dim: usize, k: usize) -> Result<Vec<f64>> {
+    let pca = crate::pca::Pca::fit(train, dim, k)?;
+    let rec = pca.reconstruct(test)?;
+    Ok(rec
+        .chunks_exact(dim)
+        .zip(test.chunks_exact(dim))
+        .map(|(r, x)| crate::stats::mse(r, x))
         .collect())
 }
 

@@ -1,12 +1,19 @@
-//! Lossless baselines for compression: gzip of the raw IDX bytes and PNG of each image.
+//! Compression measured: `.aez` files of a run's codes (bytes per image and
+//! PSNR of the 8-bit decompressed images) against the lossless baselines,
+//! gzip of the raw IDX bytes and PNG of each image.
 
 use std::io::Write;
+use std::path::Path;
 
 use ae_data::ImageSet;
+use ae_train::LoadedRun;
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use serde::{Deserialize, Serialize};
 
+use crate::aez::{compress, decompress};
 use crate::error::{Result, UsesError};
+use crate::stats::psnr;
 
 /// The images as 8-bit values (`round(255·v)`), `[N, C, H, W]`.
 pub fn to_u8(set: &ImageSet) -> Vec<u8> {
@@ -14,6 +21,53 @@ pub fn to_u8(set: &ImageSet) -> Vec<u8> {
         .iter()
         .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
         .collect()
+}
+
+/// The images quantised to 8 bits and back to [0, 1] (`round(255·v) / 255`),
+/// as a decompressed file of them holds them.
+pub fn quantised(set: &ImageSet) -> Vec<f32> {
+    to_u8(set).iter().map(|&v| f32::from(v) / 255.0).collect()
+}
+
+/// One `.aez` round trip, measured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AezMeasure {
+    /// Bits per code value.
+    pub bits: u8,
+    /// Bytes per image (the whole file over the images, headers included).
+    pub bytes_per_image: f64,
+    /// PSNR of the 8-bit decompressed images against the 8-bit originals, dB.
+    pub psnr: f64,
+}
+
+/// Compresses `set` with the run's model at `bits` bits per code value,
+/// decompresses it in memory and measures the file and the images.
+pub fn measure_aez(run: &LoadedRun, set: &ImageSet, bits: u8, batch: usize) -> Result<AezMeasure> {
+    let bytes = compress(run, set, bits, batch)?;
+    let back = decompress(run, &bytes, Path::new("<in memory>"), batch)?;
+    Ok(AezMeasure {
+        bits,
+        bytes_per_image: bytes.len() as f64 / set.len().max(1) as f64,
+        psnr: psnr(&quantised(&back), &quantised(set)),
+    })
+}
+
+/// Bytes per image of the lossless baselines.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LosslessSizes {
+    /// gzip -9 of the raw 8-bit pixels ([`gzip_size`]).
+    pub gzip: f64,
+    /// One PNG per image ([`png_size`]).
+    pub png: f64,
+}
+
+/// The lossless baselines of `set`, bytes per image.
+pub fn lossless_sizes(set: &ImageSet) -> Result<LosslessSizes> {
+    let n = set.len().max(1) as f64;
+    Ok(LosslessSizes {
+        gzip: gzip_size(set)? as f64 / n,
+        png: png_size(set)? as f64 / n,
+    })
 }
 
 /// Size in bytes of the images' raw 8-bit values gzipped (level 9) as one

@@ -2,7 +2,7 @@
 //! images fit the model.
 
 use ae_data::ImageSet;
-use ae_models::Autoencoder;
+use ae_models::{Autoencoder, ImageShape};
 use candle_core::{Device, Tensor};
 
 use crate::error::{Result, UsesError};
@@ -11,6 +11,11 @@ pub use ae_train::model_image_size;
 
 /// Images per batch when a caller does not choose.
 pub const DEFAULT_BATCH: usize = 1000;
+
+/// The model input that the images of `set` are (channels, height, width).
+pub fn input_shape(set: &ImageSet) -> ImageShape {
+    ImageShape::new(set.channels(), set.height(), set.width())
+}
 
 /// Fails with a clear [`UsesError::Mismatch`] unless the images of `set`
 /// (`what`, e.g. "the test images of mnist") fit the model's input.

@@ -107,14 +107,20 @@ pub fn pca_errors(split: &Split, dims: &[usize]) -> Result<Vec<(usize, f64, f64)
     let test = split.test.pixels();
     dims.iter()
         .map(|&k| {
-            let mut rec = pca.truncated(k)?.reconstruct(test)?;
-            // As the scikit-learn baseline: clipped to [1e-7, 1 - 1e-7] for both metrics.
-            for v in &mut rec {
-                *v = v.clamp(1e-7, 1.0 - 1e-7);
-            }
-            Ok((k, mse(&rec, test), bce_clipped(&rec, test)))
+            let (mse, bce) = pca_reconstruction_errors(&pca.truncated(k)?, test)?;
+            Ok((k, mse, bce))
         })
         .collect()
+}
+
+/// MSE and BCE per pixel of the reconstructions of `test` by a fitted PCA,
+/// clipped to [1e-7, 1 - 1e-7] for both metrics as the scikit-learn baseline is.
+pub fn pca_reconstruction_errors(pca: &Pca, test: &[f32]) -> Result<(f64, f64)> {
+    let mut rec = pca.reconstruct(test)?;
+    for v in &mut rec {
+        *v = v.clamp(1e-7, 1.0 - 1e-7);
+    }
+    Ok((mse(&rec, test), bce_clipped(&rec, test)))
 }
 
 /// PCA against a dense autoencoder for every code size of `opts.dims`
@@ -129,8 +135,7 @@ pub fn compare_pca(
         return Err(UsesError::Invalid("no latent size to compare".into()));
     }
     let pca = pca_errors(split, &opts.dims)?;
-    let t = &split.train;
-    let input = ImageShape::new(t.channels(), t.height(), t.width());
+    let input = crate::batches::input_shape(&split.train);
     let mut rows = Vec::new();
     for (k, pca_mse, pca_bce) in pca {
         let cfg = opts.run_config(data, input, k);

@@ -58,6 +58,20 @@ pub fn iwae(
     iwae_chunked(model, set, k, batch, MAX_ROWS, device, rng)
 }
 
+/// [`iwae`] with the samples drawn from the `"iwae"` stream of `seed`, the
+/// stream every caller uses so that its estimates repeat.
+pub fn iwae_seeded(
+    model: &dyn Autoencoder,
+    set: &ImageSet,
+    k: usize,
+    batch: usize,
+    device: &Device,
+    seed: u64,
+) -> Result<IwaeResult> {
+    let mut rng = ae_data::rng::stream(seed, "iwae");
+    iwae(model, set, k, batch, device, &mut rng)
+}
+
 /// [`iwae`] with at most `max_rows` rows decoded at once (for tests of the chunking).
 #[doc(hidden)]
 pub fn iwae_chunked(

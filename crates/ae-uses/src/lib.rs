@@ -3,7 +3,7 @@
 //! | use | module | measured by |
 //! |---|---|---|
 //! | dimensionality reduction | [`compare`], [`pca`] | test MSE / BCE of PCA and an autoencoder with the same code size |
-//! | anomaly detection | [`anomaly`] | per-image reconstruction error (or the VAE's negative ELBO), a threshold from a contamination rate or a percentile, ROC-AUC and PR-AUC ([`stats`]) |
+//! | anomaly detection | [`anomaly`], [`detector`] | per-image reconstruction error (or the VAE's negative ELBO), a threshold from a contamination rate or a percentile, ROC-AUC and PR-AUC ([`stats`]) |
 //! | denoising | [`denoise`] | PSNR and SSIM of noisy and denoised images |
 //! | compression | [`aez`], [`baselines`] | the `.aez` format of quantised codes; bytes per image and PSNR against gzip and PNG |
 //! | feature learning | [`probe`] | multinomial logistic regression (linfa-logistic) on codes, pixels or PCA codes |
@@ -35,6 +35,7 @@ pub mod baselines;
 pub mod batches;
 pub mod compare;
 pub mod denoise;
+pub mod detector;
 mod error;
 pub mod iwae;
 pub mod pca;
@@ -48,11 +49,16 @@ pub use aez::{
 };
 pub use anomaly::{
     ANOMALY_FILE, AnomalyEval, AnomalySpec, ScoreKind, ThresholdRule, anomaly_labels,
-    anomaly_scores, evaluate_scores, fit_one_class, mean_scores, standardize_by,
+    anomaly_scores, evaluate_scores, fit_one_class, mean_scores, pca_scores, standardize_by,
 };
-pub use compare::{CompareOptions, PcaRow, compare_pca, pca_errors};
+pub use baselines::{AezMeasure, LosslessSizes, lossless_sizes, measure_aez};
+pub use compare::{CompareOptions, PcaRow, compare_pca, pca_errors, pca_reconstruction_errors};
 pub use denoise::{DenoiseRow, denoise_table, standard_noises};
+pub use detector::{DetectorConfig, Ensemble, EnsembleScores, MemberScores};
 pub use error::{Result, UsesError};
-pub use iwae::{IwaeResult, iwae};
+pub use iwae::{IwaeResult, iwae, iwae_seeded};
 pub use pca::Pca;
-pub use probe::{ProbeOptions, ProbeResult, linear_probe};
+pub use probe::{
+    Features, ProbeConfig, ProbeOptions, ProbeResult, ProbeRow, linear_probe, probe_with_baselines,
+    split_labels,
+};

@@ -7,12 +7,19 @@
 //! `C = 1/α`, so with the defaults (α = 1, 300 iterations) the numbers compare
 //! with the scikit-learn anchors (`LogisticRegression(max_iter=300)`).
 
+use std::borrow::Cow;
+
+use ae_data::Split;
+use ae_models::Autoencoder;
+use candle_core::Device;
 use linfa::prelude::*;
 use linfa_logistic::MultiLogisticRegression;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
+use crate::batches::{DEFAULT_BATCH, encode_set};
 use crate::error::{Result, UsesError};
+use crate::pca::Pca;
 
 /// Settings of the probe.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -32,6 +39,19 @@ impl Default for ProbeOptions {
             max_iter: 300,
             standardize: false,
         }
+    }
+}
+
+impl ProbeOptions {
+    /// Checks the ranges: `alpha >= 0` and finite, `max_iter >= 1`.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.alpha >= 0.0 && self.alpha.is_finite()) || self.max_iter == 0 {
+            return Err(UsesError::Invalid(format!(
+                "probe needs alpha >= 0 and max_iter >= 1, got {} and {}",
+                self.alpha, self.max_iter
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -101,12 +121,7 @@ pub fn linear_probe(
             classes.len()
         )));
     }
-    if !(opts.alpha >= 0.0 && opts.alpha.is_finite()) || opts.max_iter == 0 {
-        return Err(UsesError::Invalid(format!(
-            "probe needs alpha >= 0 and max_iter >= 1, got {} and {}",
-            opts.alpha, opts.max_iter
-        )));
-    }
+    opts.validate()?;
     if opts.standardize {
         let n = xtr.nrows() as f64;
         for j in 0..dim {
@@ -134,4 +149,147 @@ pub fn linear_probe(
         train_accuracy: accuracy(&train_pred, train_labels),
         test_accuracy: accuracy(&test_pred, test_labels),
     })
+}
+
+/// The training and test labels of `split`; an error naming `what` (the data
+/// set, the run) when it has none.
+pub fn split_labels<'a>(split: &'a Split, what: &str) -> Result<(&'a [u8], &'a [u8])> {
+    match (split.train.labels(), split.test.labels()) {
+        (Some(train), Some(test)) => Ok((train, test)),
+        _ => Err(UsesError::Invalid(format!(
+            "a linear probe needs labels: the data set of {what} has none"
+        ))),
+    }
+}
+
+/// Features of the training and test images of a split, `[N, dim]` row-major:
+/// what a probe is fitted and measured on.
+#[derive(Debug, Clone)]
+pub struct Features<'a> {
+    /// Features per image.
+    pub dim: usize,
+    /// Of the training images.
+    pub train: Cow<'a, [f32]>,
+    /// Of the test images.
+    pub test: Cow<'a, [f32]>,
+}
+
+impl<'a> Features<'a> {
+    /// The model's codes (the VAE's posterior means).
+    pub fn codes(
+        model: &dyn Autoencoder,
+        split: &Split,
+        batch: usize,
+        device: &Device,
+    ) -> Result<Features<'static>> {
+        Ok(Features {
+            dim: model.latent_dim(),
+            train: Cow::Owned(encode_set(model, &split.train, batch, device)?),
+            test: Cow::Owned(encode_set(model, &split.test, batch, device)?),
+        })
+    }
+
+    /// The raw pixels (borrowed, not copied).
+    pub fn pixels(split: &'a Split) -> Features<'a> {
+        Features {
+            dim: split.train.dim(),
+            train: Cow::Borrowed(split.train.pixels()),
+            test: Cow::Borrowed(split.test.pixels()),
+        }
+    }
+
+    /// The codes of a fitted PCA.
+    pub fn pca(pca: &Pca, split: &Split) -> Result<Features<'static>> {
+        Ok(Features {
+            dim: pca.n_components(),
+            train: Cow::Owned(pca.transform(split.train.pixels())?),
+            test: Cow::Owned(pca.transform(split.test.pixels())?),
+        })
+    }
+
+    /// The probe of these features against the labels of `split`.
+    pub fn probe(&self, split: &Split, opts: &ProbeOptions) -> Result<ProbeResult> {
+        let (ytr, yte) = split_labels(split, "the probe")?;
+        linear_probe(&self.train, ytr, &self.test, yte, self.dim, opts)
+    }
+}
+
+/// How `ae probe` measures a model's codes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// The regression.
+    pub options: ProbeOptions,
+    /// Also probe the raw pixels and the codes of a PCA of the same size.
+    pub baselines: bool,
+    /// Images per batch when encoding.
+    pub batch_size: usize,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            options: ProbeOptions::default(),
+            baselines: false,
+            batch_size: DEFAULT_BATCH,
+        }
+    }
+}
+
+impl ProbeConfig {
+    /// Checks the regression's settings and the batch size.
+    pub fn validate(&self) -> Result<()> {
+        self.options.validate()?;
+        if self.batch_size == 0 {
+            return Err(UsesError::Invalid(
+                "the batch size must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One row of a probe table: which features, and what their probe measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRow {
+    /// The features, in words.
+    pub features: String,
+    /// The probe.
+    pub result: ProbeResult,
+}
+
+/// The probe of `model`'s codes (named `name`, e.g. "vae codes"), then with
+/// `cfg.baselines` those of the raw pixels and of PCA with as many components
+/// as the code (when the code is no larger than an image).
+pub fn probe_with_baselines(
+    model: &dyn Autoencoder,
+    name: &str,
+    split: &Split,
+    cfg: &ProbeConfig,
+    device: &Device,
+) -> Result<Vec<ProbeRow>> {
+    cfg.validate()?;
+    split_labels(split, name)?;
+    let opts = &cfg.options;
+    let codes = Features::codes(model, split, cfg.batch_size, device)?;
+    let mut rows = vec![ProbeRow {
+        features: name.to_string(),
+        result: codes.probe(split, opts)?,
+    }];
+    if cfg.baselines {
+        let d = split.train.dim();
+        rows.push(ProbeRow {
+            features: "raw pixels".into(),
+            result: Features::pixels(split).probe(split, opts)?,
+        });
+        let k = codes.dim;
+        if k <= d {
+            let pca = Pca::fit(split.train.pixels(), d, k)?;
+            rows.push(ProbeRow {
+                features: format!("PCA, {k} components"),
+                result: Features::pca(&pca, split)?.probe(split, opts)?,
+            });
+        }
+    }
+    Ok(rows)
 }

@@ -388,3 +388,119 @@ fn probe_separates_classes_and_checks_inputs() {
     // (chance is 0.1; two epochs on 400 images leave the codes weak)
     assert!(r.test_accuracy > 0.3, "{r:?}");
 }
+
+#[test]
+fn probe_with_baselines_gives_codes_pixels_and_pca_rows() {
+    let run = vanilla();
+    let cfg = ae_uses::ProbeConfig {
+        options: ae_uses::ProbeOptions {
+            max_iter: 50,
+            ..Default::default()
+        },
+        baselines: true,
+        batch_size: 100,
+    };
+    let rows =
+        ae_uses::probe_with_baselines(run.model.as_ref(), "codes", split(), &cfg, &Device::Cpu)
+            .unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r.features.as_str()).collect();
+    assert_eq!(names, ["codes", "raw pixels", "PCA, 16 components"]);
+    assert_eq!(rows[0].result.features, 16);
+    // (chance is 0.1)
+    for r in &rows {
+        assert!(r.result.test_accuracy > 0.3, "{r:?}");
+    }
+}
+
+#[test]
+fn an_ensemble_of_two_detectors_flags_a_planted_noise_image() {
+    let s = split();
+    let mut px = s.test.clone().take(50).pixels().to_vec();
+    px.extend((0..784).map(|p| ((p * 7919) % 255) as f32 / 255.0));
+    let images = ImageSet::from_parts(px, None, 1, 28, 28).unwrap();
+    let spec = |score| ae_uses::AnomalySpec {
+        normal_class: Some(1),
+        score,
+        rule: ThresholdRule::default(),
+        threshold: 0.0,
+        train_images: 0,
+        train_score_mean: 0.0,
+    };
+    let mut ens = ae_uses::Ensemble::new(1);
+    let (a, b) = (vanilla(), other_vanilla());
+    ens.add(
+        "a",
+        a.model.as_ref(),
+        &spec(ScoreKind::Mse),
+        &s.train,
+        &images,
+        100,
+        &Device::Cpu,
+    )
+    .unwrap();
+    ens.add(
+        "b",
+        b.model.as_ref(),
+        &spec(ScoreKind::Bce),
+        &s.train,
+        &images,
+        100,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let e = ens.finish().unwrap();
+    assert!(
+        e.scores[..50].iter().all(|&v| v < e.scores[50]),
+        "{:?}",
+        e.scores
+    );
+    assert!(e.scores[50] > e.threshold);
+    // A detector of another class cannot join.
+    let mut other = spec(ScoreKind::Mse);
+    other.normal_class = Some(3);
+    let err = ens
+        .add(
+            "runs/c",
+            a.model.as_ref(),
+            &other,
+            &s.train,
+            &images,
+            100,
+            &Device::Cpu,
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("runs/c was trained on class 3, not on class 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn aez_measure_beats_the_lossless_baselines_on_size() {
+    let run = vanilla();
+    let test = split().test.clone().take(50);
+    let m8 = ae_uses::measure_aez(&run, &test, 8, 100).unwrap();
+    let m4 = ae_uses::measure_aez(&run, &test, 4, 100).unwrap();
+    let lossless = ae_uses::lossless_sizes(&test).unwrap();
+    assert!(m4.bytes_per_image < m8.bytes_per_image, "{m4:?} {m8:?}");
+    assert!(
+        m8.bytes_per_image < lossless.gzip.min(lossless.png),
+        "{m8:?} {lossless:?}"
+    );
+    // (two epochs on 400 images: 4 bits lose next to nothing against the model's own error)
+    assert!(m8.psnr > 10.0 && m4.psnr > 10.0, "{m8:?} {m4:?}");
+}
+
+#[test]
+fn the_seeded_iwae_repeats() {
+    let run = vae();
+    let set = split().test.clone().take(10);
+    let est = |seed| {
+        ae_uses::iwae_seeded(run.model.as_ref(), &set, 5, 10, &Device::Cpu, seed)
+            .unwrap()
+            .log_likelihood
+    };
+    assert_eq!(est(3), est(3));
+    assert_ne!(est(3), est(4));
+}

@@ -19,6 +19,7 @@ use std::time::Instant;
 use ae_data::{ImageSet, Split};
 use ae_models::ModelKind;
 use ae_train::load_run;
+
 use anyhow::{Context, Result};
 use candle_core::Device;
 use serde_json::Value;
@@ -89,7 +90,6 @@ fn cheap_rows(
 ) -> Result<Vec<Row>> {
     let device = Device::Cpu;
     let test = &split.test;
-    let n = test.len() as f64;
     let mut rows = Vec::new();
     let d = split.train.dim();
     // PCA with as many components as the vanilla code (32 by default).
@@ -100,36 +100,25 @@ fn cheap_rows(
     };
     let k = vanilla.as_ref().map_or(32, |r| r.model.latent_dim()).min(d);
     let pca = ae_uses::Pca::fit(split.train.pixels(), d, k).context("fitting PCA")?;
-    let mut pca_rec = pca.reconstruct(test.pixels())?;
-    for v in &mut pca_rec {
-        *v = v.clamp(1e-7, 1.0 - 1e-7);
-    }
-    let pca_cell = format!(
-        "PCA-{k}: MSE {:.4}, BCE {:.4}",
-        ae_uses::stats::mse(&pca_rec, test.pixels()),
-        ae_uses::stats::bce_clipped(&pca_rec, test.pixels())
-    );
-    let labels = (split.train.labels(), test.labels());
-    let pca_probe = match labels {
-        (Some(ytr), Some(yte)) => Some(ae_uses::linear_probe(
-            &pca.transform(split.train.pixels())?,
-            ytr,
-            &pca.transform(test.pixels())?,
-            yte,
-            k,
-            &ae_uses::ProbeOptions::default(),
-        )?),
-        _ => None,
+    let (pca_mse, pca_bce) = ae_uses::pca_reconstruction_errors(&pca, test.pixels())?;
+    let pca_cell = format!("PCA-{k}: MSE {pca_mse:.4}, BCE {pca_bce:.4}");
+    let labelled = ae_uses::split_labels(split, "train-all").is_ok();
+    let opts = ae_uses::ProbeOptions::default();
+    let pca_probe = if labelled {
+        Some(ae_uses::Features::pca(&pca, split)?.probe(split, &opts)?)
+    } else {
+        None
     };
     let probe_cell = |r: &ae_uses::ProbeResult| format!("{:.2}%", 100.0 * r.test_accuracy);
+    let codes_probe = |run: &ae_train::LoadedRun| -> Result<ae_uses::ProbeResult> {
+        let f = ae_uses::Features::codes(run.model.as_ref(), split, 1000, &device)?;
+        Ok(f.probe(split, &opts)?)
+    };
     // The probe of the features run's codes against PCA's, when it was trained.
-    if let (Some(f), (Some(ytr), Some(yte)), Some(p)) = (features, labels, &pca_probe) {
+    if let (Some(f), Some(p)) = (features, &pca_probe) {
         let run = load_run(&f.dir, &device)?;
         let dim = run.model.latent_dim();
-        let ctr = ae_uses::batches::encode_set(run.model.as_ref(), &split.train, 1000, &device)?;
-        let cte = ae_uses::batches::encode_set(run.model.as_ref(), test, 1000, &device)?;
-        let r =
-            ae_uses::linear_probe(&ctr, ytr, &cte, yte, dim, &ae_uses::ProbeOptions::default())?;
+        let r = codes_probe(&run)?;
         rows.push((
             format!("feature learning: linear probe on {dim}-d codes, test accuracy"),
             format!("{}: {}", f.what, probe_cell(&r)),
@@ -148,49 +137,29 @@ fn cheap_rows(
                 ),
                 pca_cell,
             ));
-            if let ((Some(ytr), Some(yte)), Some(p)) = (labels, &pca_probe) {
-                let ctr =
-                    ae_uses::batches::encode_set(run.model.as_ref(), &split.train, 1000, &device)?;
-                let cte = ae_uses::batches::encode_set(run.model.as_ref(), test, 1000, &device)?;
-                let r = ae_uses::linear_probe(
-                    &ctr,
-                    ytr,
-                    &cte,
-                    yte,
-                    k,
-                    &ae_uses::ProbeOptions::default(),
-                )?;
+            if let Some(p) = &pca_probe {
+                let r = codes_probe(run)?;
                 rows.push((
                     format!("linear probe on the vanilla run's {k}-d codes, test accuracy"),
                     format!("vanilla codes: {}", probe_cell(&r)),
                     format!("PCA-{k} codes: {}", probe_cell(p)),
                 ));
             }
-            let orig: Vec<f32> = ae_uses::baselines::to_u8(test)
-                .iter()
-                .map(|&v| f32::from(v) / 255.0)
-                .collect();
             let mut cells = Vec::new();
             for bits in [8u8, 4] {
-                let bytes = ae_uses::compress(run, test, bits, 1000)?;
-                let back = ae_uses::decompress(run, &bytes, Path::new("<in memory>"), 1000)?;
-                let back: Vec<f32> = ae_uses::baselines::to_u8(&back)
-                    .iter()
-                    .map(|&v| f32::from(v) / 255.0)
-                    .collect();
+                let m = ae_uses::measure_aez(run, test, bits, 1000)?;
                 cells.push(format!(
                     "{bits} bits: {:.1} bytes, {:.2} dB",
-                    bytes.len() as f64 / n,
-                    ae_uses::stats::psnr(&back, &orig)
+                    m.bytes_per_image, m.psnr
                 ));
             }
+            let lossless = ae_uses::lossless_sizes(test)?;
             rows.push((
                 "compression, bytes per image and PSNR".into(),
                 format!("vanilla `.aez` {}", cells.join("; ")),
                 format!(
                     "gzip -9 of the pixels: {:.1} bytes; one PNG per image: {:.1} bytes (both lossless)",
-                    ae_uses::baselines::gzip_size(test)? as f64 / n,
-                    ae_uses::baselines::png_size(test)? as f64 / n
+                    lossless.gzip, lossless.png
                 ),
             ));
         }
@@ -233,8 +202,7 @@ fn cheap_rows(
     if trained.contains(&ModelKind::Vae) {
         let run = load_run(&out.join("vae"), &device)?;
         let subset = test.clone().take(IWAE_IMAGES);
-        let mut rng = ae_data::rng::stream(seed, "iwae");
-        let r = ae_uses::iwae(run.model.as_ref(), &subset, IWAE_K, 500, &device, &mut rng)?;
+        let r = ae_uses::iwae_seeded(run.model.as_ref(), &subset, IWAE_K, 500, &device, seed)?;
         let elbo = ae_train::evaluate(run.model.as_ref(), &subset, 500, &device, seed)?.elbo;
         rows.push((
             "generation: test log-likelihood, nats per image".into(),

@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ae_models::ModelConfig;
-use ae_train::{RunConfig, TrainOptions, load_run};
-use ae_uses::anomaly::{default_detector, default_detector_training};
-use ae_uses::{AnomalySpec, Pca, ScoreKind, ThresholdRule, stats::roc_auc};
+use ae_train::{TrainOptions, load_run};
+use ae_uses::batches::input_shape;
+use ae_uses::{AnomalySpec, DetectorConfig, Ensemble, ScoreKind, ThresholdRule, stats::roc_auc};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use serde::Serialize;
 
-use super::{input_of, mean, mnist, write_tables};
+use super::{mean, mnist, write_tables};
 
 /// One-class Deep SVDD, MNIST, ROC-AUC in % per digit (Ruff et al., ICML 2018, Table 1).
 pub const DEEP_SVDD: [f64; 10] = [98.0, 99.7, 91.7, 91.9, 94.9, 88.5, 98.3, 94.6, 93.9, 96.5];
@@ -95,17 +95,6 @@ pub struct AnomalyTable {
     pub detectors_trained: usize,
 }
 
-/// Per-image MSE of PCA-`k` (fitted on `train`) reconstructions of `test`.
-fn pca_scores(train: &[f32], test: &[f32], dim: usize, k: usize) -> Result<Vec<f64>> {
-    let pca = Pca::fit(train, dim, k)?;
-    let rec = pca.reconstruct(test)?;
-    Ok(rec
-        .chunks_exact(dim)
-        .zip(test.chunks_exact(dim))
-        .map(|(r, x)| ae_uses::stats::mse(r, x))
-        .collect())
-}
-
 /// Detectors per digit in the benchmark's ensemble by default.
 pub const DEFAULT_ENSEMBLE: usize = 3;
 
@@ -125,15 +114,13 @@ pub fn member_dir(out: &Path, digit: u8, m: usize) -> PathBuf {
 pub fn anomaly_benchmark(opts: &AnomalyOptions) -> Result<AnomalyTable> {
     let started = Instant::now();
     let (data, split) = mnist(opts.quick, 2000, 1000)?;
-    let input = input_of(&split);
-    let model = default_detector(input);
-    let mut train = default_detector_training(opts.seed);
-    if opts.quick {
-        train.epochs = 2;
-    }
-    if let Some(e) = opts.epochs {
-        train.epochs = e;
-    }
+    let input = input_shape(&split.train);
+    let detector = |seed| DetectorConfig {
+        epochs: opts.epochs.or(opts.quick.then_some(2)),
+        seed,
+        ..DetectorConfig::default()
+    };
+    let first = detector(opts.seed).run_config(data.clone(), input)?;
     let score = ScoreKind::Mse;
     let rule = ThresholdRule::default();
     let device = Device::Cpu;
@@ -151,16 +138,11 @@ pub fn anomaly_benchmark(opts: &AnomalyOptions) -> Result<AnomalyTable> {
     for &digit in &opts.digits {
         let labels = ae_uses::anomaly_labels(&split.test, digit)?;
         let normal = split.train.with_class(digit)?;
-        // Per detector: its test scores standardised by its training scores.
-        let mut members = Vec::with_capacity(opts.ensemble);
-        let mut member_train = Vec::with_capacity(opts.ensemble);
+        let mut ensemble = Ensemble::new(digit);
         let mut single = None;
         for m in 0..opts.ensemble {
             let dir = member_dir(&opts.out, digit, m);
-            let mut cfg = RunConfig::for_kind(model.kind(), data.clone(), input);
-            cfg.model = model.clone();
-            cfg.train = train.clone();
-            cfg.train.seed = opts.seed + m as u64;
+            let cfg = detector(opts.seed + m as u64).run_config(data.clone(), input)?;
             let reuse = !opts.retrain
                 && ae_uses::runs::is_finished(&cfg, &dir)
                 && AnomalySpec::read(&dir)
@@ -173,7 +155,7 @@ pub fn anomaly_benchmark(opts: &AnomalyOptions) -> Result<AnomalyTable> {
                 trained += 1;
                 tracing::info!(
                     "digit {digit}: training {} epochs (seed {}) into {}",
-                    train.epochs,
+                    cfg.train.epochs,
                     cfg.train.seed,
                     dir.display()
                 );
@@ -181,14 +163,23 @@ pub fn anomaly_benchmark(opts: &AnomalyOptions) -> Result<AnomalyTable> {
                     .with_context(|| format!("training the detector of digit {digit}"))?
             };
             let run = load_run(&dir, &device)?;
-            let test =
-                ae_uses::anomaly_scores(run.model.as_ref(), &split.test, score, 1000, &device)?;
+            let name = dir.display().to_string();
+            let member = ensemble.add(
+                &name,
+                run.model.as_ref(),
+                &spec,
+                &normal,
+                &split.test,
+                1000,
+                &device,
+            )?;
             if m == 0 {
-                single = Some(ae_uses::evaluate_scores(&test, &labels, spec.threshold)?);
+                single = Some(ae_uses::evaluate_scores(
+                    &member.scores,
+                    &labels,
+                    spec.threshold,
+                )?);
             }
-            let tr = ae_uses::anomaly_scores(run.model.as_ref(), &normal, score, 1000, &device)?;
-            members.push(ae_uses::standardize_by(&tr, &test)?);
-            member_train.push(ae_uses::standardize_by(&tr, &tr)?);
         }
         let Some(single_ev) = single else {
             anyhow::bail!("no detector for digit {digit}");
@@ -196,11 +187,10 @@ pub fn anomaly_benchmark(opts: &AnomalyOptions) -> Result<AnomalyTable> {
         let ev = if opts.ensemble == 1 {
             single_ev.clone()
         } else {
-            let scores = ae_uses::mean_scores(&members)?;
-            let threshold = rule.threshold(&ae_uses::mean_scores(&member_train)?)?;
-            ae_uses::evaluate_scores(&scores, &labels, threshold)?
+            let e = ensemble.finish()?;
+            ae_uses::evaluate_scores(&e.scores, &labels, e.threshold)?
         };
-        let pca = pca_scores(normal.pixels(), split.test.pixels(), dim, 16)?;
+        let pca = ae_uses::pca_scores(normal.pixels(), split.test.pixels(), dim, 16)?;
         let row = AnomalyRow {
             digit,
             train_images: normal.len(),
@@ -234,8 +224,8 @@ pub fn anomaly_benchmark(opts: &AnomalyOptions) -> Result<AnomalyTable> {
                 format!(" --ensemble {}", opts.ensemble)
             }
         ),
-        model,
-        epochs: train.epochs,
+        model: first.model,
+        epochs: first.train.epochs,
         ensemble: opts.ensemble,
         score,
         test_images: split.test.len(),

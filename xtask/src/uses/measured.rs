@@ -2,21 +2,21 @@
 //! compression, linear probes, the IWAE bound, and the anomaly benchmark) as one report.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use ae_data::DataConfig;
 use ae_models::{ImageShape, ModelConfig};
 use ae_train::{RunConfig, load_run};
-use ae_uses::Pca;
-use anyhow::{Context, Result};
+use ae_uses::{Features, Pca};
+use anyhow::Result;
 use candle_core::Device;
 use serde::Serialize;
 
 use super::anomaly::{
     AnomalyOptions, AnomalyTable, DEFAULT_ENSEMBLE, anomaly_benchmark, anomaly_markdown,
 };
-use super::{input_of, mnist, write_tables};
+use super::{mnist, write_tables};
 
 /// Options of `cargo xtask uses`.
 #[derive(Debug, Clone, clap::Args)]
@@ -146,7 +146,7 @@ fn run_cfg(
 pub fn run_uses(a: &UsesArgs) -> Result<String> {
     let started = Instant::now();
     let (data, split) = mnist(a.quick, 2000, 1000)?;
-    let input = input_of(&split);
+    let input = ae_uses::batches::input_shape(&split.train);
     let device = Device::Cpu;
     let epochs = |full: usize| if a.quick { 1 } else { full };
     let uses_dir = a.out.join("uses");
@@ -211,20 +211,20 @@ pub fn run_uses(a: &UsesArgs) -> Result<String> {
     )?;
 
     // 4. Compression with the autoencoders of the PCA comparison.
-    let n = split.test.len() as f64;
+    let lossless = ae_uses::lossless_sizes(&split.test)?;
     let mut compression = vec![
         CompressionRow {
             method: "gzip -9 of the raw 8-bit pixels (lossless)".into(),
-            bytes_per_image: ae_uses::baselines::gzip_size(&split.test)? as f64 / n,
+            bytes_per_image: lossless.gzip,
             psnr: f64::INFINITY,
         },
         CompressionRow {
             method: "PNG per image, best compression (lossless)".into(),
-            bytes_per_image: ae_uses::baselines::png_size(&split.test)? as f64 / n,
+            bytes_per_image: lossless.png,
             psnr: f64::INFINITY,
         },
     ];
-    let original = ae_uses::baselines::to_u8(&split.test);
+    let orig = ae_uses::baselines::quantised(&split.test);
     for k in [32usize, 64] {
         if !copts.dims.contains(&k) {
             continue;
@@ -233,7 +233,6 @@ pub fn run_uses(a: &UsesArgs) -> Result<String> {
         let rec =
             ae_uses::batches::reconstruct_set(run.model.as_ref(), &split.test, 1000, &device)?;
         let rec_u8: Vec<f32> = rec.iter().map(|v| (v * 255.0).round() / 255.0).collect();
-        let orig: Vec<f32> = original.iter().map(|&v| f32::from(v) / 255.0).collect();
         compression.push(CompressionRow {
             method: format!(
                 "autoencoder latent {k}, float codes (reconstruction, no quantisation)"
@@ -242,76 +241,52 @@ pub fn run_uses(a: &UsesArgs) -> Result<String> {
             psnr: ae_uses::stats::psnr(&rec_u8, &orig),
         });
         for bits in [8u8, 4] {
-            let bytes = ae_uses::compress(&run, &split.test, bits, 1000)?;
-            let back = ae_uses::decompress(&run, &bytes, Path::new("<in memory>"), 1000)?;
-            let back_u8: Vec<f32> = ae_uses::baselines::to_u8(&back)
-                .iter()
-                .map(|&v| f32::from(v) / 255.0)
-                .collect();
+            let m = ae_uses::measure_aez(&run, &split.test, bits, 1000)?;
             compression.push(CompressionRow {
                 method: format!("`ae compress` latent {k}, {bits} bits (.aez)"),
-                bytes_per_image: bytes.len() as f64 / n,
-                psnr: ae_uses::stats::psnr(&back_u8, &orig),
+                bytes_per_image: m.bytes_per_image,
+                psnr: m.psnr,
             });
         }
     }
 
     // 5. Linear probes.
-    let (ytr, yte) = (
-        split.train.labels().context("MNIST has labels")?,
-        split.test.labels().context("MNIST has labels")?,
-    );
+    ae_uses::split_labels(&split, "MNIST")?;
     let popts = ae_uses::ProbeOptions::default();
+    let std = ae_uses::ProbeOptions {
+        standardize: true,
+        ..popts
+    };
     let mut probe = Vec::new();
-    let mut probe_row = |name: String, dim: usize, r: ae_uses::ProbeResult, sk: Option<f64>| {
+    let mut probe_row = |name: String, f: &Features<'_>, o: &ae_uses::ProbeOptions, sk| {
+        let r = f.probe(&split, o)?;
         tracing::info!("probe {name}: {:.2}%", 100.0 * r.test_accuracy);
         probe.push(ProbeRow {
             features: name,
-            dim,
+            dim: f.dim,
             test_accuracy: 100.0 * r.test_accuracy,
             train_accuracy: 100.0 * r.train_accuracy,
             sklearn: sk,
         });
+        anyhow::Ok(())
     };
     if !a.skip_raw_probe {
-        let d = split.train.dim();
-        let r = ae_uses::linear_probe(
-            split.train.pixels(),
-            ytr,
-            split.test.pixels(),
-            yte,
-            d,
+        probe_row(
+            "raw pixels".into(),
+            &Features::pixels(&split),
             &popts,
+            Some(92.63),
         )?;
-        probe_row("raw pixels".into(), d, r, Some(92.63));
     }
     let pca = Pca::fit(split.train.pixels(), split.train.dim(), 32)?;
-    let r = ae_uses::linear_probe(
-        &pca.transform(split.train.pixels())?,
-        ytr,
-        &pca.transform(split.test.pixels())?,
-        yte,
-        32,
-        &popts,
-    )?;
-    probe_row("PCA, 32 components".into(), 32, r, Some(90.07));
+    let f = Features::pca(&pca, &split)?;
+    probe_row("PCA, 32 components".into(), &f, &popts, Some(90.07))?;
     if copts.dims.contains(&32) {
         let run = load_run(&copts.run_dir(32), &device)?;
-        let ctr = ae_uses::batches::encode_set(run.model.as_ref(), &split.train, 1000, &device)?;
-        let cte = ae_uses::batches::encode_set(run.model.as_ref(), &split.test, 1000, &device)?;
-        let r = ae_uses::linear_probe(&ctr, ytr, &cte, yte, 32, &popts)?;
-        probe_row("autoencoder codes, latent 32".into(), 32, r, None);
-        let std = ae_uses::ProbeOptions {
-            standardize: true,
-            ..popts
-        };
-        let r = ae_uses::linear_probe(&ctr, ytr, &cte, yte, 32, &std)?;
-        probe_row(
-            "autoencoder codes, latent 32, standardised".into(),
-            32,
-            r,
-            None,
-        );
+        let f = Features::codes(run.model.as_ref(), &split, 1000, &device)?;
+        let name = "autoencoder codes, latent 32";
+        probe_row(name.into(), &f, &popts, None)?;
+        probe_row(format!("{name}, standardised"), &f, &std, None)?;
     }
 
     // The 32-d code made for the probe goal (a conv encoder with a dense code).
@@ -324,17 +299,9 @@ pub fn run_uses(a: &UsesArgs) -> Result<String> {
         &device,
         a.retrain,
     )?;
-    let k = pm_run.model.latent_dim();
-    let ctr = ae_uses::batches::encode_set(pm_run.model.as_ref(), &split.train, 1000, &device)?;
-    let cte = ae_uses::batches::encode_set(pm_run.model.as_ref(), &split.test, 1000, &device)?;
-    let r = ae_uses::linear_probe(&ctr, ytr, &cte, yte, k, &popts)?;
-    probe_row(PROBE_MODEL_NAME.to_string(), k, r, None);
-    let std = ae_uses::ProbeOptions {
-        standardize: true,
-        ..popts
-    };
-    let r = ae_uses::linear_probe(&ctr, ytr, &cte, yte, k, &std)?;
-    probe_row(format!("{PROBE_MODEL_NAME}, standardised"), k, r, None);
+    let f = Features::codes(pm_run.model.as_ref(), &split, 1000, &device)?;
+    probe_row(PROBE_MODEL_NAME.to_string(), &f, &popts, None)?;
+    probe_row(format!("{PROBE_MODEL_NAME}, standardised"), &f, &std, None)?;
 
     // 6. Generation: the VAE's test log-likelihood.
     let vae_model = ModelConfig::default_for(ae_models::ModelKind::Vae, input);
@@ -344,8 +311,7 @@ pub fn run_uses(a: &UsesArgs) -> Result<String> {
     let mut iwae = Vec::new();
     for &k in &a.iwae_k {
         let t = Instant::now();
-        let mut rng = ae_data::rng::stream(a.seed, "iwae");
-        let r = ae_uses::iwae(vae.model.as_ref(), &split.test, k, 500, &device, &mut rng)?;
+        let r = ae_uses::iwae_seeded(vae.model.as_ref(), &split.test, k, 500, &device, a.seed)?;
         iwae.push(IwaeRow {
             k,
             log_likelihood: r.log_likelihood,

@@ -8,7 +8,6 @@ mod measured;
 use std::path::Path;
 
 use ae_data::{DataConfig, Split};
-use ae_models::ImageShape;
 use ae_train::checkpoint::write_atomic;
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -26,11 +25,6 @@ fn mnist(quick: bool, train: usize, test: usize) -> Result<(DataConfig, Split)> 
         .load()
         .context("loading the embedded MNIST (data/mnist)")?;
     Ok((data, split))
-}
-
-fn input_of(split: &Split) -> ImageShape {
-    let t = &split.train;
-    ImageShape::new(t.channels(), t.height(), t.width())
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
