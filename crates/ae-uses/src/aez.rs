@@ -546,7 +546,8 @@ pub fn decompress_to(
     let latent = parts.header.ranges.len();
     parts.for_each_chunk(path, batch, |codes| {
         let z = Tensor::from_slice(codes, (codes.len() / latent, latent), &run.device)?;
-        let x = ae_kernels::sigmoid(&model.decode(&z)?)?;
+        // The model's own output (a sigmoid for BCE models, the identity for MSE ones).
+        let x = model.output(&model.decode(&z)?)?;
         let mut pixels = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         for p in &mut pixels {
             *p = p.clamp(0.0, 1.0);

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use ae_data::{ImageSet, Split};
-use ae_models::{Autoencoder, DenseConfig, ImageShape, ModelConfig, ModelKind};
+use ae_models::{Autoencoder, DenseConfig, ImageShape, ModelConfig, ModelKind, ReconLoss};
 use ae_train::{RunConfig, TrainConfig, TrainOptions, train_on};
 use candle_core::{D, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -73,6 +73,15 @@ pub fn anomaly_scores(
             model.kind()
         )));
     }
+    let mse_model = model.recon_loss() == ReconLoss::Mse;
+    if kind == ScoreKind::Bce && mse_model {
+        return Err(UsesError::Invalid(
+            "the bce score needs a model with a sigmoid output (targets in [0, 1]); this one \
+             has a linear output trained with MSE (a standardised table, or --loss mse): use \
+             --score mse (or elbo for a vae)"
+                .into(),
+        ));
+    }
     let scores = map_batches(model, set, batch, device, |x| {
         let x = x.flatten_from(1)?;
         Ok(match kind {
@@ -96,7 +105,14 @@ pub fn anomaly_scores(
                 let kl = ((mu.sqr()? + logvar.exp()? - &logvar)? - 1.0)?
                     .sum(D::Minus1)?
                     .affine(0.5, 0.0)?;
-                (bce_rows(&logits, &x)? + kl)?
+                // The reconstruction term of the model's own loss: BCE, or the Gaussian
+                // decoder's 0.5·SSE for an MSE model (as its training loss).
+                let recon = if mse_model {
+                    (&logits - &x)?.sqr()?.sum(D::Minus1)?.affine(0.5, 0.0)?
+                } else {
+                    bce_rows(&logits, &x)?
+                };
+                (recon + kl)?
             }
         })
     })?;

@@ -504,3 +504,48 @@ fn the_seeded_iwae_repeats() {
     assert_eq!(est(3), est(3));
     assert_ne!(est(3), est(4));
 }
+
+/// A model with a linear output trained with MSE (a standardised table, `--loss mse`) is
+/// scored with its own loss: `mse`, or for a VAE an ELBO whose reconstruction term is the
+/// Gaussian decoder's 0.5·SSE; the BCE score (targets in [0, 1]) is refused with the reason.
+#[test]
+fn mse_models_are_scored_with_their_own_loss() {
+    use ae_models::{ReconLoss, VaeConfig};
+    use candle_nn::{VarBuilder, VarMap};
+    let test = &split().test;
+    let build = |cfg: ModelConfig| {
+        let vm = VarMap::new();
+        let m = ae_models::build(
+            &cfg,
+            VarBuilder::from_varmap(&vm, candle_core::DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        (vm, m)
+    };
+    let input = ImageShape::default();
+    let (_vm, dense) = build(ModelConfig::Vanilla(
+        DenseConfig::for_input(input).with_loss(ReconLoss::Mse),
+    ));
+    let err = ae_uses::anomaly_scores(dense.as_ref(), test, ScoreKind::Bce, 64, &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bce") && err.contains("--score mse"), "{err}");
+    let mse =
+        ae_uses::anomaly_scores(dense.as_ref(), test, ScoreKind::Mse, 64, &Device::Cpu).unwrap();
+    assert_eq!(mse.len(), test.len());
+    let (_vm, vae) = build(ModelConfig::Vae(
+        VaeConfig::for_input(input).with_loss(ReconLoss::Mse),
+    ));
+    let elbo =
+        ae_uses::anomaly_scores(vae.as_ref(), test, ScoreKind::Elbo, 64, &Device::Cpu).unwrap();
+    let mse =
+        ae_uses::anomaly_scores(vae.as_ref(), test, ScoreKind::Mse, 64, &Device::Cpu).unwrap();
+    let d = input.dim() as f64;
+    for (e, m) in elbo.iter().zip(&mse) {
+        // ELBO = 0.5·SSE + KL, with SSE = d·MSE and KL >= 0 (up to f32 rounding).
+        assert!(
+            e.is_finite() && *e >= 0.5 * d * m * (1.0 - 1e-4),
+            "{e} vs {m}"
+        );
+    }
+}
