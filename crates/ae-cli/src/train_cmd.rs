@@ -302,29 +302,19 @@ pub fn run(a: TrainArgs, matches: Option<&ArgMatches>) -> Result<()> {
     let t = &report.test;
     if a.json {
         println!("{}", serde_json::to_string_pretty(t)?);
-    } else if cfg.standardised() {
-        // BCE and PSNR mean nothing on standardised features.
-        println!(
-            "{}: test mse {:.5} (standardised features) loss {:.4}{} ({} epochs{}) -> {}",
-            cfg.model.kind(),
-            t.mse,
-            t.loss,
-            t.elbo.map(|e| format!(" elbo {e:.2}")).unwrap_or_default(),
-            report.metrics.len(),
-            if report.stopped_early {
-                ", stopped early"
-            } else {
-                ""
-            },
-            out.display()
-        );
     } else {
+        // BCE and PSNR mean nothing on standardised features.
+        let scores = if cfg.standardised() {
+            format!("test mse {:.5} (standardised features)", t.mse)
+        } else {
+            format!(
+                "test bce {:.4} mse {:.5} psnr {:.2} dB",
+                t.bce, t.mse, t.psnr
+            )
+        };
         println!(
-            "{}: test bce {:.4} mse {:.5} psnr {:.2} dB loss {:.4}{} ({} epochs{}) -> {}",
+            "{}: {scores} loss {:.4}{} ({} epochs{}) -> {}",
             cfg.model.kind(),
-            t.bce,
-            t.mse,
-            t.psnr,
             t.loss,
             t.elbo.map(|e| format!(" elbo {e:.2}")).unwrap_or_default(),
             report.metrics.len(),

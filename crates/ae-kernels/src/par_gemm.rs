@@ -188,7 +188,7 @@ mod tests {
                 *v = (*v + b).max(0.0);
             }
         };
-        let run = |threads: usize| {
+        let run = |threads: usize, rhs: &[f32], rv: MatView| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
@@ -200,38 +200,26 @@ mod tests {
                     n,
                     &lhs,
                     MatView::row_major(m, k),
-                    &rhs,
-                    MatView::row_major(k, n),
+                    rhs,
+                    rv,
                     Some(&epi),
                 );
             });
             dst
         };
-        let one = run(1);
+        let one = run(1, &rhs, MatView::row_major(k, n));
         assert!(one.iter().any(|v| *v > 0.0) && one.contains(&0.0));
         for threads in [2, 3, 5, 8, 16] {
             let (rb, cb) = grid(m, n, k, threads);
             assert!(rb * cb > 1, "{threads} threads: {rb}x{cb}");
-            assert_eq!(run(threads), one, "{threads} threads");
+            assert_eq!(
+                run(threads, &rhs, MatView::row_major(k, n)),
+                one,
+                "{threads} threads"
+            );
         }
         // A transposed right-hand side (the weight-gradient form) too.
         let rt: Vec<f32> = (0..n * k).map(|i| rhs[(i % k) * n + i / k]).collect();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(16)
-            .build()
-            .unwrap();
-        let mut dst = vec![0f32; m * n];
-        pool.install(|| {
-            par_matmul(
-                &mut dst,
-                n,
-                &lhs,
-                MatView::row_major(m, k),
-                &rt,
-                MatView::row_major(n, k).t(),
-                Some(&epi),
-            );
-        });
-        assert_eq!(dst, one);
+        assert_eq!(run(16, &rt, MatView::row_major(n, k).t()), one);
     }
 }
