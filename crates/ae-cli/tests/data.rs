@@ -476,3 +476,112 @@ fn resume_accepts_the_runs_own_data_flags_and_names_changed_ones() {
     assert!(err.contains("--color"), "{err}");
     assert!(!err.contains("--data "), "{err}");
 }
+
+/// `compress` takes every kind of image data a run reads, and `decompress` writes
+/// `.npy`, a folder of PNGs or IDX; a table run is refused with the reason.
+#[test]
+fn compress_any_images_and_decompress_to_npy_pngs_or_idx() {
+    let t = tempfile::tempdir().unwrap();
+    let photos = t.path().join("photos");
+    fixtures::write_folder(&photos, 24, (8, 8), 3, Format::Png, 0, 5).unwrap();
+    let run = t.path().join("v");
+    ok(&[
+        "train",
+        "--model",
+        "vanilla",
+        "--data",
+        s(&photos),
+        "--out",
+        s(&run),
+        "--epochs",
+        "2",
+        "--hidden",
+        "32",
+        "--latent-dim",
+        "8",
+    ]);
+    let aez = t.path().join("photos.aez");
+    let out = ok(&["compress", "--checkpoint", s(&run), s(&photos), s(&aez)]);
+    assert!(out.contains("24 images"), "{out}");
+    // a .npy of the same pictures (numpy's channels-last u8) compresses to the same bytes
+    let npy_in = t.path().join("photos.npy");
+    std::fs::write(&npy_in, fixtures::npy_u8(24, 8, 8, 3, 5)).unwrap();
+    let aez2 = t.path().join("npy.aez");
+    ok(&["compress", "--checkpoint", s(&run), s(&npy_in), s(&aez2)]);
+    assert_eq!(std::fs::read(&aez).unwrap(), std::fs::read(&aez2).unwrap());
+
+    // .npy out: uint8 [N, H, W, C], within the model's error of the originals
+    let npy = t.path().join("back.npy");
+    let out = ok(&[
+        "decompress",
+        "--checkpoint",
+        s(&run),
+        s(&aez),
+        s(&npy),
+        "--reference",
+        s(&photos),
+    ]);
+    assert!(out.contains("PSNR"), "{out}");
+    let bytes = std::fs::read(&npy).unwrap();
+    let header = String::from_utf8_lossy(&bytes[..128]).replace(' ', "");
+    assert!(
+        header.contains("u1'") && header.contains("(24,8,8,3"),
+        "{header}"
+    );
+    // a folder of PNGs: one per image, readable back as the run's data
+    let pngs = t.path().join("pngs");
+    let slash = format!("{}/", s(&pngs));
+    ok(&["decompress", "--checkpoint", s(&run), s(&aez), &slash]);
+    let mut names: Vec<_> = std::fs::read_dir(&pngs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 24);
+    assert_eq!(
+        (names[0].as_str(), names[23].as_str()),
+        ("000000.png", "000023.png")
+    );
+    // the PNGs hold exactly the .npy's pixels: recompressing either gives the same file
+    let from_pngs = t.path().join("pngs.aez");
+    let from_npy = t.path().join("back.aez");
+    ok(&["compress", "--checkpoint", s(&run), s(&pngs), s(&from_pngs)]);
+    ok(&["compress", "--checkpoint", s(&run), s(&npy), s(&from_npy)]);
+    assert_eq!(
+        std::fs::read(&from_pngs).unwrap(),
+        std::fs::read(&from_npy).unwrap()
+    );
+    // a non-empty folder is refused rather than mixed into
+    let err = fails(&["decompress", "--checkpoint", s(&run), s(&aez), s(&pngs)]);
+    assert!(err.contains("not empty"), "{err}");
+    // IDX as before: 4-d for colour
+    let idx = t.path().join("back.idx");
+    ok(&["decompress", "--checkpoint", s(&run), s(&aez), s(&idx)]);
+    assert_eq!(
+        std::fs::metadata(&idx).unwrap().len(),
+        4 + 4 * 4 + 24 * 3 * 8 * 8
+    );
+
+    // a table run: compress says why not
+    let (x, _) = fixtures::table(60, 4, 0, 1);
+    let csv = t.path().join("t.csv");
+    std::fs::write(&csv, fixtures::csv_text(&x, 4, None)).unwrap();
+    let tab = t.path().join("tab");
+    ok(&[
+        "train",
+        "--model",
+        "vanilla",
+        "--data",
+        s(&csv),
+        "--out",
+        s(&tab),
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--latent-dim",
+        "2",
+    ]);
+    let err = fails(&["compress", "--checkpoint", s(&tab), s(&csv), s(&aez)]);
+    assert!(err.contains("table") && err.contains("ae encode"), "{err}");
+}

@@ -215,6 +215,70 @@ impl ImageGrid {
 /// Writes an RGB picture as a PNG file, atomically: a temporary file in the
 /// same folder is written, flushed and synced, then renamed onto `path`.
 pub fn write_png(path: &Path, img: &Rgb8Image) -> Result<()> {
+    // Charts and grids are flat areas and thin lines: the best deflate level
+    // with per-row filter choice makes them several times smaller.
+    write_png_bytes(
+        path,
+        (img.width, img.height),
+        png::ColorType::Rgb,
+        png::Compression::Best,
+        &img.data,
+    )
+}
+
+/// Writes one image given as channel planes (`chw`: `channels x height x
+/// width` bytes, the layout of a batch of images) as a PNG file, atomically:
+/// grey for 1 channel, RGB for 3, RGBA for 4. Other channel counts, or a
+/// buffer of another length, are an error naming `path`.
+pub fn write_image_png(
+    path: &Path,
+    (channels, height, width): (usize, usize, usize),
+    chw: &[u8],
+) -> Result<()> {
+    let colour = match channels {
+        1 => png::ColorType::Grayscale,
+        3 => png::ColorType::Rgb,
+        4 => png::ColorType::Rgba,
+        _ => {
+            return Err(VizError::Shape(format!(
+                "{}: a PNG holds 1, 3 or 4 channels, not {channels}",
+                path.display()
+            )));
+        }
+    };
+    let plane = height * width;
+    if chw.len() != channels * plane || plane == 0 {
+        return Err(VizError::Shape(format!(
+            "{}: {} bytes for a {channels}x{height}x{width} image",
+            path.display(),
+            chw.len()
+        )));
+    }
+    let mut data = vec![0u8; chw.len()];
+    for (c, src) in chw.chunks_exact(plane).enumerate() {
+        for (i, &v) in src.iter().enumerate() {
+            data[i * channels + c] = v;
+        }
+    }
+    write_png_bytes(
+        path,
+        (width, height),
+        colour,
+        png::Compression::Default,
+        &data,
+    )
+}
+
+/// The PNG writer of [`write_png`] and [`write_image_png`]: interleaved 8-bit
+/// `data` of `colour`, written to a temporary file in `path`'s folder, synced,
+/// then renamed onto `path`.
+fn write_png_bytes(
+    path: &Path,
+    (width, height): (usize, usize),
+    colour: png::ColorType,
+    compression: png::Compression,
+    data: &[u8],
+) -> Result<()> {
     let io = |source| VizError::Io {
         path: path.to_path_buf(),
         source,
@@ -226,19 +290,17 @@ pub fn write_png(path: &Path, img: &Rgb8Image) -> Result<()> {
     let mut tmp = ae_data::atomic::temp_in(dir, ".tmp-", ".png").map_err(io)?;
     {
         let mut out = BufWriter::new(tmp.as_file_mut());
-        let mut enc = png::Encoder::new(&mut out, img.width as u32, img.height as u32);
-        enc.set_color(png::ColorType::Rgb);
+        let mut enc = png::Encoder::new(&mut out, width as u32, height as u32);
+        enc.set_color(colour);
         enc.set_depth(png::BitDepth::Eight);
-        // Charts and grids are flat areas and thin lines: the best deflate
-        // level with per-row filter choice makes them several times smaller.
-        enc.set_compression(png::Compression::Best);
+        enc.set_compression(compression);
         enc.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
         let png_err = |source| VizError::Png {
             path: path.to_path_buf(),
             source,
         };
         let mut writer = enc.write_header().map_err(png_err)?;
-        writer.write_image_data(&img.data).map_err(png_err)?;
+        writer.write_image_data(data).map_err(png_err)?;
         writer.finish().map_err(png_err)?;
         out.flush().map_err(io)?;
     }
@@ -404,6 +466,33 @@ mod tests {
         assert!(read_png(&dir.path().join("bad.png")).is_err());
     }
 
+    #[test]
+    fn image_pngs_interleave_the_channel_planes() {
+        let dir = tempfile::tempdir().unwrap();
+        // RGB 2x3: plane r = 0..6, g = 10..16, b = 20..26.
+        let chw: Vec<u8> = (0..3u8)
+            .flat_map(|c| (0..6u8).map(move |i| c * 10 + i))
+            .collect();
+        let rgb = dir.path().join("rgb.png");
+        write_image_png(&rgb, (3, 2, 3), &chw).unwrap();
+        let back = read_png(&rgb).unwrap();
+        assert_eq!((back.width, back.height), (3, 2));
+        assert_eq!(back.pixel(2, 1), [5, 15, 25]);
+        assert_eq!(back.pixel(1, 0), [1, 11, 21]);
+        // Grey is written as one channel (read back as equal RGB).
+        let grey = dir.path().join("grey.png");
+        write_image_png(&grey, (1, 2, 3), &chw[..6]).unwrap();
+        let g = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&grey).unwrap()))
+            .read_info()
+            .unwrap();
+        assert_eq!(g.info().color_type, png::ColorType::Grayscale);
+        assert_eq!(read_png(&grey).unwrap().pixel(2, 1), [5; 3]);
+        // Two channels, or a buffer of the wrong length, are errors naming the file.
+        let err = write_image_png(&dir.path().join("two.png"), (2, 2, 3), &chw[..12]).unwrap_err();
+        assert!(err.to_string().contains("two.png") && err.to_string().contains("2"));
+        let err = write_image_png(&grey, (1, 2, 3), &chw[..5]).unwrap_err();
+        assert!(err.to_string().contains("5 bytes"), "{err}");
+    }
     #[test]
     fn writing_into_a_missing_folder_names_the_file() {
         let img = Rgb8Image {

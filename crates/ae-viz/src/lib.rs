@@ -35,7 +35,7 @@ mod grid;
 pub mod pca;
 pub mod plots;
 
-pub use grid::{ImageGrid, Rgb8Image, read_png, write_png};
+pub use grid::{ImageGrid, Rgb8Image, read_png, write_image_png, write_png};
 pub use plots::{
     DenoiseStats, MANIFEST_FILE, Picture, PictureInfo, PlotManifest, PlotOptions, plot_run,
     test_images, vanilla_peer,
