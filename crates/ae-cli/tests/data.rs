@@ -374,6 +374,51 @@ fn tables_train_anomaly_score_encode() {
     assert_eq!(top, 7, "scores {v:?}");
     assert!(v[7] > 10.0 * median, "outlier {} median {median}", v[7]);
 
+    // eval on labelled rows: a detector fitted on all its rows takes label 0 as normal
+    // (PyOD's convention), alone or in an ensemble with another seed's detector
+    let eval = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "anomaly",
+            "eval",
+            "--checkpoint",
+            s(&det),
+            "--data",
+            s(&csv),
+            "--label-column",
+            "label",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&ok(&args)).unwrap()
+    };
+    let one = eval(&[]);
+    assert_eq!(one["anomalous"], 30, "{one}");
+    assert!(one["roc_auc"].as_f64().unwrap() > 0.7, "{one}");
+    let det2 = t.path().join("det2");
+    ok(&[
+        "anomaly",
+        "fit",
+        "--data",
+        s(&pq),
+        "--out",
+        s(&det2),
+        "--epochs",
+        "20",
+        "--hidden",
+        "16",
+        "--latent-dim",
+        "3",
+        "--seed",
+        "1",
+    ]);
+    let two = eval(&["--with", s(&det2)]);
+    assert_eq!(two["anomalous"], 30, "{two}");
+    assert!(two["roc_auc"].as_f64().unwrap() > 0.7, "{two}");
+    assert_ne!(
+        one["roc_auc"], two["roc_auc"],
+        "the ensemble has its own scores"
+    );
+
     // a table's run given images, columns that differ: clean errors
     let img = t.path().join("img.npy");
     std::fs::write(&img, fixtures::npy_u8(4, 2, 3, 0, 0)).unwrap();

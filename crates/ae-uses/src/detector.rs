@@ -140,7 +140,10 @@ impl Ensemble {
     }
 
     /// Adds the detector `model` (made with `spec`, named `name` in errors):
-    /// scores its normal training images `train` and the images judged.
+    /// scores its normal training images `train` and the images judged. A
+    /// detector of another normal class is refused; one trained on all its
+    /// training rows (no class: one-class data such as a table of normal rows)
+    /// joins any ensemble, its whole training set being normal.
     #[allow(clippy::too_many_arguments)]
     pub fn add(
         &mut self,
@@ -153,11 +156,9 @@ impl Ensemble {
         device: &Device,
     ) -> Result<&MemberScores> {
         let normal = self.normal_class;
-        if spec.normal_class != Some(normal) {
+        if let Some(class) = spec.normal_class.filter(|&c| c != normal) {
             return Err(UsesError::Mismatch(format!(
-                "{name} was trained on class {}, not on class {normal}",
-                spec.normal_class
-                    .map_or_else(|| "all".to_string(), |c| c.to_string())
+                "{name} was trained on class {class}, not on class {normal}"
             )));
         }
         let member = MemberScores {

@@ -17,7 +17,8 @@ pub struct AnomalyEvalArgs {
     pub run: UseRunArgs,
     #[command(flatten)]
     pub images: ImagesArgs,
-    /// The normal class (default: the detector's).
+    /// The normal class (default: the detector's; for a detector fitted on all its rows and
+    /// labels that are 0 or 1, class 0: label 1 marks the anomalies, as in PyOD).
     #[arg(long)]
     pub normal_class: Option<u8>,
     /// Another detector of the same class (e.g. `ae anomaly fit` with another
@@ -52,8 +53,12 @@ fn add_member(
     let train = cfg
         .load()
         .with_context(|| format!("loading the training images of {}", run.dir.display()))?
-        .train
-        .with_class(normal)?;
+        .train;
+    // A detector fitted on all its rows took every one of them as normal.
+    let train = match spec.normal_class {
+        Some(_) => train.with_class(normal)?,
+        None => train,
+    };
     let name = run.dir.display().to_string();
     ens.add(
         &name,
@@ -70,16 +75,22 @@ fn add_member(
 pub fn exec(a: AnomalyEvalArgs) -> Result<()> {
     let run = a.run.load()?;
     let spec = AnomalySpec::read_optional(&run.dir)?;
-    let Some(normal) = a
-        .normal_class
-        .or(spec.as_ref().and_then(|s| s.normal_class))
-    else {
-        bail!(
-            "{}: no normal class: pass --normal-class (the detector was trained on every class)",
-            run.dir.display()
-        );
-    };
     let (set, what) = a.images.load(&run)?;
+    let normal = match (a.normal_class, spec.as_ref().map(|s| s.normal_class)) {
+        (Some(c), _) | (None, Some(Some(c))) => c,
+        // Fitted on all its rows: with labels 0/1 (PyOD's inlier/outlier), 0 is normal.
+        (None, Some(None)) if set.num_classes().is_some_and(|k| k <= 2) => 0,
+        (None, Some(None)) => bail!(
+            "{}: no normal class: pass --normal-class (the detector was trained on every \
+             class, and the labels of {what} are not only 0 and 1)",
+            run.dir.display()
+        ),
+        (None, None) => bail!(
+            "{}: no normal class: pass --normal-class (the run is not a detector made by \
+             `ae anomaly fit`)",
+            run.dir.display()
+        ),
+    };
     let detectors = 1 + a.with.len();
     let (scores, threshold, kind) = if a.with.is_empty() {
         let kind = spec.as_ref().map(|s| s.score).unwrap_or_default();

@@ -104,10 +104,11 @@ pub fn exec(a: AnomalyFitArgs) -> Result<()> {
     )
     .with_context(|| format!("fitting the detector into {}", a.out.display()))?;
     println!(
-        "{}: {} model trained on {} normal images{}; score {}, threshold {:.6} ({})",
+        "{}: {} model trained on {} normal {}{}; score {}, threshold {:.6} ({})",
         a.out.display(),
         cfg.model.kind(),
         spec.train_images,
+        if cfg.data.is_table() { "rows" } else { "images" },
         spec.normal_class
             .map(|c| format!(" (class {c})"))
             .unwrap_or_default(),
