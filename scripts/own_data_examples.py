@@ -29,7 +29,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 
 PATCH = 32
-TRAIN_PER_PHOTO = 1500
+TRAIN_PER_PHOTO = int(os.environ.get("TRAIN_PER_PHOTO", 1500))
 TEST_PER_PHOTO = 300
 
 

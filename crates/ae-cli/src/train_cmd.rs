@@ -79,6 +79,8 @@ pub struct TrainArgs {
 pub fn run_config(a: &TrainArgs, input: ImageShape) -> Result<RunConfig> {
     let mut cfg = RunConfig::for_kind(a.model, a.data.config(), input);
     a.model_opts.apply(&mut cfg.model)?;
+    // --loss may have changed the recipe's peak.
+    cfg.train.lr = cfg.recipe_lr();
     let t = &mut cfg.train;
     t.seed = a.seed;
     if let Some(e) = a.epochs {

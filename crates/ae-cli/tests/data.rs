@@ -237,6 +237,10 @@ fn tables_train_anomaly_score_encode() {
     assert_eq!(c["data"]["scaler"]["kind"], "standardise", "{}", c["data"]);
     assert_eq!(c["data"]["scaler"]["std"].as_array().unwrap().len(), 6);
     assert_eq!(c["model"]["loss"], "mse", "{}", c["model"]);
+    assert_eq!(
+        c["train"]["lr"], 0.01,
+        "a table keeps the recipe's common peak"
+    );
     let e = ok(&["eval", "--checkpoint", s(&run)]);
     assert!(e.contains("standardised") && !e.contains("psnr"), "{e}");
     // bce on standardised features says why not
@@ -545,6 +549,27 @@ fn compress_any_images_and_decompress_to_npy_pngs_or_idx() {
         "--latent-dim",
         "8",
     ]);
+    // MSE on images peaks lower unless --lr says otherwise
+    for (lr, want) in [(None, 0.003), (Some("0.01"), 0.01)] {
+        let mse = t.path().join("mse");
+        let mut args = vec![
+            "train",
+            "--model",
+            "vanilla",
+            "--data",
+            s(&photos),
+            "--out",
+            s(&mse),
+            "--epochs",
+            "1",
+            "--loss",
+            "mse",
+            "--overwrite",
+        ];
+        args.extend(lr.iter().flat_map(|lr| ["--lr", *lr]));
+        ok(&args);
+        assert_eq!(config(&mse)["train"]["lr"], want, "{lr:?}");
+    }
     let aez = t.path().join("photos.aez");
     let out = ok(&["compress", "--checkpoint", s(&run), s(&photos), s(&aez)]);
     assert!(out.contains("24 images"), "{out}");

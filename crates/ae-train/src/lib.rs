@@ -42,7 +42,7 @@ pub use adam::{Adam, AdamConfig};
 pub use checkpoint::{LoadedRun, load_run};
 pub use config::{
     CONV_EPOCHS, DENOISING_EPOCHS, EarlyStopping, FORMAT_VERSION, LrSchedule, RECIPE_PEAK_LR,
-    RunConfig, TrainConfig,
+    RECIPE_PEAK_LR_MSE_IMAGES, RunConfig, TrainConfig,
 };
 pub use device::parse_device;
 pub use error::{Result, TrainError};

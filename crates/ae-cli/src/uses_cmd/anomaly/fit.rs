@@ -108,7 +108,11 @@ pub fn exec(a: AnomalyFitArgs) -> Result<()> {
         a.out.display(),
         cfg.model.kind(),
         spec.train_images,
-        if cfg.data.is_table() { "rows" } else { "images" },
+        if cfg.data.is_table() {
+            "rows"
+        } else {
+            "images"
+        },
         spec.normal_class
             .map(|c| format!(" (class {c})"))
             .unwrap_or_default(),
