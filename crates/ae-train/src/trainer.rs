@@ -245,6 +245,7 @@ pub fn train_on(
     let mut metrics = Metrics::default();
     let mut best_val: Option<f64> = None;
     let mut bad_epochs = 0usize;
+    let mut warned_blow_up = false;
     let mut start_epoch = 0usize;
 
     if let Some(ck) = &resume_from {
@@ -393,6 +394,9 @@ pub fn train_on(
                 loss: val.loss,
             });
         }
+        // Against the best before this epoch; said once per call (a dead model stays there).
+        let blow_up = crate::metrics::blow_up_warning(best_val, val.loss, epoch + 1, lr)
+            .filter(|_| !warned_blow_up);
         let improved = match (best_val, &t.early_stopping) {
             (None, _) => true,
             (Some(b), Some(es)) => val.loss < b - es.min_delta,
@@ -421,6 +425,10 @@ pub fn train_on(
             em.epoch, t.epochs, em.train_loss, em.val_loss, em.seconds, em.images_per_sec
         ));
         metrics.epochs.push(em);
+        if let Some(w) = blow_up {
+            tracing::warn!("{w}");
+            warned_blow_up = true;
+        }
         if let Some(es) = &t.early_stopping
             && bad_epochs >= es.patience
         {
