@@ -37,8 +37,8 @@
 //! # Ok::<(), ae_data::DataError>(())
 //! ```
 //!
-//! Loading MNIST (from `data/mnist/` in the repository, `$AE_DATA_DIR/mnist/`,
-//! or a configured directory):
+//! Loading MNIST (from a configured directory, `$AE_DATA_DIR/mnist/`, or the
+//! first `data/mnist/` in or above the working directory, such as the repository's):
 //!
 //! ```no_run
 //! let split = ae_data::DataConfig::default().load()?;

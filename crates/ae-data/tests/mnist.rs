@@ -1,9 +1,16 @@
 //! Loading the real MNIST shipped in `data/mnist/` (once), plus `inspect` on its label file.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-use ae_data::dataset::repo_data_dir;
+use std::path::{Path, PathBuf};
+
+use ae_data::dataset::{DataFile, DataSearch};
 use ae_data::{DataConfig, DataError, DatasetName, Layout, inspect};
 use candle_core::Device;
+
+/// The repository's `data/` (the tests are built inside the repository).
+fn repo_data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
+}
 
 #[test]
 fn loads_the_repository_mnist() {
@@ -159,5 +166,26 @@ fn custom_sets_and_shape_mismatch() {
             }
         ),
         "{e}"
+    );
+}
+
+#[test]
+fn the_default_lookup_finds_the_repository_data_from_the_crate_folder() {
+    // `cargo test` runs this with crates/ae-data as the working directory: the
+    // search for data/mnist/ goes up to the repository root, whatever the binary.
+    let search = DataSearch {
+        env_dir: None,
+        start: std::env::current_dir().unwrap(),
+    };
+    let found = DataConfig::default()
+        .resolve_with(DataFile::TrainImages, &search)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        found.canonicalize().unwrap(),
+        repo_data_dir()
+            .join("mnist/train-images-idx3-ubyte.gz")
+            .canonicalize()
+            .unwrap()
     );
 }

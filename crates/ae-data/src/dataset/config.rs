@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::image_set::ImageSet;
-use super::locate::{DATA_DIR_ENV, repo_data_dir};
+use super::locate::DataSearch;
 use super::registry::{DataFile, DatasetName};
 use crate::error::{DataError, Result};
 use crate::idx::{check_label_range, labels_to_u8, read_idx};
@@ -19,7 +19,7 @@ use crate::source::SourceOptions;
 pub struct DataConfig {
     /// The data set.
     pub name: DatasetName,
-    /// Directory holding the four files (overrides `$AE_DATA_DIR` and the repo).
+    /// Directory holding the four files (overrides `$AE_DATA_DIR` and the search for `data/`).
     pub data_dir: Option<PathBuf>,
     /// Explicit training image file.
     pub train_images: Option<PathBuf>,
@@ -153,16 +153,15 @@ impl DataConfig {
     }
 
     /// The path of `file` (see the module docs for the lookup order), reading
-    /// `$AE_DATA_DIR`. `Ok(None)` only for a custom data set's absent labels.
+    /// `$AE_DATA_DIR` and the working directory. `Ok(None)` only for a custom
+    /// data set's absent labels.
     pub fn resolve(&self, file: DataFile) -> Result<Option<PathBuf>> {
-        let env = std::env::var_os(DATA_DIR_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
-        self.resolve_with(file, env.as_deref())
+        self.resolve_with(file, &DataSearch::from_env())
     }
 
-    /// [`DataConfig::resolve`] with the value of `$AE_DATA_DIR` given explicitly.
-    pub fn resolve_with(&self, file: DataFile, env_dir: Option<&Path>) -> Result<Option<PathBuf>> {
+    /// [`DataConfig::resolve`] with `$AE_DATA_DIR` and the working directory given
+    /// explicitly.
+    pub fn resolve_with(&self, file: DataFile, search: &DataSearch) -> Result<Option<PathBuf>> {
         let custom = self.name == DatasetName::Custom;
         let missing = |tried: Vec<PathBuf>| DataError::MissingFile {
             what: file.description().into(),
@@ -176,20 +175,18 @@ impl DataConfig {
                 Err(missing(vec![p.to_path_buf()]))
             };
         }
-        let dir = match (&self.data_dir, env_dir) {
-            (Some(d), _) => d.clone(),
-            (None, _) if custom => {
+        let dir = match &self.data_dir {
+            Some(d) => d.clone(),
+            None if custom => {
                 return if file.is_labels() {
                     Ok(None)
                 } else {
                     Err(missing(Vec::new()))
                 };
             }
-            (None, Some(env)) => env.join(self.name.as_str()),
-            (None, None) => repo_data_dir().join(self.name.as_str()),
+            None => search.dataset_dir(self.name)?,
         };
-        let name = file.standard_name();
-        let tried = vec![dir.join(name), dir.join(format!("{name}.gz"))];
+        let tried: Vec<PathBuf> = file.candidate_names().iter().map(|n| dir.join(n)).collect();
         if let Some(p) = tried.iter().find(|p| p.is_file()) {
             return Ok(Some(p.clone()));
         }
@@ -203,11 +200,11 @@ impl DataConfig {
         &self,
         images: DataFile,
         labels: DataFile,
-        env_dir: Option<&Path>,
+        search: &DataSearch,
         limit: Option<usize>,
     ) -> Result<(ImageSet, String)> {
         let images_path =
-            self.resolve_with(images, env_dir)?
+            self.resolve_with(images, search)?
                 .ok_or_else(|| DataError::MissingFile {
                     what: images.description().into(),
                     dataset: self.name.to_string(),
@@ -216,7 +213,7 @@ impl DataConfig {
         let images_name = images_path.display().to_string();
         tracing::debug!(file = %images_name, "reading {}", images.description());
         let arr = read_idx(&images_path)?;
-        let labels = match self.resolve_with(labels, env_dir)? {
+        let labels = match self.resolve_with(labels, search)? {
             Some(p) => {
                 tracing::debug!(file = %p.display(), "reading {}", labels.description());
                 Some((read_idx(&p)?, p.display().to_string()))
@@ -234,10 +231,7 @@ impl DataConfig {
 
     /// Loads the training and test sets.
     pub fn load(&self) -> Result<Split> {
-        let env = std::env::var_os(DATA_DIR_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
-        self.load_with(env.as_deref())
+        self.load_with(&DataSearch::from_env())
     }
 
     /// Loads the split and records in `self` what a later load must repeat: a
@@ -272,8 +266,9 @@ impl DataConfig {
                 .is_some_and(|k| k.is_table())
     }
 
-    /// [`DataConfig::load`] with the value of `$AE_DATA_DIR` given explicitly.
-    pub fn load_with(&self, env_dir: Option<&Path>) -> Result<Split> {
+    /// [`DataConfig::load`] with `$AE_DATA_DIR` and the working directory given
+    /// explicitly.
+    pub fn load_with(&self, search: &DataSearch) -> Result<Split> {
         self.validate()?;
         if self.data.is_some() {
             return crate::source::load_split(&mut self.clone(), false);
@@ -281,13 +276,13 @@ impl DataConfig {
         let (train, train_file) = self.load_set(
             DataFile::TrainImages,
             DataFile::TrainLabels,
-            env_dir,
+            search,
             self.train_limit,
         )?;
         let (test, test_file) = self.load_set(
             DataFile::TestImages,
             DataFile::TestLabels,
-            env_dir,
+            search,
             self.test_limit,
         )?;
         if train.shape() != test.shape() {
@@ -361,28 +356,48 @@ mod tests {
         std::fs::create_dir_all(env.join("mnist")).unwrap();
         let in_env = env.join("mnist").join("train-images-idx3-ubyte.gz");
         std::fs::write(&in_env, b"x").unwrap();
+        // A working directory below a data/mnist/ holding all four files.
+        let tree = dir.path().join("tree");
+        for f in DataFile::ALL {
+            let p = tree.join("data/mnist").join(f.standard_name());
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p.with_extension("gz"), b"x").unwrap();
+        }
+        let cwd = tree.join("sub/dir");
+        std::fs::create_dir_all(&cwd).unwrap();
+        let with_env = DataSearch {
+            env_dir: Some(env.clone()),
+            start: cwd.clone(),
+        };
+        let no_env = DataSearch {
+            env_dir: None,
+            start: cwd.clone(),
+        };
         let c = DataConfig::default();
-        // env dir wins over the repo
+        // env dir wins over the working directory's data/
         assert_eq!(
-            c.resolve_with(DataFile::TrainImages, Some(&env)).unwrap(),
+            c.resolve_with(DataFile::TrainImages, &with_env).unwrap(),
             Some(in_env.clone())
         );
-        // no fall-through from the env dir to the repo
-        let e = c
-            .resolve_with(DataFile::TestImages, Some(&env))
-            .unwrap_err();
+        // no fall-through from the env dir to data/ above the working directory
+        let e = c.resolve_with(DataFile::TestImages, &with_env).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("t10k-images-idx3-ubyte.gz"), "{msg}");
         assert!(msg.contains("env"), "{msg}");
-        // no env: the repo dir
-        let repo = c
-            .resolve_with(DataFile::TrainLabels, None)
-            .unwrap()
-            .unwrap();
-        assert!(
-            repo.ends_with("data/mnist/train-labels-idx1-ubyte.gz"),
-            "{repo:?}"
+        // no env: data/mnist/ above the working directory
+        assert_eq!(
+            c.resolve_with(DataFile::TrainLabels, &no_env).unwrap(),
+            Some(tree.join("data/mnist/train-labels-idx1-ubyte.gz"))
         );
+        // none found: the typed error
+        let lost = DataSearch {
+            env_dir: None,
+            start: dir.path().join("env"),
+        };
+        assert!(matches!(
+            c.resolve_with(DataFile::TrainImages, &lost),
+            Err(DataError::DataDirNotFound { .. })
+        ));
         // data_dir wins over env, uncompressed preferred over .gz
         let dd = dir.path().join("dd");
         std::fs::create_dir_all(&dd).unwrap();
@@ -393,7 +408,7 @@ mod tests {
             ..DataConfig::default()
         };
         assert_eq!(
-            c.resolve_with(DataFile::TrainImages, Some(&env)).unwrap(),
+            c.resolve_with(DataFile::TrainImages, &with_env).unwrap(),
             Some(dd.join("train-images-idx3-ubyte"))
         );
         // explicit path wins, and must exist
@@ -404,11 +419,11 @@ mod tests {
             ..DataConfig::default()
         };
         assert_eq!(
-            c.resolve_with(DataFile::TrainImages, None).unwrap(),
+            c.resolve_with(DataFile::TrainImages, &lost).unwrap(),
             Some(in_env)
         );
         assert!(matches!(
-            c.resolve_with(DataFile::TestImages, None),
+            c.resolve_with(DataFile::TestImages, &lost),
             Err(DataError::MissingFile { .. })
         ));
         // custom: labels optional
@@ -417,6 +432,6 @@ mod tests {
             data_dir: Some(dd),
             ..DataConfig::default()
         };
-        assert_eq!(c.resolve_with(DataFile::TrainLabels, None).unwrap(), None);
+        assert_eq!(c.resolve_with(DataFile::TrainLabels, &lost).unwrap(), None);
     }
 }

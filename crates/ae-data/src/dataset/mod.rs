@@ -24,7 +24,10 @@
 //! 2. else `data_dir` (the directory holding the files themselves);
 //! 3. else `$AE_DATA_DIR/<name>/` (e.g. `$AE_DATA_DIR/mnist/`; files placed
 //!    directly in `$AE_DATA_DIR` are *not* looked at);
-//! 4. else `<repo>/data/<name>/` (the repo ships `data/mnist/`).
+//! 4. else the first `data/<name>/` holding the training images in the working
+//!    directory or a folder above it (so anywhere in the repository finds the
+//!    `data/mnist/` it ships); nothing found is an error saying what was tried
+//!    and how to point at the data (see `locate`). Nothing is baked into the binary.
 //!
 //! Only the first applicable directory is searched (no silent fall-through to
 //! other data). In a directory the standard names `train-images-idx3-ubyte`,
@@ -46,5 +49,5 @@ mod scale;
 
 pub use config::{DataConfig, Split, load_labels};
 pub use image_set::{ImageSet, Layout};
-pub use locate::{DATA_DIR_ENV, repo_data_dir};
+pub use locate::{DATA_DIR_ENV, DATA_FOLDER, DataSearch};
 pub use registry::{DataFile, DatasetName};
