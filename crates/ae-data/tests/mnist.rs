@@ -26,6 +26,9 @@ fn loads_the_repository_mnist() {
     assert_eq!(train.shape(), [1, 28, 28]);
     assert_eq!(test.shape(), [1, 28, 28]);
     assert_eq!(train.dim(), 784);
+    // The bytes are kept as bytes: a quarter of the f32 they stand for.
+    assert_eq!(train.stored_bytes(), 60_000 * 784);
+    assert_eq!(test.stored_bytes(), 10_000 * 784);
     let labels = train.labels().unwrap();
     assert_eq!(labels[0], 5);
     assert_eq!(&labels[..5], &[5, 0, 4, 1, 9]);
@@ -91,7 +94,7 @@ fn limits_and_missing_files() {
         &split.train.labels().unwrap()[..20],
         split.test.labels().unwrap()
     );
-    assert_eq!(&split.train.pixels()[..20 * 784], split.test.pixels());
+    assert_eq!(*split.train.first_pixels(20), *split.test.pixels());
 
     // A missing file lists what was tried.
     let config = DataConfig {
@@ -133,7 +136,7 @@ fn custom_sets_and_shape_mismatch() {
     .unwrap();
     let split = config.load().unwrap();
     assert_eq!(split.train.labels(), None);
-    assert_eq!(split.train.pixels(), &[1.0; 12]);
+    assert_eq!(*split.train.pixels(), [1.0; 12]);
     assert_eq!(split.test.len(), 1);
 
     // Custom labels: checked against the image count, any u8 value allowed.

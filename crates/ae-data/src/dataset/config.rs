@@ -220,8 +220,8 @@ impl DataConfig {
             }
             None => None,
         };
-        let set = ImageSet::from_idx(
-            &arr,
+        let set = ImageSet::from_idx_owned(
+            arr,
             &images_name,
             labels.as_ref().map(|(a, n)| (a, n.as_str())),
             self.name.num_classes(),

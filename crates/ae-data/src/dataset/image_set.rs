@@ -1,12 +1,18 @@
 //! [`ImageSet`], N images in [0,1] (or a table's standardised rows) with optional labels, and the [`Layout`] of its batch tensors.
+//!
+//! Images that came as bytes are held as bytes and converted to `f32` when a
+//! batch is built (see `pixels`); the accessors give `f32` whatever the storage.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::scale::{image_shape, to_unit};
+use super::pixels::Store;
+use super::scale::{image_shape, into_unit};
 use crate::error::{DataError, Result};
 use crate::idx::{IdxArray, check_labels};
 
@@ -31,14 +37,19 @@ impl Layout {
     }
 }
 
-/// N images as `f32` in [0,1], row-major `[N, C, H, W]`, with optional `u8` labels.
+/// N images in [0,1], row-major `[N, C, H, W]`, with optional `u8` labels.
+///
+/// Images that came as bytes (IDX `u8`/`i8`, `uint8` NumPy arrays, image
+/// folders) are held as one byte per value ([`ImageSet::stored_bytes`]) and
+/// read as `f32` `v / 255`: [`ImageSet::gather`] and [`ImageSet::batch_tensor`]
+/// convert one batch at a time; [`ImageSet::pixels`] converts the whole set.
 ///
 /// A table's rows are held as `1 x 1 x D` images with their column names
 /// ([`ImageSet::is_table`]); their values are standardised (any real number,
 /// see [`crate::scaler`]), not in [0, 1].
 #[derive(Clone, PartialEq)]
 pub struct ImageSet {
-    images: Vec<f32>,
+    images: Store,
     labels: Option<Vec<u8>>,
     channels: usize,
     height: usize,
@@ -55,6 +66,7 @@ impl fmt::Debug for ImageSet {
             .field("width", &self.width)
             .field("labels", &self.labels.is_some())
             .field("table", &self.columns.is_some())
+            .field("bytes", &self.images.bytes())
             .finish()
     }
 }
@@ -73,9 +85,31 @@ impl ImageSet {
             Some((arr, file)) => Some(check_labels(arr, file, images, images_file, num_classes)?),
             None => None,
         };
-        let pixels = to_unit(images.data(), images_file)?;
         Ok(ImageSet {
-            images: pixels,
+            images: into_unit(images.data().clone(), images_file)?,
+            labels,
+            channels,
+            height,
+            width,
+            columns: None,
+        })
+    }
+
+    /// [`ImageSet::from_idx`] taking the image array, so that bytes are kept
+    /// without a copy.
+    pub(crate) fn from_idx_owned(
+        images: IdxArray,
+        images_file: &str,
+        labels: Option<(&IdxArray, &str)>,
+        num_classes: Option<usize>,
+    ) -> Result<ImageSet> {
+        let [channels, height, width] = image_shape(images.dims(), images_file)?;
+        let labels = match labels {
+            Some((arr, file)) => Some(check_labels(arr, file, &images, images_file, num_classes)?),
+            None => None,
+        };
+        Ok(ImageSet {
+            images: into_unit(images.into_data(), images_file)?,
             labels,
             channels,
             height,
@@ -88,6 +122,34 @@ impl ImageSet {
     /// and optional labels (one per image).
     pub fn from_parts(
         images: Vec<f32>,
+        labels: Option<Vec<u8>>,
+        channels: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<ImageSet> {
+        if let Some(i) = images.iter().position(|x| !(0.0..=1.0).contains(x)) {
+            return Err(DataError::InvalidImageSet(format!(
+                "pixel #{i} is {}, expected a value in [0, 1]",
+                images[i]
+            )));
+        }
+        ImageSet::from_store(Store::F32(images), labels, channels, height, width)
+    }
+
+    /// Builds a set from bytes `v` standing for `v / 255` (`[N, C, H, W]`
+    /// row-major), held as bytes, and optional labels (one per image).
+    pub fn from_parts_u8(
+        images: Vec<u8>,
+        labels: Option<Vec<u8>>,
+        channels: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<ImageSet> {
+        ImageSet::from_store(Store::U8(images), labels, channels, height, width)
+    }
+
+    fn from_store(
+        images: Store,
         labels: Option<Vec<u8>>,
         channels: usize,
         height: usize,
@@ -106,12 +168,6 @@ impl ImageSet {
             return Err(DataError::InvalidImageSet(format!(
                 "{} pixels is not a multiple of the image size {dim}",
                 images.len()
-            )));
-        }
-        if let Some(i) = images.iter().position(|x| !(0.0..=1.0).contains(x)) {
-            return Err(DataError::InvalidImageSet(format!(
-                "pixel #{i} is {}, expected a value in [0, 1]",
-                images[i]
             )));
         }
         let n = images.len() / dim;
@@ -165,7 +221,7 @@ impl ImageSet {
             )));
         }
         Ok(ImageSet {
-            images: values,
+            images: Store::F32(values),
             labels,
             channels: 1,
             height: 1,
@@ -191,7 +247,7 @@ impl ImageSet {
 
     /// Whether the set holds no image.
     pub fn is_empty(&self) -> bool {
-        self.images.is_empty()
+        self.images.len() == 0
     }
 
     /// Channels per image.
@@ -220,14 +276,41 @@ impl ImageSet {
     }
 
     /// The pixels of image `i` (`C*H*W` values), `None` when out of range.
-    pub fn image(&self, i: usize) -> Option<&[f32]> {
-        let d = self.dim();
-        self.images.get(i.checked_mul(d)?..(i + 1).checked_mul(d)?)
+    pub fn image(&self, i: usize) -> Option<Cow<'_, [f32]>> {
+        self.images_in(i..i.checked_add(1)?)
     }
 
-    /// All pixels, `[N, C, H, W]` row-major.
-    pub fn pixels(&self) -> &[f32] {
-        &self.images
+    /// The pixels of images `range` (`[range.len(), C, H, W]` row-major), `None`
+    /// when out of range. Borrowed when the set holds `f32`, converted otherwise.
+    pub fn images_in(&self, range: Range<usize>) -> Option<Cow<'_, [f32]>> {
+        let d = self.dim();
+        self.images
+            .slice(range.start.checked_mul(d)?..range.end.checked_mul(d)?)
+    }
+
+    /// The pixels of the first `n` images (all of them when `n >= len`).
+    pub fn first_pixels(&self, n: usize) -> Cow<'_, [f32]> {
+        self.images_in(0..n.min(self.len())).unwrap_or_default()
+    }
+
+    /// All pixels, `[N, C, H, W]` row-major: borrowed when the set holds `f32`,
+    /// a converted copy of the whole set when it holds bytes (batches are better
+    /// built with [`ImageSet::gather`]).
+    pub fn pixels(&self) -> Cow<'_, [f32]> {
+        self.first_pixels(self.len())
+    }
+
+    /// The bytes `v` (standing for `v / 255`) when the set holds bytes.
+    pub fn pixels_u8(&self) -> Option<&[u8]> {
+        match &self.images {
+            Store::U8(v) => Some(v),
+            Store::F32(_) => None,
+        }
+    }
+
+    /// Bytes of memory the values take: one per value when held as bytes, four as `f32`.
+    pub fn stored_bytes(&self) -> usize {
+        self.images.bytes()
     }
 
     /// The labels, if any.
@@ -256,8 +339,8 @@ impl ImageSet {
 
     /// A new set with the images at `indices`, in that order (repeats allowed).
     pub fn subset(&self, indices: &[usize]) -> Result<ImageSet> {
-        let mut images = Vec::new();
-        self.gather(indices, &mut images)?;
+        self.check_indices(indices)?;
+        let images = self.images.rows(indices, self.dim());
         let labels = self
             .labels
             .as_ref()
@@ -311,7 +394,7 @@ impl ImageSet {
         out.clear();
         out.reserve(indices.len() * d);
         for &i in indices {
-            out.extend_from_slice(&self.images[i * d..(i + 1) * d]);
+            self.images.extend_into(i * d..(i + 1) * d, out);
         }
         Ok(())
     }
@@ -340,7 +423,7 @@ impl ImageSet {
     /// The whole set as one `f32` tensor (see [`ImageSet::batch_tensor`] for shapes).
     pub fn to_tensor(&self, layout: Layout, device: &Device) -> Result<Tensor> {
         let shape = layout.shape(self.len(), self.channels, self.height, self.width);
-        Ok(Tensor::from_slice(&self.images, shape, device)?)
+        Ok(Tensor::from_slice(&self.pixels(), shape, device)?)
     }
 }
 
@@ -368,7 +451,7 @@ mod tests {
     fn subsets_and_filters() {
         let s = small();
         assert_eq!(s.num_classes(), Some(3));
-        assert_eq!(s.image(1), Some(&[0.25, 0.375][..]));
+        assert_eq!(s.image(1).unwrap().as_ref(), &[0.25, 0.375]);
         assert_eq!(s.image(4), None);
         assert_eq!(s.image(usize::MAX), None);
         let sub = s.subset(&[3, 0, 3]).unwrap();

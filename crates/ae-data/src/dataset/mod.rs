@@ -1,6 +1,7 @@
 //! Image sets in [0,1] built from IDX files, batch tensors, and the `DataConfig` that finds and loads a data set.
 //!
 //! * `image_set`: [`ImageSet`] and the [`Layout`] of its batch tensors.
+//! * `pixels`: how a set holds its values (bytes where they came as bytes).
 //! * `scale`: IDX dims to `[C, H, W]` and every element type to [0,1].
 //! * `registry`: the known data sets ([`DatasetName`]) and their files ([`DataFile`]).
 //! * `locate`: where a data set's default folder is.
@@ -44,10 +45,12 @@
 mod config;
 mod image_set;
 mod locate;
+mod pixels;
 mod registry;
 mod scale;
 
 pub use config::{DataConfig, Split, load_labels};
 pub use image_set::{ImageSet, Layout};
 pub use locate::{DATA_DIR_ENV, DATA_FOLDER, DataSearch};
+pub use pixels::unit;
 pub use registry::{DataFile, DatasetName};

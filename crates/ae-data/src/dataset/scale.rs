@@ -1,11 +1,12 @@
 //! IDX image arrays to an image set's shape and values: `[C, H, W]` from the file's dims, and every element type scaled to [0,1].
 //!
-//! * `u8`: `v / 255`; `i8`: `(v + 128) / 255`.
+//! * `u8`: `v / 255`; `i8`: `(v + 128) / 255` (both kept as bytes, see `pixels`).
 //! * `i16`, `i32`: `(v - min) / (max - min)` with min and max over the whole file
 //!   (all values equal → 0).
 //! * `f32`, `f64`: kept as they are when every value is in [0,1], else min-max
 //!   scaled as above. NaN or ±∞ is an error naming the file and element.
 
+use super::pixels::Store;
 use crate::error::{DataError, Result};
 use crate::idx::IdxData;
 
@@ -60,27 +61,30 @@ fn check_finite<T: Copy + Into<f64>>(v: &[T], file: &str) -> Result<()> {
     }
 }
 
-/// Converts IDX elements to [0,1] (see the module docs).
-pub(crate) fn to_unit(data: &IdxData, file: &str) -> Result<Vec<f32>> {
+/// Converts IDX elements to [0,1] (see the module docs): `u8` kept as bytes
+/// (read as `v / 255`), `i8` shifted to the bytes `v + 128`, the others to `f32`.
+pub(crate) fn into_unit(data: IdxData, file: &str) -> Result<Store> {
     Ok(match data {
-        IdxData::U8(v) => v.iter().map(|&x| f32::from(x) / 255.0).collect(),
-        IdxData::I8(v) => v.iter().map(|&x| (f32::from(x) + 128.0) / 255.0).collect(),
-        IdxData::I16(v) => min_max_scale(v),
-        IdxData::I32(v) => min_max_scale(v),
+        IdxData::U8(v) => Store::U8(v),
+        // `(v + 128) / 255`: `f32::from(v) + 128.0` is the exact integer `v + 128`,
+        // so the byte's `unit` is the same `f32` as before bytes were kept.
+        IdxData::I8(v) => Store::U8(v.into_iter().map(|x| x.cast_unsigned() ^ 0x80).collect()),
+        IdxData::I16(v) => Store::F32(min_max_scale(&v)),
+        IdxData::I32(v) => Store::F32(min_max_scale(&v)),
         IdxData::F32(v) => {
-            check_finite(v, file)?;
+            check_finite(&v, file)?;
             if v.iter().all(|x| (0.0..=1.0).contains(x)) {
-                v.clone()
+                Store::F32(v)
             } else {
-                min_max_scale(v)
+                Store::F32(min_max_scale(&v))
             }
         }
         IdxData::F64(v) => {
-            check_finite(v, file)?;
+            check_finite(&v, file)?;
             if v.iter().all(|x| (0.0..=1.0).contains(x)) {
-                v.iter().map(|&x| x as f32).collect()
+                Store::F32(v.iter().map(|&x| x as f32).collect())
             } else {
-                min_max_scale(v)
+                Store::F32(min_max_scale(&v))
             }
         }
     })
@@ -131,7 +135,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(s.pixels(), &[0.0, 0.2, 1.0]);
+        assert_eq!(*s.pixels(), [0.0, 0.2, 1.0]);
         let s = ImageSet::from_idx(
             &arr(vec![1, 2], IdxData::I8(vec![-128, 127])),
             "i",
@@ -139,7 +143,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(s.pixels(), &[0.0, 1.0]);
+        assert_eq!(*s.pixels(), [0.0, 1.0]);
         let s = ImageSet::from_idx(
             &arr(vec![1, 3], IdxData::I32(vec![-10, 0, 10])),
             "i32",
@@ -147,10 +151,10 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(s.pixels(), &[0.0, 0.5, 1.0]);
+        assert_eq!(*s.pixels(), [0.0, 0.5, 1.0]);
         let s = ImageSet::from_idx(&arr(vec![1, 2], IdxData::I16(vec![7, 7])), "c", None, None)
             .unwrap();
-        assert_eq!(s.pixels(), &[0.0, 0.0]);
+        assert_eq!(*s.pixels(), [0.0, 0.0]);
         let s = ImageSet::from_idx(
             &arr(vec![1, 2], IdxData::F32(vec![0.25, 1.0])),
             "f",
@@ -158,7 +162,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(s.pixels(), &[0.25, 1.0]);
+        assert_eq!(*s.pixels(), [0.25, 1.0]);
         let s = ImageSet::from_idx(
             &arr(vec![1, 3], IdxData::F64(vec![-1.0, 0.0, 3.0])),
             "g",
@@ -166,7 +170,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(s.pixels(), &[0.0, 0.25, 1.0]);
+        assert_eq!(*s.pixels(), [0.0, 0.25, 1.0]);
         let e = ImageSet::from_idx(
             &arr(vec![1, 2], IdxData::F32(vec![0.5, f32::NAN])),
             "nan.idx",
@@ -184,5 +188,32 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, DataError::NonFinite { .. }), "{e}");
+    }
+
+    #[test]
+    fn bytes_are_kept_and_read_as_before() {
+        // Every u8 and i8 value reads as the f32 the loaders computed before bytes
+        // were kept: `v / 255` and `(v + 128) / 255`.
+        let u: Vec<u8> = (0..=255).collect();
+        let s = ImageSet::from_idx(&arr(vec![1, 256], IdxData::U8(u.clone())), "u", None, None)
+            .unwrap();
+        assert_eq!(s.stored_bytes(), 256);
+        let want: Vec<f32> = u.iter().map(|&x| f32::from(x) / 255.0).collect();
+        assert_eq!(s.pixels().as_ref(), want.as_slice());
+        let i: Vec<i8> = (-128..=127).collect();
+        let s = ImageSet::from_idx(&arr(vec![2, 128], IdxData::I8(i.clone())), "i", None, None)
+            .unwrap();
+        assert_eq!(s.pixels_u8(), Some(u.as_slice()));
+        let want: Vec<f32> = i.iter().map(|&x| (f32::from(x) + 128.0) / 255.0).collect();
+        assert_eq!(s.pixels().as_ref(), want.as_slice());
+        // Floats stay f32.
+        let s = ImageSet::from_idx(
+            &arr(vec![1, 2], IdxData::F32(vec![0.5, 1.0])),
+            "f",
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!((s.pixels_u8(), s.stored_bytes()), (None, 8));
     }
 }
