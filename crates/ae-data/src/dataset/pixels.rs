@@ -76,11 +76,18 @@ impl Store {
         }
     }
 
-    /// Keeps the first `n` values.
+    /// Keeps the first `n` values, and gives the memory of the rest back (a
+    /// `--train-limit` slice of a large file does not hold the whole file).
     pub(crate) fn truncate(&mut self, n: usize) {
         match self {
-            Store::U8(v) => v.truncate(n),
-            Store::F32(v) => v.truncate(n),
+            Store::U8(v) => {
+                v.truncate(n);
+                v.shrink_to_fit();
+            }
+            Store::F32(v) => {
+                v.truncate(n);
+                v.shrink_to_fit();
+            }
         }
     }
 }
