@@ -490,4 +490,53 @@ mod tests {
         s.gather(&[], &mut buf).unwrap();
         assert!(buf.is_empty());
     }
+
+    #[test]
+    fn a_set_of_bytes_reads_as_the_same_set_of_f32() {
+        // Every byte value, as 4 images of 1x8x8, with labels.
+        let bytes: Vec<u8> = (0..=255).collect();
+        let labels = Some(vec![0, 1, 0, 2]);
+        let b = ImageSet::from_parts_u8(bytes.clone(), labels.clone(), 1, 8, 8).unwrap();
+        let f32s: Vec<f32> = bytes.iter().map(|&v| f32::from(v) / 255.0).collect();
+        let f = ImageSet::from_parts(f32s.clone(), labels, 1, 8, 8).unwrap();
+        assert_eq!((b.stored_bytes(), f.stored_bytes()), (256, 1024));
+        assert_eq!(b.pixels_u8(), Some(bytes.as_slice()));
+        assert_eq!(b, f);
+        assert_eq!(*b.pixels(), *f32s);
+        let idx = [3, 0, 3, 1];
+        let (mut gb, mut gf) = (Vec::new(), Vec::new());
+        b.gather(&idx, &mut gb).unwrap();
+        f.gather(&idx, &mut gf).unwrap();
+        assert_eq!(gb, gf);
+        let tb: Vec<f32> = b
+            .batch_tensor(&idx, Layout::Image, &Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(tb, gf);
+        let sub = b.subset(&idx).unwrap();
+        assert_eq!(sub.stored_bytes(), 4 * 64, "a subset stays bytes");
+        assert_eq!(sub, f.subset(&idx).unwrap());
+        assert_eq!(b.with_class(0).unwrap(), f.with_class(0).unwrap());
+        assert_eq!(b.clone().take(3), f.clone().take(3));
+        assert_eq!(b.clone().take(3).stored_bytes(), 3 * 64);
+        assert_eq!(b.image(2).unwrap(), f.image(2).unwrap());
+        assert_eq!(*b.first_pixels(2), f32s[..128]);
+        assert_eq!(b.images_in(1..3).unwrap(), f.images_in(1..3).unwrap());
+        assert!(b.images_in(3..5).is_none());
+        assert!(b.image(usize::MAX).is_none());
+        assert!(b.batch_tensor(&[4], Layout::Flat, &Device::Cpu).is_err());
+        assert!(ImageSet::from_parts_u8(vec![0; 5], None, 1, 2, 2).is_err());
+        assert!(ImageSet::from_parts_u8(vec![0; 4], Some(vec![0, 1]), 1, 2, 2).is_err());
+        let t = b
+            .to_tensor(Layout::Flat, &Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(t, f32s);
+    }
 }
