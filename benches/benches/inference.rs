@@ -28,7 +28,7 @@ fn inference(c: &mut Criterion) {
         .throughput(Throughput::Elements(BATCH as u64));
     for kind in KINDS {
         let prepared = model(kind).and_then(|(m, vars)| {
-            let x = batch_tensor(m.as_ref(), split.test.pixels(), BATCH)?;
+            let x = batch_tensor(m.as_ref(), &split.test.first_pixels(BATCH), BATCH)?;
             Ok((m, vars, x))
         });
         let (m, _vars, x) = match prepared {

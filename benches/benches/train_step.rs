@@ -24,7 +24,7 @@ fn train_step(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(5))
         .sampling_mode(SamplingMode::Flat);
     for kind in KINDS {
-        let mut step = match TrainStep::new(kind, split.train.pixels()) {
+        let mut step = match TrainStep::new(kind, &split.train.first_pixels(batch_size(kind))) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("skipping train_step/{kind}: {e}");

@@ -115,7 +115,7 @@ fn recipe(t: &TrainConfig) -> String {
 fn mean_code(run: &LoadedRun, set: &ImageSet) -> Result<f64> {
     let sums = ae_train::map_batches(
         run.model.input_layout(),
-        set.pixels(),
+        &set.pixels(),
         1000,
         &run.device,
         |x| Ok::<_, anyhow::Error>(run.model.encode(x)?.abs()?.sum_all()?),

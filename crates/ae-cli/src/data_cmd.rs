@@ -13,7 +13,8 @@ pub enum DataCommand {
     Fetch {
         /// mnist or fashion-mnist.
         name: DatasetName,
-        /// Folder to write the four files to (default: $AE_DATA_DIR/<name> or data/<name>).
+        /// Folder to write the four files to (default: $AE_DATA_DIR/<name>, else <name>/ beside
+        /// the nearest data set in data/ in or above the working directory, else ./data/<name>).
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Mirror to download from (the files are appended to it).
@@ -40,13 +41,8 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                     "a custom data set has no download: pass its IDX files with --train-images etc."
                 );
             }
-            let dir = match data_dir {
-                Some(d) => d,
-                None => match std::env::var_os("AE_DATA_DIR") {
-                    Some(env) => PathBuf::from(env).join(name.as_str()),
-                    None => ae_data::dataset::repo_data_dir().join(name.as_str()),
-                },
-            };
+            let dir = data_dir
+                .unwrap_or_else(|| ae_data::dataset::DataSearch::from_env().fetch_dir(name));
             let report = ae_data::fetch::fetch(name, &dir, base_url.as_deref())?;
             println!("{report}");
             Ok(())

@@ -13,7 +13,8 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 /// Where the images come from (see `ae-data`: explicit paths, else
-/// `--data-dir`, else `$AE_DATA_DIR`, else the repo's `data/<name>/`).
+/// `--data-dir`, else `$AE_DATA_DIR/<name>/`, else the first `data/<name>/` in
+/// or above the working directory).
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
     /// Data set: mnist, fashion-mnist, or custom (with explicit IDX paths).

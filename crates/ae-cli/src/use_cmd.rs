@@ -199,7 +199,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     let k = run.model.latent_dim();
     let codes = ae_train::map_batches(
         run.model.input_layout(),
-        set.pixels(),
+        &set.pixels(),
         run.config.train.eval_batch_size,
         &run.device,
         |x| Ok::<_, anyhow::Error>(run.model.encode(x)?.flatten_from(1)?),

@@ -244,6 +244,26 @@ pub enum DataError {
         tried: Vec<PathBuf>,
     },
 
+    /// No folder of a data set was found: no `data_dir`, no `$AE_DATA_DIR`, and
+    /// no `data/<name>/` in or above the working directory.
+    #[error(
+        "data set {dataset} not found: no --data-dir was given, AE_DATA_DIR is not set, and no \
+         data/{dataset}/ holding its training images is in {} or a folder above it (looked in {}); \
+         pass --data-dir DIR (the folder holding the files), set AE_DATA_DIR=DIR (DIR holding \
+         {dataset}/), run from a folder with data/{dataset}/ in or above it, or download it with \
+         `ae data fetch {dataset}`",
+        start.display(),
+        list_paths(tried)
+    )]
+    DataDirNotFound {
+        /// Data set name.
+        dataset: String,
+        /// The folder the search started from (the working directory).
+        start: PathBuf,
+        /// The folders looked at, nearest first.
+        tried: Vec<PathBuf>,
+    },
+
     /// A `DataConfig` is invalid.
     #[error("invalid data config: {0}")]
     InvalidConfig(String),

@@ -16,7 +16,7 @@
 //!   `crop = center`. Without it every image must have the same size.
 //! * `color`: `rgb` (3 channels; alpha is dropped), `gray` (luma) or `auto`
 //!   (gray when every image is gray). Pixels are `v / 255` (16-bit images are
-//!   reduced to 8 bits first).
+//!   reduced to 8 bits first), held as bytes until a batch is built.
 
 use std::path::{Path, PathBuf};
 
@@ -323,25 +323,19 @@ pub fn decode_kept(
     let mut pixels = Vec::with_capacity(kept.len() * plane * channels);
     for (d, _) in &kept {
         if gray {
-            pixels.extend(
-                d.image
-                    .to_luma8()
-                    .as_raw()
-                    .iter()
-                    .map(|&v| f32::from(v) / 255.0),
-            );
+            pixels.extend_from_slice(d.image.to_luma8().as_raw());
         } else {
             let rgb = d.image.to_rgb8();
             let raw = rgb.as_raw();
             for c in 0..3 {
-                pixels.extend(raw[c..].iter().step_by(3).map(|&v| f32::from(v) / 255.0));
+                pixels.extend(raw[c..].iter().step_by(3));
             }
         }
     }
     let labels = listing.labels.as_ref().map(|_| labels);
     let kept_idx = kept.iter().map(|&(_, i)| i).collect();
     Ok((
-        ImageSet::from_parts(pixels, labels, channels, h as usize, w as usize)?,
+        ImageSet::from_parts_u8(pixels, labels, channels, h as usize, w as usize)?,
         kept_idx,
     ))
 }

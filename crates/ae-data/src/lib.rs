@@ -6,9 +6,10 @@
 //!   workspace, with independent named streams and a saveable [`RngState`].
 //! * [`idx`]: reading (raw or gzip, detected by magic bytes), validating,
 //!   encoding and atomically writing IDX files of every element type.
-//! * [`dataset`]: [`ImageSet`] (N images as `f32` in [0,1], `[N, C, H, W]`, optional
-//!   `u8` labels), batch tensors in [`Layout::Flat`] or [`Layout::Image`], and
-//!   [`DataConfig`], which finds and loads MNIST, Fashion-MNIST or custom IDX files.
+//! * [`dataset`]: [`ImageSet`] (N images in [0,1], `[N, C, H, W]`, held as bytes
+//!   where they came as bytes and converted per batch, optional `u8` labels),
+//!   batch tensors in [`Layout::Flat`] or [`Layout::Image`], and [`DataConfig`],
+//!   which finds and loads MNIST, Fashion-MNIST or custom IDX files.
 //! * [`noise`]: [`Noise`] corruption for denoising autoencoders.
 //! * [`batch`]: [`Batcher`] / [`Epoch`], one seeded permutation per epoch.
 //! * [`fetch`]: checksum-verified, size-capped, atomic downloads.
@@ -37,8 +38,8 @@
 //! # Ok::<(), ae_data::DataError>(())
 //! ```
 //!
-//! Loading MNIST (from `data/mnist/` in the repository, `$AE_DATA_DIR/mnist/`,
-//! or a configured directory):
+//! Loading MNIST (from a configured directory, `$AE_DATA_DIR/mnist/`, or the
+//! first `data/mnist/` in or above the working directory, such as the repository's):
 //!
 //! ```no_run
 //! let split = ae_data::DataConfig::default().load()?;

@@ -1,6 +1,6 @@
 //! NumPy `.npy` and `.npz` files as images or tables.
 //!
-//! * dtypes: `uint8` (pixels `v / 255`), `float32` and `float64` (little or big
+//! * dtypes: `uint8` (pixels `v / 255`, held as bytes), `float32` and `float64` (little or big
 //!   endian; values must be in [0, 1] unless `normalize = minmax`, which maps
 //!   the array's min and max to 0 and 1; NaN and infinities are errors). Labels
 //!   (`--label-array`) may be any integer dtype, with values in 0..=255.
@@ -319,13 +319,9 @@ fn check_label_count(a: &Array, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// Pixels to [0, 1]: `u8 / 255`; floats as they are (checked) or min-max scaled.
+/// Float pixels to [0, 1]: as they are (checked) or min-max scaled.
 fn to_unit(a: &Array, opts: &SourceOptions) -> Result<Vec<f32>> {
     let mut v = f32s(a);
-    if a.elem == Elem::U8 {
-        v.iter_mut().for_each(|x| *x /= 255.0);
-        return Ok(v);
-    }
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Err(npy_err(
             &a.file,
@@ -364,8 +360,8 @@ fn to_unit(a: &Array, opts: &SourceOptions) -> Result<Vec<f32>> {
 }
 
 /// `[N, H, W, C]` to `[N, C, H, W]`.
-fn to_channels_first(v: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
-    let mut out = vec![0.0; v.len()];
+fn to_channels_first<T: Copy + Default>(v: &[T], n: usize, h: usize, w: usize, c: usize) -> Vec<T> {
+    let mut out = vec![T::default(); v.len()];
     let plane = h * w;
     for i in 0..n {
         let (src, dst) = (
@@ -379,6 +375,35 @@ fn to_channels_first(v: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<f
         }
     }
     out
+}
+
+/// An image array as a set of `[c, h, w]` images (`channels_last`: the array is
+/// `[N, H, W, C]`): `uint8` kept as bytes (read as `v / 255`), floats in [0, 1].
+fn images(
+    a: Array,
+    labels: Option<Vec<u8>>,
+    opts: &SourceOptions,
+    [c, h, w]: [usize; 3],
+    channels_last: bool,
+) -> Result<NpyData> {
+    let n = a.shape[0];
+    let set = if a.elem == Elem::U8 {
+        let v = if channels_last {
+            to_channels_first(&a.bytes, n, h, w, c)
+        } else {
+            a.bytes
+        };
+        ImageSet::from_parts_u8(v, labels, c, h, w)?
+    } else {
+        let v = to_unit(&a, opts)?;
+        let v = if channels_last {
+            to_channels_first(&v, n, h, w, c)
+        } else {
+            v
+        };
+        ImageSet::from_parts(v, labels, c, h, w)?
+    };
+    Ok(NpyData::Images(set))
 }
 
 fn to_data(a: Array, labels: Option<Vec<u8>>, opts: &SourceOptions) -> Result<NpyData> {
@@ -421,24 +446,9 @@ fn to_data(a: Array, labels: Option<Vec<u8>>, opts: &SourceOptions) -> Result<Np
                 labels,
             }))
         }
-        [_, h, w] => Ok(NpyData::Images(ImageSet::from_parts(
-            to_unit(&a, opts)?,
-            labels,
-            1,
-            h,
-            w,
-        )?)),
-        [_, c, h, w] if opts.channels_first => Ok(NpyData::Images(ImageSet::from_parts(
-            to_unit(&a, opts)?,
-            labels,
-            c,
-            h,
-            w,
-        )?)),
-        [n, h, w, c] if matches!(c, 1 | 3 | 4) => {
-            let v = to_channels_first(&to_unit(&a, opts)?, n, h, w, c);
-            Ok(NpyData::Images(ImageSet::from_parts(v, labels, c, h, w)?))
-        }
+        [_, h, w] => images(a, labels, opts, [1, h, w], false),
+        [_, c, h, w] if opts.channels_first => images(a, labels, opts, [c, h, w], false),
+        [_, h, w, c] if matches!(c, 1 | 3 | 4) => images(a, labels, opts, [c, h, w], true),
         [_, _, _, c] => Err(npy_err(
             &a.file,
             format!(

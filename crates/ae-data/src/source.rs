@@ -260,7 +260,7 @@ impl Opened {
             SourceKind::Idx => {
                 let arr = crate::idx::read_idx(path)?;
                 let name = path.display().to_string();
-                Opened::Images(ImageSet::from_idx(&arr, &name, None, None)?)
+                Opened::Images(ImageSet::from_idx_owned(arr, &name, None, None)?)
             }
         })
     }

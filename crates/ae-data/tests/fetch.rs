@@ -8,7 +8,6 @@ use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use ae_data::dataset::repo_data_dir;
 use ae_data::fetch::{Checksum, FetchFile, FetchSpec};
 use ae_data::{DataError, DatasetName, IdxArray, IdxData, encode_idx, fetch, fetch_with, read_idx};
 use flate2::Compression;
@@ -280,7 +279,9 @@ fn repository_mnist_matches_the_builtin_checksums() {
     let dir = tempfile::tempdir().unwrap();
     for f in FetchSpec::builtin(DatasetName::Mnist, None).unwrap().files {
         std::fs::copy(
-            repo_data_dir().join("mnist").join(&f.name),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../data/mnist")
+                .join(&f.name),
             dir.path().join(&f.name),
         )
         .unwrap();

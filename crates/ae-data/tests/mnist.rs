@@ -1,9 +1,16 @@
 //! Loading the real MNIST shipped in `data/mnist/` (once), plus `inspect` on its label file.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-use ae_data::dataset::repo_data_dir;
+use std::path::{Path, PathBuf};
+
+use ae_data::dataset::{DataFile, DataSearch};
 use ae_data::{DataConfig, DataError, DatasetName, Layout, inspect};
 use candle_core::Device;
+
+/// The repository's `data/` (the tests are built inside the repository).
+fn repo_data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
+}
 
 #[test]
 fn loads_the_repository_mnist() {
@@ -19,6 +26,9 @@ fn loads_the_repository_mnist() {
     assert_eq!(train.shape(), [1, 28, 28]);
     assert_eq!(test.shape(), [1, 28, 28]);
     assert_eq!(train.dim(), 784);
+    // The bytes are kept as bytes: a quarter of the f32 they stand for.
+    assert_eq!(train.stored_bytes(), 60_000 * 784);
+    assert_eq!(test.stored_bytes(), 10_000 * 784);
     let labels = train.labels().unwrap();
     assert_eq!(labels[0], 5);
     assert_eq!(&labels[..5], &[5, 0, 4, 1, 9]);
@@ -84,7 +94,7 @@ fn limits_and_missing_files() {
         &split.train.labels().unwrap()[..20],
         split.test.labels().unwrap()
     );
-    assert_eq!(&split.train.pixels()[..20 * 784], split.test.pixels());
+    assert_eq!(*split.train.first_pixels(20), *split.test.pixels());
 
     // A missing file lists what was tried.
     let config = DataConfig {
@@ -126,7 +136,7 @@ fn custom_sets_and_shape_mismatch() {
     .unwrap();
     let split = config.load().unwrap();
     assert_eq!(split.train.labels(), None);
-    assert_eq!(split.train.pixels(), &[1.0; 12]);
+    assert_eq!(*split.train.pixels(), [1.0; 12]);
     assert_eq!(split.test.len(), 1);
 
     // Custom labels: checked against the image count, any u8 value allowed.
@@ -159,5 +169,26 @@ fn custom_sets_and_shape_mismatch() {
             }
         ),
         "{e}"
+    );
+}
+
+#[test]
+fn the_default_lookup_finds_the_repository_data_from_the_crate_folder() {
+    // `cargo test` runs this with crates/ae-data as the working directory: the
+    // search for data/mnist/ goes up to the repository root, whatever the binary.
+    let search = DataSearch {
+        env_dir: None,
+        start: std::env::current_dir().unwrap(),
+    };
+    let found = DataConfig::default()
+        .resolve_with(DataFile::TrainImages, &search)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        found.canonicalize().unwrap(),
+        repo_data_dir()
+            .join("mnist/train-images-idx3-ubyte.gz")
+            .canonicalize()
+            .unwrap()
     );
 }

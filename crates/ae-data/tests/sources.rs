@@ -50,6 +50,9 @@ fn folders_png_jpeg_rgb_gray_classes() {
     c1.test_fraction = Some(0.0);
     let all = c1.clone().load_fitted().unwrap().train;
     let raw = fixtures::pictures(20, 8, 6, 3, 1);
+    // held as bytes, one per value
+    assert_eq!(all.stored_bytes(), 20 * 8 * 6 * 3);
+    assert!(all.pixels_u8().is_some());
     // files are sorted by class folder: class0 holds images 0, 2, 4, ...
     assert_eq!(all.image(0).unwrap()[0], f32::from(raw[0]) / 255.0);
     assert_eq!(
@@ -110,6 +113,7 @@ fn npy_dtypes_and_layouts() {
     c.test_data = Some(p("b.npy"));
     let s = load(&c).train;
     assert_eq!(s.shape(), [3, 4, 5]);
+    assert_eq!(s.stored_bytes(), 10 * 3 * 4 * 5, "uint8 held as bytes");
     // channels-last to channels-first: pixel (0, 1) of channel 2
     let raw = fixtures::pictures(10, 4, 5, 3, 3);
     assert_eq!(
@@ -125,6 +129,7 @@ fn npy_dtypes_and_layouts() {
     let s = load(&c).train;
     assert_eq!(s.shape(), [3, 2, 2]);
     assert_eq!(s.pixels(), v.as_slice());
+    assert_eq!(s.pixels_u8(), None, "floats stay f32");
     let w: Vec<f64> = (0..8).map(|i| f64::from(i) / 8.0).collect();
     std::fs::write(p("d.npy"), fixtures::npy_f64(&[2, 2, 2, 1], &w)).unwrap();
     let mut c = cfg(&p("d.npy"));

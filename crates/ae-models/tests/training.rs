@@ -315,7 +315,7 @@ fn loss_parts_per_model() {
 
 #[test]
 fn real_mnist_batch_forward_and_backward() {
-    let dir = ae_data::dataset::repo_data_dir().join("mnist");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
     if !dir.join("train-images-idx3-ubyte.gz").exists()
         && !dir.join("train-images-idx3-ubyte").exists()
     {

@@ -15,8 +15,12 @@ use crate::aez::{compress, decompress};
 use crate::error::{Result, UsesError};
 use crate::stats::psnr;
 
-/// The images as 8-bit values (`round(255·v)`), `[N, C, H, W]`.
+/// The images as 8-bit values (`round(255·v)`), `[N, C, H, W]`: the bytes
+/// themselves when the set holds bytes (`round(255·(v/255))` is `v`).
 pub fn to_u8(set: &ImageSet) -> Vec<u8> {
+    if let Some(bytes) = set.pixels_u8() {
+        return bytes.to_vec();
+    }
     set.pixels()
         .iter()
         .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)

@@ -103,11 +103,11 @@ pub fn pca_errors(split: &Split, dims: &[usize]) -> Result<Vec<(usize, f64, f64)
             "latent sizes must be in 1..={d} for {d}-pixel images, got {dims:?}"
         )));
     }
-    let pca = Pca::fit(split.train.pixels(), d, max)?;
+    let pca = Pca::fit(&split.train.pixels(), d, max)?;
     let test = split.test.pixels();
     dims.iter()
         .map(|&k| {
-            let (mse, bce) = pca_reconstruction_errors(&pca.truncated(k)?, test)?;
+            let (mse, bce) = pca_reconstruction_errors(&pca.truncated(k)?, &test)?;
             Ok((k, mse, bce))
         })
         .collect()

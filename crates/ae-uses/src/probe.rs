@@ -189,12 +189,12 @@ impl<'a> Features<'a> {
         })
     }
 
-    /// The raw pixels (borrowed, not copied).
+    /// The raw pixels (borrowed when the sets hold `f32`, converted when they hold bytes).
     pub fn pixels(split: &'a Split) -> Features<'a> {
         Features {
             dim: split.train.dim(),
-            train: Cow::Borrowed(split.train.pixels()),
-            test: Cow::Borrowed(split.test.pixels()),
+            train: split.train.pixels(),
+            test: split.test.pixels(),
         }
     }
 
@@ -202,8 +202,8 @@ impl<'a> Features<'a> {
     pub fn pca(pca: &Pca, split: &Split) -> Result<Features<'static>> {
         Ok(Features {
             dim: pca.n_components(),
-            train: Cow::Owned(pca.transform(split.train.pixels())?),
-            test: Cow::Owned(pca.transform(split.test.pixels())?),
+            train: Cow::Owned(pca.transform(&split.train.pixels())?),
+            test: Cow::Owned(pca.transform(&split.test.pixels())?),
         })
     }
 
@@ -284,7 +284,7 @@ pub fn probe_with_baselines(
         });
         let k = codes.dim;
         if k <= d {
-            let pca = Pca::fit(split.train.pixels(), d, k)?;
+            let pca = Pca::fit(&split.train.pixels(), d, k)?;
             rows.push(ProbeRow {
                 features: format!("PCA, {k} components"),
                 result: Features::pca(&pca, split)?.probe(split, opts)?,

@@ -87,7 +87,7 @@ fn aez_roundtrip_is_close_to_the_models_reconstruction() {
     let run = vanilla();
     let test = &split().test;
     let rec = reconstruct_set(run.model.as_ref(), test, 100, &Device::Cpu).unwrap();
-    let rec_psnr = psnr(&rec, test.pixels());
+    let rec_psnr = psnr(&rec, &test.pixels());
     for (bits, tol) in [(8u8, 0.3), (4, 3.0)] {
         let bytes = ae_uses::compress(&run, test, bits, 100).unwrap();
         let file = ae_uses::decode_aez(&bytes, Path::new("t.aez")).unwrap();
@@ -95,7 +95,7 @@ fn aez_roundtrip_is_close_to_the_models_reconstruction() {
         assert_eq!(file.header.bits, bits);
         let back = ae_uses::decompress(&run, &bytes, Path::new("t.aez"), 100).unwrap();
         assert_eq!((back.len(), back.shape()), (test.len(), test.shape()));
-        let p = psnr(&u8_grid(&back), test.pixels());
+        let p = psnr(&u8_grid(&back), &test.pixels());
         assert!(
             (p - rec_psnr).abs() < tol && p > 10.0,
             "{bits} bits: PSNR {p:.2} vs reconstruction {rec_psnr:.2}"

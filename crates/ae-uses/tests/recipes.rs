@@ -42,7 +42,7 @@ fn probes_of_pixels_and_pca_codes_beat_chance_on_separable_classes() {
     assert_eq!(pixels.dim, 16);
     let r = pixels.probe(&split, &opts).unwrap();
     assert!(r.test_accuracy > 0.95, "{r:?}");
-    let pca = Pca::fit(split.train.pixels(), 16, 2).unwrap();
+    let pca = Pca::fit(&split.train.pixels(), 16, 2).unwrap();
     let codes = Features::pca(&pca, &split).unwrap();
     assert_eq!((codes.dim, codes.train.len()), (2, 120));
     let r = codes.probe(&split, &opts).unwrap();
@@ -166,7 +166,7 @@ fn pca_scores_put_a_planted_outlier_first() {
     let mut test = halves(20, 5).pixels().to_vec();
     // A checkerboard: neither half bright.
     test.extend((0..16).map(|p| if (p + p / 4) % 2 == 0 { 1.0 } else { 0.0 }));
-    let s = ae_uses::pca_scores(train.pixels(), &test, 16, 2).unwrap();
+    let s = ae_uses::pca_scores(&train.pixels(), &test, 16, 2).unwrap();
     assert_eq!(s.len(), 21);
     assert!(s[..20].iter().all(|&v| v < s[20]), "{s:?}");
 }

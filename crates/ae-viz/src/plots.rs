@@ -214,7 +214,7 @@ pub fn reconstruct_images(
     let n = n.min(set.len());
     ae_train::map_batches(
         model.input_layout(),
-        &set.pixels()[..n * set.dim()],
+        &set.first_pixels(n),
         batch_size,
         device,
         |x| Ok::<_, VizError>(model.reconstruct(x)?),
@@ -233,7 +233,7 @@ pub fn encode_images(
     let n = n.min(set.len());
     ae_train::map_batches(
         model.input_layout(),
-        &set.pixels()[..n * set.dim()],
+        &set.first_pixels(n),
         batch_size,
         device,
         |x| Ok::<_, VizError>(model.encode(x)?.flatten_from(1)?),
@@ -253,10 +253,10 @@ pub fn reconstructions(
         return Err(VizError::Data("a reconstruction figure of 0 images".into()));
     }
     let rec = reconstruct_images(model, set, n, opts.batch_size, device)?;
-    let originals = &set.pixels()[..n * set.dim()];
-    let err = mse(originals, &rec);
+    let originals = set.first_pixels(n);
+    let err = mse(&originals, &rec);
     let mut pixels = Vec::with_capacity(2 * rec.len());
-    pixels.extend_from_slice(originals);
+    pixels.extend_from_slice(&originals);
     pixels.extend_from_slice(&rec);
     let image = grid_for(set_shape(set)).render(&pixels, 2, n)?;
     Ok(Picture {
@@ -269,7 +269,7 @@ pub fn reconstructions(
             } else {
                 ""
             },
-            psnr(originals, &rec)
+            psnr(&originals, &rec)
         ),
         image,
     })
@@ -300,7 +300,7 @@ pub fn denoising(
     }
     let noise = denoise_noise(model, opts);
     noise.validate()?;
-    let clean = &set.pixels()[..n * set.dim()];
+    let clean = &*set.first_pixels(n);
     let mut noisy = clean.to_vec();
     noise.apply(&mut noisy, set.shape(), &mut stream(opts.seed, "denoise"));
     let den = ae_train::map_batches(model.input_layout(), &noisy, opts.batch_size, device, |x| {
@@ -489,11 +489,12 @@ pub fn interpolations(
         .to_vec1::<f32>()?;
     let dim = set.dim();
     let cols = steps + 2;
+    let ends = set.first_pixels(2 * pairs);
     let mut pixels = Vec::with_capacity(pairs * cols * dim);
     for p in 0..pairs {
-        pixels.extend_from_slice(&set.pixels()[2 * p * dim..][..dim]);
+        pixels.extend_from_slice(&ends[2 * p * dim..][..dim]);
         pixels.extend_from_slice(&decoded[p * steps * dim..][..steps * dim]);
-        pixels.extend_from_slice(&set.pixels()[(2 * p + 1) * dim..][..dim]);
+        pixels.extend_from_slice(&ends[(2 * p + 1) * dim..][..dim]);
     }
     let image = grid_for(set_shape(set)).render(&pixels, pairs, cols)?;
     Ok(Some(Picture {

@@ -130,7 +130,7 @@ fn reconstruction_rows_differ_from_the_originals_by_the_models_error() {
                 .to_tensor(m.input_layout().data_layout(), &dev)
                 .unwrap();
             let rec = m.reconstruct(&x).unwrap().flatten_all().unwrap();
-            plots::mse(subset.pixels(), &rec.to_vec1::<f32>().unwrap())
+            plots::mse(&subset.pixels(), &rec.to_vec1::<f32>().unwrap())
         } else {
             evaluate(m.as_ref(), &subset, 4, &dev, 0).unwrap().mse
         };

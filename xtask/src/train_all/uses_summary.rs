@@ -99,8 +99,9 @@ fn cheap_rows(
         None
     };
     let k = vanilla.as_ref().map_or(32, |r| r.model.latent_dim()).min(d);
-    let pca = ae_uses::Pca::fit(split.train.pixels(), d, k).context("fitting PCA")?;
-    let (pca_mse, pca_bce) = ae_uses::pca_reconstruction_errors(&pca, test.pixels())?;
+    let pca = ae_uses::Pca::fit(&split.train.pixels(), d, k).context("fitting PCA")?;
+    let test_pixels = test.pixels();
+    let (pca_mse, pca_bce) = ae_uses::pca_reconstruction_errors(&pca, &test_pixels)?;
     let pca_cell = format!("PCA-{k}: MSE {pca_mse:.4}, BCE {pca_bce:.4}");
     let labelled = ae_uses::split_labels(split, "train-all").is_ok();
     let opts = ae_uses::ProbeOptions::default();
@@ -132,8 +133,8 @@ fn cheap_rows(
                 format!("dimensionality reduction ({k}-d code), test reconstruction"),
                 format!(
                     "vanilla: MSE {:.4}, BCE {:.4}",
-                    ae_uses::stats::mse(&rec, test.pixels()),
-                    ae_uses::stats::bce_clipped(&rec, test.pixels())
+                    ae_uses::stats::mse(&rec, &test_pixels),
+                    ae_uses::stats::bce_clipped(&rec, &test_pixels)
                 ),
                 pca_cell,
             ));

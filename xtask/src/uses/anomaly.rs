@@ -190,7 +190,7 @@ pub fn anomaly_benchmark(opts: &AnomalyOptions) -> Result<AnomalyTable> {
             let e = ensemble.finish()?;
             ae_uses::evaluate_scores(&e.scores, &labels, e.threshold)?
         };
-        let pca = ae_uses::pca_scores(normal.pixels(), split.test.pixels(), dim, 16)?;
+        let pca = ae_uses::pca_scores(&normal.pixels(), &split.test.pixels(), dim, 16)?;
         let row = AnomalyRow {
             digit,
             train_images: normal.len(),

@@ -278,7 +278,7 @@ pub fn run_uses(a: &UsesArgs) -> Result<String> {
             Some(92.63),
         )?;
     }
-    let pca = Pca::fit(split.train.pixels(), split.train.dim(), 32)?;
+    let pca = Pca::fit(&split.train.pixels(), split.train.dim(), 32)?;
     let f = Features::pca(&pca, &split)?;
     probe_row("PCA, 32 components".into(), &f, &popts, Some(90.07))?;
     if copts.dims.contains(&32) {

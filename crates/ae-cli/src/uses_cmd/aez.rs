@@ -91,13 +91,14 @@ pub fn decompress(a: DecompressArgs) -> Result<()> {
     };
     let mut out = Sink::create(&a.output, n, [c, h, w])?;
     let (mut sq, mut at) = (0f64, 0usize);
+    let reference = reference.as_ref().map(|r| r.pixels());
     ae_uses::decompress_to(&run, &bytes, &a.input, a.run.batch_size, |pixels| {
         let q: Vec<u8> = pixels
             .iter()
             .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
             .collect();
         if let Some(orig) = &reference {
-            for (&v, &o) in q.iter().zip(&orig.pixels()[at..]) {
+            for (&v, &o) in q.iter().zip(&orig[at..]) {
                 sq += f64::from(f32::from(v) / 255.0 - o).powi(2);
             }
         }
