@@ -366,3 +366,17 @@ pub fn bce_with_logits_sum(logits: &Tensor, target: &Tensor, scale: f64) -> Resu
     let op = BceOp::new(scale, logits.track_op() && !target.track_op());
     logits.contiguous()?.apply_op2(&target.contiguous()?, op)
 }
+
+/// `Σ bce(σ(logits), target)` over plain `f32` slices of the same length, the sum that
+/// [`bce_with_logits_sum`] takes on the CPU (the same per-element term, summed in the same
+/// order), and its gradient w.r.t. the logits scaled by `grad_scale`:
+/// `grad_scale · (σ(x) - y)`.
+pub fn bce_with_logits_slice(logits: &[f32], target: &[f32], grad_scale: f32) -> (f64, Vec<f32>) {
+    use rayon::prelude::*;
+    let mut r = vec![0f32; logits.len()];
+    let sum = loss::bce_sum(logits, target, 1.0, Some(&mut r));
+    r.par_iter_mut()
+        .with_min_len(1 << 14)
+        .for_each(|v| *v *= grad_scale);
+    (sum, r)
+}
