@@ -23,8 +23,9 @@
 //! * [`bce_with_logits_sum`]: the stable binary cross-entropy from logits, summed, as one op;
 //! * [`adam_update`]: a fused, in-place Adam step of one parameter ([`adam_update_slice`]
 //!   with a gradient held as plain values);
-//! * [`step`]: a whole training step (forward, loss, backward) of a dense autoencoder or a
-//!   dense VAE over plain slices, outside candle's graph;
+//! * [`chain`]: the forward and backward passes of a chain of fully connected layers over
+//!   plain slices, outside candle's graph (what `ae-train`'s fused training step is built
+//!   from), and [`bce_with_logits_slice`], the same BCE over plain slices;
 //! * [`tune_candle_threads`]: a start-up setting that stops candle's own CPU worker threads
 //!   from busy-waiting on the cores the GEMMs need;
 //! * [`tune_glibc_malloc`]: an opt-in, process-wide allocator setting that removes the
@@ -42,6 +43,7 @@
 #![warn(missing_docs)]
 
 mod adam;
+pub mod chain;
 mod conv;
 mod dense;
 mod elem;
@@ -55,7 +57,6 @@ mod plan;
 mod pool;
 pub mod portable;
 mod simd;
-pub mod step;
 mod stock;
 mod threads;
 mod unary;

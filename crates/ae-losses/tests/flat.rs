@@ -1,6 +1,8 @@
 //! The plain-slice forms of the losses (`*_flat`) against their tensor forms: the same
 //! value, and the gradient that candle's autograd takes of the tensor form.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] functions
+
 use ae_losses::{
     Reduction, bce_with_logits, bce_with_logits_flat, gaussian_kl, gaussian_kl_flat, l1_activity,
     l1_activity_flat, l1_activity_flat_grad, reparameterise, reparameterise_flat, vae_latent_grad,

@@ -7,6 +7,7 @@ use candle_nn::VarBuilder;
 use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts};
 use crate::config::{DenoisingConfig, ModelKind, ReconLoss};
 use crate::error::Result;
+use crate::view::DenseView;
 
 /// A base autoencoder (vanilla, sparse, conv or VAE) trained on corrupted
 /// inputs against clean targets.
@@ -90,14 +91,10 @@ impl Autoencoder for DenoisingAutoencoder {
         self.base.encode_dist(x)
     }
 
-    fn fused_train_step(
-        &self,
-        input: &[f32],
-        target: &[f32],
-        n: usize,
-        rng: Option<&mut AeRng>,
-    ) -> Result<Option<ae_kernels::step::StepOutput>> {
-        self.base.fused_train_step(input, target, n, rng)
+    /// The base model's description: the trainer corrupts the input, the loss is the
+    /// base's against the clean target.
+    fn dense_view(&self) -> Option<DenseView<'_>> {
+        self.base.dense_view()
     }
 }
 

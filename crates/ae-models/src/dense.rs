@@ -2,22 +2,49 @@
 //!
 //! Both end in a linear layer whose output is logits (sigmoid output, BCE,
 //! the default: images) or the reconstruction itself (linear output, MSE:
-//! standardised tables), as `DenseConfig::loss` says. The fused CPU step of
-//! `ae_kernels::step` computes BCE only: an MSE model has no fused step, and
-//! the trainer takes candle's autograd path for it.
+//! standardised tables), as `DenseConfig::loss` says. Both describe themselves as a
+//! [`ChainView`] (`Autoencoder::dense_view`).
 
 use ae_data::AeRng;
 use ae_kernels::Linear;
-use ae_kernels::step::{Layer as StepLayer, MlpSpec, Recon, StepOutput, mlp_step};
 use ae_losses::{Reduction, kl_sparsity, l1_activity};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::autoencoder::{
-    AeOutput, Autoencoder, InputLayout, LossParts, check_batch_shape, fusable,
-};
+use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts, check_batch_shape};
 use crate::config::{Activation, DenseConfig, ModelKind, ReconLoss, SparseConfig, Sparsity};
 use crate::error::Result;
+use crate::view::{ChainView, CodePenalty, DenseLayer, DenseView};
+
+/// How the dense models reduce their reconstruction loss: the per-pixel mean (Keras's).
+const RECON_REDUCTION: Reduction = Reduction::Mean;
+
+/// How the sparse model reduces its L1 penalty: summed over the code units, averaged over
+/// the batch (Keras's `activity_regularizer=l1(λ)`).
+const L1_REDUCTION: Reduction = Reduction::SumPerSample;
+
+/// `layers` as plain data: `act` after every layer but the last, `last` after the last one
+/// (as [`run_stack`] runs them).
+pub(crate) fn describe_stack(
+    layers: &[Linear],
+    act: Activation,
+    last: Option<Activation>,
+) -> Vec<DenseLayer<'_>> {
+    layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| describe(l, stack_activation(i, layers.len(), act, last)))
+        .collect()
+}
+
+/// `layer` followed by `activation`, as plain data.
+pub(crate) fn describe(layer: &Linear, activation: Option<Activation>) -> DenseLayer<'_> {
+    DenseLayer {
+        weight: layer.weight(),
+        bias: layer.bias(),
+        activation,
+    }
+}
 
 /// `sizes.len() - 1` linear layers `sizes[i] → sizes[i+1]`, named `prefix.i`.
 pub(crate) fn linear_stack(sizes: &[usize], vb: &VarBuilder<'_>) -> Result<Vec<Linear>> {
@@ -47,14 +74,19 @@ pub(crate) fn run_stack(
 ) -> Result<Tensor> {
     let mut h = x.clone();
     for (i, layer) in layers.iter().enumerate() {
-        let a = if i + 1 == layers.len() {
-            last
-        } else {
-            Some(act)
-        };
-        h = linear_act(layer, &h, a)?;
+        h = linear_act(layer, &h, stack_activation(i, layers.len(), act, last))?;
     }
     Ok(h)
+}
+
+/// The activation after layer `i` of a stack of `len`: `act`, or `last` after the last one.
+fn stack_activation(
+    i: usize,
+    len: usize,
+    act: Activation,
+    last: Option<Activation>,
+) -> Option<Activation> {
+    if i + 1 == len { last } else { Some(act) }
 }
 
 /// The dense (vanilla) autoencoder.
@@ -94,41 +126,22 @@ impl DenseAutoencoder {
         &self.cfg
     }
 
-    /// The model as a fused CPU step (see [`Autoencoder::fused_train_step`]),
-    /// when every activation is a ReLU, the loss is BCE (the step computes no
-    /// other) and the parameters are `f32` on the CPU.
-    fn fused_spec(&self, l1: Option<f64>) -> Result<Option<MlpSpec>> {
-        let relu =
-            self.cfg.activation == Activation::Relu && self.cfg.code_activation == Activation::Relu;
-        let bce = self.cfg.recon_loss() == ReconLoss::Bce;
-        let layers: Vec<&Linear> = self.encoder.iter().chain(&self.decoder).collect();
-        if !relu || !bce || !layers.iter().all(|l| fusable(l.weight())) {
-            return Ok(None);
-        }
-        let last = layers.len() - 1;
-        let layers = layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| StepLayer::new(l.weight(), l.bias(), i != last))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(Some(MlpSpec {
+    /// The model as a chain (encoder, then decoder) with its loss and `penalty`.
+    fn chain_view(&self, penalty: Option<CodePenalty>) -> ChainView<'_> {
+        let (act, code) = (self.cfg.activation, self.cfg.code_activation);
+        let mut layers = describe_stack(&self.encoder, act, Some(code));
+        layers.extend(describe_stack(&self.decoder, act, None));
+        ChainView {
             layers,
-            recon: Recon::Mean,
-            l1: l1.map(|lambda| (self.encoder.len() - 1, lambda)),
-        }))
+            recon: self.cfg.recon_loss(),
+            reduction: RECON_REDUCTION,
+            penalty,
+        }
     }
 
-    fn fused_step(
-        &self,
-        input: &[f32],
-        target: &[f32],
-        n: usize,
-        l1: Option<f64>,
-    ) -> Result<Option<StepOutput>> {
-        match self.fused_spec(l1)? {
-            Some(spec) => Ok(Some(mlp_step(&spec, input, target, n)?)),
-            None => Ok(None),
-        }
+    /// The index of the code layer in [`chain_view`](Self::chain_view)'s layers.
+    fn code_layer(&self) -> usize {
+        self.encoder.len() - 1
     }
 
     fn loss_recon(&self, out: &AeOutput, target: &Tensor) -> Result<Tensor> {
@@ -136,7 +149,7 @@ impl DenseAutoencoder {
         Ok(self
             .cfg
             .recon_loss()
-            .loss(&out.logits, target, Reduction::Mean)?)
+            .loss(&out.logits, target, RECON_REDUCTION)?)
     }
 }
 
@@ -202,14 +215,8 @@ impl Autoencoder for DenseAutoencoder {
         })
     }
 
-    fn fused_train_step(
-        &self,
-        input: &[f32],
-        target: &[f32],
-        n: usize,
-        _rng: Option<&mut AeRng>,
-    ) -> Result<Option<StepOutput>> {
-        self.fused_step(input, target, n, None)
+    fn dense_view(&self) -> Option<DenseView<'_>> {
+        Some(DenseView::Chain(self.chain_view(None)))
     }
 }
 
@@ -250,9 +257,7 @@ impl SparseAutoencoder {
     /// The weighted penalty of a batch of codes `[N, latent_dim]` (a scalar).
     pub fn sparsity_penalty(&self, code: &Tensor) -> Result<Tensor> {
         Ok(match self.penalty {
-            Sparsity::L1 { lambda } => {
-                l1_activity(code, Reduction::SumPerSample)?.affine(lambda, 0.0)?
-            }
+            Sparsity::L1 { lambda } => l1_activity(code, L1_REDUCTION)?.affine(lambda, 0.0)?,
             Sparsity::Kl { rho, beta } => kl_sparsity(code, rho)?.affine(beta, 0.0)?,
         })
     }
@@ -307,18 +312,14 @@ impl Autoencoder for SparseAutoencoder {
         })
     }
 
-    /// The fused step for the L1 penalty; `None` for KL sparsity.
-    fn fused_train_step(
-        &self,
-        input: &[f32],
-        target: &[f32],
-        n: usize,
-        _rng: Option<&mut AeRng>,
-    ) -> Result<Option<StepOutput>> {
-        match self.penalty {
-            Sparsity::L1 { lambda } => self.inner.fused_step(input, target, n, Some(lambda)),
-            Sparsity::Kl { .. } => Ok(None),
-        }
+    /// The dense chain with the penalty on the code layer's output.
+    fn dense_view(&self) -> Option<DenseView<'_>> {
+        let penalty = CodePenalty {
+            layer: self.inner.code_layer(),
+            sparsity: self.penalty,
+            reduction: L1_REDUCTION,
+        };
+        Some(DenseView::Chain(self.inner.chain_view(Some(penalty))))
     }
 }
 

@@ -2,26 +2,21 @@
 //!
 //! Its decoder is Bernoulli (sigmoid output, BCE summed per sample: images) or,
 //! with `loss: mse`, a unit-variance Gaussian (linear output, `½·SSE` per
-//! sample: standardised tables); see `ae_losses::vae_loss_with`. The fused CPU
-//! step covers the Bernoulli dense VAE only; the Gaussian one trains on
-//! candle's autograd path.
+//! sample: standardised tables); see `ae_losses::vae_loss_with`. The dense VAE
+//! describes itself as a [`VaeView`] (`Autoencoder::dense_view`).
 
 use ae_data::AeRng;
 use ae_kernels::Linear;
-use ae_kernels::step::{Layer as StepLayer, StepOutput, VaeSpec, vae_step};
-use ae_losses::vae_loss_with;
+use ae_losses::{reparameterise, vae_loss_with};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
-use rand::Rng;
-use rand_distr::StandardNormal;
 
-use crate::autoencoder::{
-    AeOutput, Autoencoder, InputLayout, LossParts, check_batch_shape, fusable,
-};
-use crate::config::{Activation, ModelKind, ReconLoss, VaeArch, VaeConfig, bottleneck};
+use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts, check_batch_shape};
+use crate::config::{ModelKind, ReconLoss, VaeArch, VaeConfig, bottleneck};
 use crate::conv::{ConvDecoder, ConvEncoder};
-use crate::dense::{linear_act, linear_stack, run_stack};
+use crate::dense::{describe, describe_stack, linear_act, linear_stack, run_stack};
 use crate::error::Result;
+use crate::view::{DenseView, VaeView, standard_normal};
 
 enum VaeNet {
     Dense {
@@ -134,53 +129,8 @@ impl Vae {
     /// `n` standard normal latents `[n, latent_dim]` drawn from `rng` (row-major,
     /// one `f32` per value), on `device`, in the model's dtype.
     pub fn draw_normal(&self, n: usize, rng: &mut AeRng, device: &Device) -> Result<Tensor> {
-        let eps = self.normal_values(n, rng);
+        let eps = standard_normal(n * self.cfg.latent_dim, rng);
         Ok(Tensor::from_vec(eps, (n, self.cfg.latent_dim), device)?.to_dtype(self.dtype)?)
-    }
-
-    /// The dense VAE as a fused CPU step (see [`Autoencoder::fused_train_step`]),
-    /// when its activation is a ReLU, its loss BCE (the step computes no
-    /// other) and the parameters are `f32` on the CPU.
-    fn fused_spec(&self) -> Result<Option<VaeSpec>> {
-        let VaeNet::Dense { encoder, decoder } = &self.net else {
-            return Ok(None);
-        };
-        if self.cfg.recon_loss() != ReconLoss::Bce {
-            return Ok(None);
-        }
-        let all = || {
-            encoder
-                .iter()
-                .chain(decoder)
-                .chain([&self.mu, &self.logvar])
-        };
-        if self.cfg.activation != Activation::Relu || !all().all(|l| fusable(l.weight())) {
-            return Ok(None);
-        }
-        let layer = |l: &Linear, relu: bool| StepLayer::new(l.weight(), l.bias(), relu);
-        let last = decoder.len().saturating_sub(1);
-        Ok(Some(VaeSpec {
-            encoder: encoder
-                .iter()
-                .map(|l| layer(l, true))
-                .collect::<candle_core::Result<_>>()?,
-            mu: layer(&self.mu, false)?,
-            logvar: layer(&self.logvar, false)?,
-            decoder: decoder
-                .iter()
-                .enumerate()
-                .map(|(i, l)| layer(l, i != last))
-                .collect::<candle_core::Result<_>>()?,
-            beta: self.cfg.beta,
-        }))
-    }
-
-    /// `n · latent_dim` standard normal values drawn from `rng`, in the order
-    /// [`Vae::draw_normal`] draws them.
-    fn normal_values(&self, n: usize, rng: &mut AeRng) -> Vec<f32> {
-        (0..n * self.cfg.latent_dim)
-            .map(|_| rng.sample::<f32, _>(StandardNormal))
-            .collect()
     }
 
     /// Logits `[n, ...]` (input layout) decoded from `z ~ N(0, I)` drawn from `rng`.
@@ -243,7 +193,7 @@ impl Autoencoder for Vae {
         let z = match rng {
             Some(rng) => {
                 let eps = self.draw_normal(mu.dim(0)?, rng, mu.device())?;
-                (&mu + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?
+                reparameterise(&mu, &logvar, &eps)?
             }
             None => mu.clone(),
         };
@@ -289,22 +239,20 @@ impl Autoencoder for Vae {
         Ok(Some(self.posterior(x)?))
     }
 
-    /// The dense VAE's fused step; `ε` is drawn from `rng` (`z = mu` without it).
-    fn fused_train_step(
-        &self,
-        input: &[f32],
-        target: &[f32],
-        n: usize,
-        rng: Option<&mut AeRng>,
-    ) -> Result<Option<StepOutput>> {
-        let Some(spec) = self.fused_spec()? else {
-            return Ok(None);
+    /// The dense VAE's layers and loss; `None` for the convolutional VAE.
+    fn dense_view(&self) -> Option<DenseView<'_>> {
+        let VaeNet::Dense { encoder, decoder } = &self.net else {
+            return None;
         };
-        let eps = match rng {
-            Some(rng) => self.normal_values(n, rng),
-            None => vec![0.0; n * self.cfg.latent_dim],
-        };
-        Ok(Some(vae_step(&spec, input, target, &eps, n)?))
+        let act = self.cfg.activation;
+        Some(DenseView::Vae(VaeView {
+            encoder: describe_stack(encoder, act, Some(act)),
+            mu: describe(&self.mu, None),
+            logvar: describe(&self.logvar, None),
+            decoder: describe_stack(decoder, act, None),
+            recon: self.cfg.recon_loss(),
+            beta: self.cfg.beta,
+        }))
     }
 }
 
