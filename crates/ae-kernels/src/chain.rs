@@ -7,7 +7,7 @@
 //! every node's backward pass allocates its gradient as a fresh tensor and accumulates it
 //! with a `zeros_like` + `add`, and each small element-wise op wakes candle's worker
 //! threads. Here a chain's forward and backward passes call the same kernels
-//! ([`crate::dense`]'s GEMMs) directly and hand back every parameter's gradient, ready for
+//! (the `dense` module's GEMMs) directly and hand back every parameter's gradient, ready for
 //! [`crate::adam_update_slice`]. What is trained (the loss, a penalty on some layer's
 //! output, a VAE's sampling between two chains) is the caller's: this module knows nothing
 //! of models or losses (`ae-train`'s fused step puts the pieces together, with the losses
