@@ -285,7 +285,7 @@ pub fn adam_update(
 }
 
 /// [`adam_update`] with the gradient given as plain `f32` values (for example from
-/// [`crate::step`]), in `theta`'s row-major order. `theta` must be an `f32` CPU tensor.
+/// [`crate::chain`]), in `theta`'s row-major order. `theta` must be an `f32` CPU tensor.
 pub fn adam_update_slice(
     theta: &Tensor,
     grad: &[f32],

@@ -23,8 +23,9 @@
 //! * [`bce_with_logits_sum`]: the stable binary cross-entropy from logits, summed, as one op;
 //! * [`adam_update`]: a fused, in-place Adam step of one parameter ([`adam_update_slice`]
 //!   with a gradient held as plain values);
-//! * [`step`]: a whole training step (forward, loss, backward) of a dense autoencoder or a
-//!   dense VAE over plain slices, outside candle's graph;
+//! * [`chain`]: the forward and backward passes of a chain of fully connected layers over
+//!   plain slices, outside candle's graph (what `ae-train`'s fused training step is built
+//!   from), and [`bce_with_logits_slice`], the same BCE over plain slices;
 //! * [`tune_candle_threads`]: a start-up setting that stops candle's own CPU worker threads
 //!   from busy-waiting on the cores the GEMMs need;
 //! * [`tune_glibc_malloc`]: an opt-in, process-wide allocator setting that removes the
@@ -42,6 +43,7 @@
 #![warn(missing_docs)]
 
 mod adam;
+pub mod chain;
 mod conv;
 mod dense;
 mod elem;
@@ -55,7 +57,6 @@ mod plan;
 mod pool;
 pub mod portable;
 mod simd;
-pub mod step;
 mod stock;
 mod threads;
 mod unary;
@@ -365,4 +366,18 @@ pub fn bce_with_logits_sum(logits: &Tensor, target: &Tensor, scale: f64) -> Resu
     }
     let op = BceOp::new(scale, logits.track_op() && !target.track_op());
     logits.contiguous()?.apply_op2(&target.contiguous()?, op)
+}
+
+/// `Σ bce(σ(logits), target)` over plain `f32` slices of the same length, the sum that
+/// [`bce_with_logits_sum`] takes on the CPU (the same per-element term, summed in the same
+/// order), and its gradient w.r.t. the logits scaled by `grad_scale`:
+/// `grad_scale · (σ(x) - y)`.
+pub fn bce_with_logits_slice(logits: &[f32], target: &[f32], grad_scale: f32) -> (f64, Vec<f32>) {
+    use rayon::prelude::*;
+    let mut r = vec![0f32; logits.len()];
+    let sum = loss::bce_sum(logits, target, 1.0, Some(&mut r));
+    r.par_iter_mut()
+        .with_min_len(1 << 14)
+        .for_each(|v| *v *= grad_scale);
+    (sum, r)
 }

@@ -19,6 +19,12 @@
 //! standardised tables); the VAE's Gaussian form is `½·SSE` ([`vae_loss_with`]).
 //! Each loss is defined here once; the models pick it.
 //!
+//! The losses a training step computed outside candle's graph needs (ae-train's fused CPU
+//! step of the dense models) also have a plain-slice form beside their tensor form, named
+//! `*_flat`: the same per-element term (BCE's is one kernel for both), the same
+//! [`Reduction`] normalisation, and the gradient written out (`tests/flat.rs` checks each
+//! against its tensor form and candle's autograd).
+//!
 //! Binary cross-entropy is computed from **logits** in the numerically stable
 //! form `max(x, 0) - x·y + ln(1 + e^{-|x|})`, whose value and gradient stay
 //! finite for logits of ±1e4 (unlike `candle_nn::loss::binary_cross_entropy_with_logit`,
@@ -42,11 +48,14 @@ mod reduction;
 mod sparsity;
 mod vae;
 
-pub use kl::gaussian_kl;
-pub use reconstruction::{ReconLoss, bce_with_logits, mse, mse_from_logits};
+pub use kl::{gaussian_kl, gaussian_kl_flat};
+pub use reconstruction::{ReconLoss, bce_with_logits, bce_with_logits_flat, mse, mse_from_logits};
 pub use reduction::Reduction;
-pub use sparsity::{kl_sparsity, l1_activity};
-pub use vae::{VaeLoss, vae_loss, vae_loss_with};
+pub use sparsity::{kl_sparsity, l1_activity, l1_activity_flat, l1_activity_flat_grad};
+pub use vae::{
+    VaeLoss, VaeLossFlat, reparameterise, reparameterise_flat, vae_latent_grad, vae_loss,
+    vae_loss_flat, vae_loss_with,
+};
 
 use candle_core::Tensor;
 
@@ -82,6 +91,20 @@ pub(crate) fn same_shape(what: &'static str, a: &Tensor, b: &Tensor) -> Result<(
             what,
             left: a.dims().to_vec(),
             right: b.dims().to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// Fails with [`LossError::ShapeMismatch`] unless `values` holds the `numel` values of a
+/// tensor of shape `dims` (for the plain-slice forms of the losses).
+pub(crate) fn check_len(what: &'static str, values: &[f32], dims: &[usize]) -> Result<()> {
+    let numel: usize = dims.iter().product();
+    if values.len() != numel {
+        return Err(LossError::ShapeMismatch {
+            what,
+            left: vec![values.len()],
+            right: dims.to_vec(),
         });
     }
     Ok(())

@@ -118,6 +118,24 @@ pub fn bce_with_logits(logits: &Tensor, target: &Tensor, reduction: Reduction) -
     Ok(ae_kernels::bce_with_logits_sum(logits, target, scale)?)
 }
 
+/// [`bce_with_logits`] over plain `f32` slices, for a training step computed outside
+/// candle's graph: `logits` and `target` hold a tensor of shape `dims` row-major. Returns
+/// the loss (the same per-element term summed in the same order as the CPU op, reduced
+/// with `reduction`) and its gradient w.r.t. the logits, `(σ(x) - y)` times the
+/// reduction's scale.
+pub fn bce_with_logits_flat(
+    logits: &[f32],
+    target: &[f32],
+    dims: &[usize],
+    reduction: Reduction,
+) -> Result<(f64, Vec<f32>)> {
+    crate::check_len("bce_with_logits_flat: logits vs shape", logits, dims)?;
+    crate::check_len("bce_with_logits_flat: target vs shape", target, dims)?;
+    let scale = reduction.scale(dims)?;
+    let (sum, grad) = ae_kernels::bce_with_logits_slice(logits, target, scale as f32);
+    Ok((sum * scale, grad))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,11 +39,20 @@ impl Reduction {
     }
 
     /// The factor that turns the sum of a tensor of shape `dims` into this reduction:
-    /// `1 / numel`, `1 / N` or `1`.
+    /// `1 / numel`, `1 / N` or `1` (`1 /` [`divisor`](Reduction::divisor)).
     ///
     /// Fails on an empty shape, and for `SumPerSample` on a rank-0 shape (there is no
     /// batch dimension to average over).
     pub fn scale(self, dims: &[usize]) -> Result<f64> {
+        Ok(1.0 / self.divisor(dims)?)
+    }
+
+    /// What the sum of a tensor of shape `dims` is divided by: `numel`, `N` or `1`. The one
+    /// definition of each reduction's normalisation, for the tensor losses and their
+    /// plain-slice forms alike.
+    ///
+    /// Fails as [`scale`](Reduction::scale) does.
+    pub fn divisor(self, dims: &[usize]) -> Result<f64> {
         let numel: usize = dims.iter().product();
         if numel == 0 {
             return Err(LossError::InvalidArgument(format!(
@@ -51,10 +60,10 @@ impl Reduction {
             )));
         }
         Ok(match self {
-            Reduction::Mean => 1.0 / numel as f64,
+            Reduction::Mean => numel as f64,
             Reduction::Sum => 1.0,
             Reduction::SumPerSample => match dims.first() {
-                Some(&n) => 1.0 / n as f64,
+                Some(&n) => n as f64,
                 None => {
                     return Err(LossError::InvalidArgument(
                         "SumPerSample needs a batch dimension, got a scalar".to_string(),

@@ -14,6 +14,40 @@ pub fn l1_activity(code: &Tensor, reduction: Reduction) -> Result<Tensor> {
     reduction.apply(&code.abs()?)
 }
 
+/// `weight ·` [`l1_activity`] over a plain slice `code` holding a tensor of shape `dims`
+/// row-major (for a training step computed outside candle's graph): `weight · Σ|h| / d`,
+/// `d` the reduction's [`divisor`](Reduction::divisor), summed in `f64`.
+pub fn l1_activity_flat(
+    code: &[f32],
+    dims: &[usize],
+    reduction: Reduction,
+    weight: f64,
+) -> Result<f64> {
+    crate::check_len("l1_activity_flat: code vs shape", code, dims)?;
+    let l1: f64 = code.iter().map(|v| f64::from(v.abs())).sum();
+    Ok(weight * l1 / reduction.divisor(dims)?)
+}
+
+/// Adds the gradient of [`l1_activity_flat`] w.r.t. `code` to `grad`:
+/// `(weight / d) · sign(h)`, and nothing where `h = 0`.
+pub fn l1_activity_flat_grad(
+    code: &[f32],
+    dims: &[usize],
+    reduction: Reduction,
+    weight: f64,
+    grad: &mut [f32],
+) -> Result<()> {
+    crate::check_len("l1_activity_flat_grad: code vs shape", code, dims)?;
+    crate::check_len("l1_activity_flat_grad: gradient vs shape", grad, dims)?;
+    let k = (weight / reduction.divisor(dims)?) as f32;
+    for (g, &h) in grad.iter_mut().zip(code) {
+        if h != 0.0 {
+            *g += k * h.signum();
+        }
+    }
+    Ok(())
+}
+
 /// KL sparsity penalty of Ng's sparse autoencoder notes:
 /// `Σ_j ρ ln(ρ/ρ̂_j) + (1-ρ) ln((1-ρ)/(1-ρ̂_j))`, where `ρ̂_j` is the mean
 /// activation of code unit `j` over the batch.

@@ -1,9 +1,16 @@
 //! The VAE loss: reconstruction + β·KL, with a Bernoulli (BCE) or a Gaussian
-//! (squared error) decoder.
+//! (squared error) decoder; the reparameterised sample it is taken at; and the plain-slice
+//! forms of both, for a training step computed outside candle's graph.
 
 use candle_core::Tensor;
 
-use crate::{LossError, ReconLoss, Reduction, Result, gaussian_kl, mse};
+use crate::{
+    LossError, ReconLoss, Reduction, Result, bce_with_logits_flat, check_len, gaussian_kl,
+    gaussian_kl_flat, mse,
+};
+
+/// How both terms of the VAE loss are reduced: summed per sample, averaged over the batch.
+const REDUCTION: Reduction = Reduction::SumPerSample;
 
 /// The parts of the VAE loss, all scalar tensors.
 #[derive(Debug, Clone)]
@@ -55,11 +62,7 @@ pub fn vae_loss_with(
     logvar: &Tensor,
     beta: f64,
 ) -> Result<VaeLoss> {
-    if !(beta.is_finite() && beta >= 0.0) {
-        return Err(LossError::InvalidArgument(format!(
-            "vae_loss: beta = {beta} must be finite and >= 0"
-        )));
-    }
+    check_beta(beta)?;
     if logits.dims().first() != mu.dims().first() {
         return Err(LossError::ShapeMismatch {
             what: "vae_loss: batch size of logits vs mu",
@@ -68,12 +71,126 @@ pub fn vae_loss_with(
         });
     }
     let recon = match recon {
-        ReconLoss::Bce => recon.loss(logits, target, Reduction::SumPerSample)?,
-        ReconLoss::Mse => mse(logits, target, Reduction::SumPerSample)?.affine(0.5, 0.0)?,
+        ReconLoss::Bce => recon.loss(logits, target, REDUCTION)?,
+        ReconLoss::Mse => mse(logits, target, REDUCTION)?.affine(0.5, 0.0)?,
     };
-    let kl = gaussian_kl(mu, logvar, Reduction::SumPerSample)?;
+    let kl = gaussian_kl(mu, logvar, REDUCTION)?;
     let total = (&recon + kl.affine(beta, 0.0)?)?;
     Ok(VaeLoss { total, recon, kl })
+}
+
+fn check_beta(beta: f64) -> Result<()> {
+    if !(beta.is_finite() && beta >= 0.0) {
+        return Err(LossError::InvalidArgument(format!(
+            "vae_loss: beta = {beta} must be finite and >= 0"
+        )));
+    }
+    Ok(())
+}
+
+/// The reparameterised sample `z = μ + exp(½ logvar)·ε` (`mu`, `logvar` and the standard
+/// normal `eps` of the same shape, `[N, latent]`): what a VAE decodes in training, and
+/// what [`vae_loss`] is differentiated through.
+pub fn reparameterise(mu: &Tensor, logvar: &Tensor, eps: &Tensor) -> Result<Tensor> {
+    same_shape_all(mu, logvar, eps)?;
+    Ok((mu + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?)
+}
+
+fn same_shape_all(mu: &Tensor, logvar: &Tensor, eps: &Tensor) -> Result<()> {
+    crate::same_shape("reparameterise: mu vs logvar", mu, logvar)?;
+    crate::same_shape("reparameterise: mu vs eps", mu, eps)
+}
+
+/// [`reparameterise`] over plain slices of the same length: `(sd, z)`, with
+/// `sd = exp(½ logvar)` and `z = μ + sd·ε`.
+pub fn reparameterise_flat(
+    mu: &[f32],
+    logvar: &[f32],
+    eps: &[f32],
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    check_len("reparameterise_flat: logvar vs mu", logvar, &[mu.len()])?;
+    check_len("reparameterise_flat: eps vs mu", eps, &[mu.len()])?;
+    let sd: Vec<f32> = logvar.iter().map(|&v| (0.5 * v).exp()).collect();
+    let z: Vec<f32> = mu
+        .iter()
+        .zip(&sd)
+        .zip(eps)
+        .map(|((&m, &s), &e)| m + s * e)
+        .collect();
+    Ok((sd, z))
+}
+
+/// The Bernoulli [`vae_loss`] of plain slices, as [`vae_loss_flat`] computes it.
+#[derive(Debug, Clone)]
+pub struct VaeLossFlat {
+    /// `recon + β·kl`.
+    pub total: f64,
+    /// The BCE from logits, summed per sample, averaged over the batch.
+    pub recon: f64,
+    /// The KL to the prior, summed per sample, averaged over the batch (not β-weighted).
+    pub kl: f64,
+    /// `∂total/∂logits`, the logits' shape.
+    pub grad_logits: Vec<f32>,
+}
+
+/// [`vae_loss`] (the Bernoulli decoder) over plain slices, for a training step computed
+/// outside candle's graph: `logits` and `target` hold `[N, D]` (`out_dims`), `mu`,
+/// `logvar` and `sd = exp(½ logvar)` hold `[N, latent]` (`latent_dims`), row-major. The
+/// gradient w.r.t. `mu` and `logvar` is [`vae_latent_grad`]'s.
+pub fn vae_loss_flat(
+    logits: &[f32],
+    target: &[f32],
+    out_dims: &[usize],
+    (mu, logvar, sd): (&[f32], &[f32], &[f32]),
+    latent_dims: &[usize],
+    beta: f64,
+) -> Result<VaeLossFlat> {
+    check_beta(beta)?;
+    if out_dims.first() != latent_dims.first() {
+        return Err(LossError::ShapeMismatch {
+            what: "vae_loss_flat: batch size of logits vs mu",
+            left: out_dims.to_vec(),
+            right: latent_dims.to_vec(),
+        });
+    }
+    let (recon, grad_logits) = bce_with_logits_flat(logits, target, out_dims, REDUCTION)?;
+    let kl = gaussian_kl_flat(mu, logvar, sd, latent_dims, REDUCTION)?;
+    Ok(VaeLossFlat {
+        total: recon + beta * kl,
+        recon,
+        kl,
+        grad_logits,
+    })
+}
+
+/// The gradients of the VAE loss w.r.t. `mu` and `logvar` (`[N, latent]`, `dims`), given
+/// `gz`, its gradient w.r.t. the sample `z` of [`reparameterise_flat`] (`sd` and `eps` as
+/// used there): `∂/∂μ = gz + β·μ/N`, and through `z = μ + exp(½ logvar)·ε`,
+/// `∂/∂logvar = ½ (gz·sd·ε + β·(sd² - 1)/N)`. Returns `(∂/∂mu, ∂/∂logvar)`.
+pub fn vae_latent_grad(
+    gz: &[f32],
+    (mu, sd, eps): (&[f32], &[f32], &[f32]),
+    dims: &[usize],
+    beta: f64,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    check_beta(beta)?;
+    for (what, v) in [
+        ("vae_latent_grad: gz vs shape", gz),
+        ("vae_latent_grad: mu vs shape", mu),
+        ("vae_latent_grad: sd vs shape", sd),
+        ("vae_latent_grad: eps vs shape", eps),
+    ] {
+        check_len(what, v, dims)?;
+    }
+    let kb = (beta * REDUCTION.scale(dims)?) as f32;
+    let g_mu: Vec<f32> = gz.iter().zip(mu).map(|(&g, &m)| g + kb * m).collect();
+    let g_lv: Vec<f32> = gz
+        .iter()
+        .zip(sd)
+        .zip(eps)
+        .map(|((&g, &s), &e)| 0.5 * (g * s * e + kb * (s * s - 1.0)))
+        .collect();
+    Ok((g_mu, g_lv))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ImageShape, ModelKind, ReconLoss};
 use crate::error::{ModelError, Result};
+use crate::view::DenseView;
 
 /// The layout of the input (and reconstruction) tensors of a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -215,33 +216,17 @@ pub trait Autoencoder: Send + Sync {
         Ok(None)
     }
 
-    /// The CPU fast path of training: one step's loss and the gradient of every
-    /// parameter, computed outside candle's graph by [`ae_kernels::step`], or
-    /// `Ok(None)` when the model has none (conv models, activations other than
-    /// ReLU, KL sparsity, MSE models, parameters not `f32` on the CPU): the
-    /// trainer then takes candle's autograd path.
+    /// The model as plain data when it is made only of fully connected layers (the
+    /// dense models, the dense VAE, a denoising model over either): every layer's
+    /// parameters and activation, and which loss [`loss`](Autoencoder::loss) computes.
+    /// `None` for the others (convolutional models).
     ///
-    /// `input` and `target` are `n` flat rows (`[n, C*H*W]` row-major; for
-    /// denoising, the corrupted and the clean batch). The loss is the one
-    /// [`loss`](Autoencoder::loss) gives on [`forward`](Autoencoder::forward)'s
-    /// output, and a VAE draws its noise from `rng` exactly as `forward` does,
-    /// so both paths train the same model up to floating-point rounding.
-    fn fused_train_step(
-        &self,
-        input: &[f32],
-        target: &[f32],
-        n: usize,
-        rng: Option<&mut AeRng>,
-    ) -> Result<Option<ae_kernels::step::StepOutput>> {
-        let _ = (input, target, n, rng);
-        Ok(None)
+    /// What code that trains the model outside candle's graph reads (`ae-train`'s fused
+    /// CPU step, which decides itself which descriptions it can compute); the model does
+    /// not know what the description is used for. See [`DenseView`].
+    fn dense_view(&self) -> Option<DenseView<'_>> {
+        None
     }
-}
-
-/// Whether `t` can take part in a fused CPU step (`f32` on the CPU, the portable path off:
-/// see `ae_kernels::portable`).
-pub(crate) fn fusable(t: &Tensor) -> bool {
-    ae_kernels::cpu_kernels(t.device()) && t.dtype() == candle_core::DType::F32
 }
 
 /// Reshapes a flattened code `[N, prod(code_shape)]` to `[N, code_shape...]`

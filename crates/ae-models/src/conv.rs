@@ -1,14 +1,167 @@
-//! The convolutional autoencoder, and the conv encoder/decoder stacks it shares with the conv VAE.
+//! The convolutional autoencoder and its configuration (`ConvConfig`), and the conv
+//! encoder/decoder stacks it shares with the conv VAE.
 
 use ae_data::AeRng;
 use ae_kernels::nn::{Conv2d, ConvTranspose2d};
 use ae_losses::{Reduction, bce_with_logits};
 use candle_core::{Module, Tensor};
 use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
 
 use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts, code_to_shape};
-use crate::config::{Activation, ConvConfig, ImageShape, ModelKind, bottleneck};
-use crate::error::Result;
+use crate::config::{Activation, ImageShape, ModelKind, check_latent, check_sizes};
+use crate::error::{Result, invalid};
+
+/// Checks a conv encoder stack on `input`: depth = `channels.len()` poolings by 2.
+pub(crate) fn validate_conv_stack(
+    input: &ImageShape,
+    channels: &[usize],
+    kernel: usize,
+) -> Result<()> {
+    input.validate()?;
+    check_sizes("conv channels", channels, false)?;
+    if kernel == 0 || kernel.is_multiple_of(2) {
+        return invalid(format!(
+            "conv kernel must be odd and >= 1 (for 'same' padding), got {kernel}"
+        ));
+    }
+    let depth = channels.len();
+    let factor = 1usize.checked_shl(depth as u32).unwrap_or(0);
+    let (h, w) = (input.height, input.width);
+    if factor == 0 || h % factor != 0 || w % factor != 0 {
+        return invalid(format!(
+            "a {h}x{w} image cannot be max-pooled {depth} times: height and width must be \
+             divisible by 2^{depth} = {factor}"
+        ));
+    }
+    let (fh, fw) = (h / factor, w / factor);
+    if kernel > fh || kernel > fw {
+        let poolings = if depth == 1 { "pooling" } else { "poolings" };
+        return invalid(format!(
+            "kernel {kernel}x{kernel} is larger than the {fh}x{fw} feature map after {depth} \
+             {poolings} of a {h}x{w} image"
+        ));
+    }
+    Ok(())
+}
+
+/// The convolutional autoencoder (the keras.io / PyTorch peer).
+///
+/// Encoder, per entry `c` of `channels`: Conv2d(c, k×k, 'same') - activation -
+/// MaxPool 2. Decoder, per encoder stage in reverse: ConvTranspose2d(k×k,
+/// stride 2, 'same', output padding 1) - activation, with the channel count of
+/// that stage; then Conv2d(input channels, k×k, 'same') → logits.
+/// `Default` (MNIST): Conv(32,3x3)-ReLU-Pool-Conv(32,3x3)-ReLU-Pool,
+/// ConvT(32,3x3,s2)x2, Conv(1,3x3); code `[N, 32, 7, 7]`.
+///
+/// With `dense_code: Some(k)` the last feature map is flattened and mapped
+/// linearly to a code of `k` units (`encoder.fc`), and the decoder starts with
+/// a dense layer back to the feature map (`decoder.fc`) and the activation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConvConfig {
+    /// Input image shape.
+    pub input: ImageShape,
+    /// Output channels of each encoder stage (one 2x pooling per entry).
+    pub channels: Vec<usize>,
+    /// Square kernel size (odd).
+    pub kernel: usize,
+    /// Activation after every conv except the last.
+    pub activation: Activation,
+    /// Size of a dense (linear) code after the conv encoder; `None` (the
+    /// default): the code is the last feature map. Left out of the JSON when
+    /// `None`, so the default model's `config.json` is unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dense_code: Option<usize>,
+}
+
+impl Default for ConvConfig {
+    fn default() -> Self {
+        ConvConfig {
+            input: ImageShape::default(),
+            channels: vec![32, 32],
+            kernel: 3,
+            activation: Activation::Relu,
+            dense_code: None,
+        }
+    }
+}
+
+impl ConvConfig {
+    /// The default architecture for images of shape `input`.
+    pub fn for_input(input: ImageShape) -> Self {
+        ConvConfig {
+            input,
+            ..ConvConfig::default()
+        }
+    }
+
+    /// Sets the input shape.
+    pub fn with_input(mut self, input: ImageShape) -> Self {
+        self.input = input;
+        self
+    }
+
+    /// Sets the encoder channels.
+    pub fn with_channels(mut self, channels: Vec<usize>) -> Self {
+        self.channels = channels;
+        self
+    }
+
+    /// Sets the kernel size.
+    pub fn with_kernel(mut self, kernel: usize) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// Sets the activation.
+    pub fn with_activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+
+    /// Sets the size of the dense code (`None`: the feature map is the code).
+    pub fn with_dense_code(mut self, dense_code: Option<usize>) -> Self {
+        self.dense_code = dense_code;
+        self
+    }
+
+    /// The shape of the last feature map, `[channels.last, height / 2^depth,
+    /// width / 2^depth]` (meaningful once validated). Without a dense code it
+    /// is the code's shape.
+    pub fn code_shape(&self) -> [usize; 3] {
+        bottleneck(&self.input, &self.channels)
+    }
+
+    /// The size of the flattened code: `dense_code`, or the feature map's size.
+    pub fn latent_dim(&self) -> usize {
+        self.dense_code
+            .unwrap_or_else(|| self.code_shape().iter().product())
+    }
+
+    /// Checks: input non-zero, channels non-empty and non-zero, kernel odd,
+    /// image divisible by 2^depth, kernel no larger than the smallest feature
+    /// map, a dense code of at least one unit.
+    pub fn validate(&self) -> Result<()> {
+        validate_conv_stack(&self.input, &self.channels, self.kernel)?;
+        match self.dense_code {
+            Some(k) => check_latent(k),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `[channels.last, h / 2^depth, w / 2^depth]` of a conv stack.
+pub(crate) fn bottleneck(input: &ImageShape, channels: &[usize]) -> [usize; 3] {
+    let factor = 1usize
+        .checked_shl(channels.len() as u32)
+        .unwrap_or(usize::MAX);
+    [
+        channels.last().copied().unwrap_or(0),
+        input.height / factor,
+        input.width / factor,
+    ]
+}
 
 /// 2x2 max pooling with stride 2, `[N, C, H, W]` → `[N, C, H/2, W/2]` (H, W even).
 ///

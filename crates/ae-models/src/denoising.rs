@@ -1,12 +1,72 @@
-//! The denoising autoencoder: a base model plus the input corruption the trainer applies.
+//! The denoising autoencoder, a base model plus the input corruption the trainer applies,
+//! and its configuration (`DenoisingConfig`).
 
 use ae_data::{AeRng, Noise};
 use candle_core::{Device, Module, Tensor};
 use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
 
 use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts};
-use crate::config::{DenoisingConfig, ModelKind, ReconLoss};
-use crate::error::Result;
+use crate::config::{ConvConfig, ImageShape, ModelConfig, ModelKind, ReconLoss};
+use crate::error::{Result, invalid};
+use crate::view::DenseView;
+
+/// The denoising autoencoder: any base model trained on corrupted inputs
+/// against the clean targets.
+///
+/// The trainer corrupts each input batch with `noise` (the model exposes it
+/// through [`Autoencoder::noise`](crate::Autoencoder::noise)); the loss is the
+/// base model's loss against the clean batch. The base may be vanilla, sparse,
+/// conv or VAE, not denoising itself. Tensor names are the base model's.
+/// `Default`: the default conv model with Gaussian noise of std 0.4 (the
+/// keras.io denoising example).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DenoisingConfig {
+    /// The model that is trained.
+    pub base: Box<ModelConfig>,
+    /// The corruption of the inputs.
+    pub noise: Noise,
+}
+
+impl Default for DenoisingConfig {
+    fn default() -> Self {
+        DenoisingConfig::for_input(ImageShape::default())
+    }
+}
+
+impl DenoisingConfig {
+    /// The default (conv base, Gaussian std 0.4) for images of shape `input`.
+    pub fn for_input(input: ImageShape) -> Self {
+        DenoisingConfig {
+            base: Box::new(ModelConfig::Conv(ConvConfig::for_input(input))),
+            noise: Noise::Gaussian { std: 0.4 },
+        }
+    }
+
+    /// Sets the base model.
+    pub fn with_base(mut self, base: ModelConfig) -> Self {
+        self.base = Box::new(base);
+        self
+    }
+
+    /// Sets the noise.
+    pub fn with_noise(mut self, noise: Noise) -> Self {
+        self.noise = noise;
+        self
+    }
+
+    /// Checks the noise and the base (which must not be denoising itself).
+    pub fn validate(&self) -> Result<()> {
+        if let Err(e) = self.noise.validate() {
+            return invalid(format!("denoising noise: {e}"));
+        }
+        if self.base.kind() == ModelKind::Denoising {
+            return invalid("the base of a denoising model cannot itself be denoising");
+        }
+        self.base.validate()
+    }
+}
 
 /// A base autoencoder (vanilla, sparse, conv or VAE) trained on corrupted
 /// inputs against clean targets.
@@ -90,14 +150,10 @@ impl Autoencoder for DenoisingAutoencoder {
         self.base.encode_dist(x)
     }
 
-    fn fused_train_step(
-        &self,
-        input: &[f32],
-        target: &[f32],
-        n: usize,
-        rng: Option<&mut AeRng>,
-    ) -> Result<Option<ae_kernels::step::StepOutput>> {
-        self.base.fused_train_step(input, target, n, rng)
+    /// The base model's description: the trainer corrupts the input, the loss is the
+    /// base's against the clean target.
+    fn dense_view(&self) -> Option<DenseView<'_>> {
+        self.base.dense_view()
     }
 }
 

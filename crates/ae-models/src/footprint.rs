@@ -160,7 +160,7 @@ fn vae(c: &VaeConfig) -> Footprint {
             (stack(&enc).add(stack(&dec)), features)
         }
         VaeArch::Conv { channels, kernel } => {
-            let code = crate::config::bottleneck(&c.input, channels);
+            let code = crate::conv::bottleneck(&c.input, channels);
             let features: usize = code.iter().product();
             let fc = Footprint {
                 parameters: linear(latent, features),

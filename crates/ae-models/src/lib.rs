@@ -51,6 +51,7 @@ mod error;
 pub mod footprint;
 pub mod init;
 mod vae;
+mod view;
 
 pub use ae_data::{AeRng, Noise};
 pub use autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts};
@@ -64,6 +65,7 @@ pub use dense::{DenseAutoencoder, SparseAutoencoder};
 pub use error::{ModelError, Result};
 pub use footprint::{DEFAULT_MAX_MODEL_BYTES, Footprint, max_model_bytes, set_max_model_bytes};
 pub use vae::Vae;
+pub use view::{ChainView, CodePenalty, DenseLayer, DenseView, VaeView, standard_normal};
 
 use candle_nn::VarBuilder;
 

@@ -1,27 +1,172 @@
-//! The variational autoencoder (dense or convolutional), with sampling from our RNG.
+//! The variational autoencoder (dense or convolutional), with sampling from our RNG, and
+//! its configuration (`VaeConfig`, `VaeArch`).
 //!
 //! Its decoder is Bernoulli (sigmoid output, BCE summed per sample: images) or,
 //! with `loss: mse`, a unit-variance Gaussian (linear output, `½·SSE` per
-//! sample: standardised tables); see `ae_losses::vae_loss_with`. The fused CPU
-//! step covers the Bernoulli dense VAE only; the Gaussian one trains on
-//! candle's autograd path.
+//! sample: standardised tables); see `ae_losses::vae_loss_with`. The dense VAE
+//! describes itself as a [`VaeView`] (`Autoencoder::dense_view`).
 
 use ae_data::AeRng;
 use ae_kernels::Linear;
-use ae_kernels::step::{Layer as StepLayer, StepOutput, VaeSpec, vae_step};
-use ae_losses::vae_loss_with;
+use ae_losses::{reparameterise, vae_loss_with};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
-use rand::Rng;
-use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
 
-use crate::autoencoder::{
-    AeOutput, Autoencoder, InputLayout, LossParts, check_batch_shape, fusable,
-};
-use crate::config::{Activation, ModelKind, ReconLoss, VaeArch, VaeConfig, bottleneck};
-use crate::conv::{ConvDecoder, ConvEncoder};
-use crate::dense::{linear_act, linear_stack, run_stack};
-use crate::error::Result;
+use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts, check_batch_shape};
+use crate::config::{Activation, ImageShape, ModelKind, ReconLoss, check_latent, check_sizes};
+use crate::conv::{ConvDecoder, ConvEncoder, bottleneck, validate_conv_stack};
+use crate::dense::{describe, describe_stack, linear_act, linear_stack, run_stack};
+use crate::error::{Result, invalid};
+use crate::view::{DenseView, VaeView, standard_normal};
+
+/// The architecture of a VAE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum VaeArch {
+    /// Dense: `input - hidden... - (mu, logvar)`, decoder `latent - hidden
+    /// reversed... - input` (PyTorch's VAE example with `hidden = [400]`).
+    Dense {
+        /// Encoder hidden sizes (at least one); the decoder mirrors them.
+        hidden: Vec<usize>,
+    },
+    /// Convolutional: the conv encoder of [`ConvConfig`](crate::ConvConfig) → flatten → (mu,
+    /// logvar); decoder linear → reshape → conv-transpose stack → final conv.
+    Conv {
+        /// Output channels of each encoder stage (one 2x pooling per entry).
+        channels: Vec<usize>,
+        /// Square kernel size (odd).
+        kernel: usize,
+    },
+}
+
+impl Default for VaeArch {
+    fn default() -> Self {
+        VaeArch::Dense { hidden: vec![400] }
+    }
+}
+
+impl VaeArch {
+    /// The default conv architecture: channels `[32, 64]`, kernel 3.
+    pub fn conv_default() -> Self {
+        VaeArch::Conv {
+            channels: vec![32, 64],
+            kernel: 3,
+        }
+    }
+}
+
+/// The variational autoencoder.
+///
+/// Loss: `BCE(σ(logits), x) + β · KL(N(μ, σ²) ‖ N(0, I))`, both summed per
+/// image and averaged over the batch (PyTorch's VAE example; β = 1 is the
+/// plain VAE). With `loss: "mse"` (tables) the reconstruction term is
+/// `½·Σ(out - x)²` per sample, the negative log-likelihood of a unit-variance
+/// Gaussian decoder without its constant `(D/2)·ln 2π`. `Default`: PyTorch's example, 784-400-20 (fc1 784→400 ReLU,
+/// mu and logvar 400→20, fc3 20→400 ReLU, fc4 400→784).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VaeConfig {
+    /// Input image shape.
+    pub input: ImageShape,
+    /// Dense or convolutional architecture.
+    pub arch: VaeArch,
+    /// Size of the latent space.
+    pub latent_dim: usize,
+    /// Weight of the KL term (finite, >= 0).
+    pub beta: f64,
+    /// Activation of the hidden layers.
+    pub activation: Activation,
+    /// The decoder's likelihood: `None` (absent in JSON) is a Bernoulli decoder
+    /// (sigmoid output, BCE summed per sample) unless training resolves it
+    /// from the data; `Some(Mse)` is a Gaussian decoder of unit variance
+    /// (linear output), whose reconstruction term is `½·SSE` per sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<ReconLoss>,
+}
+
+impl Default for VaeConfig {
+    fn default() -> Self {
+        VaeConfig {
+            input: ImageShape::default(),
+            arch: VaeArch::default(),
+            latent_dim: 20,
+            beta: 1.0,
+            activation: Activation::Relu,
+            loss: None,
+        }
+    }
+}
+
+impl VaeConfig {
+    /// The default (dense) VAE for images of shape `input`.
+    pub fn for_input(input: ImageShape) -> Self {
+        VaeConfig {
+            input,
+            ..VaeConfig::default()
+        }
+    }
+
+    /// Sets the input shape.
+    pub fn with_input(mut self, input: ImageShape) -> Self {
+        self.input = input;
+        self
+    }
+
+    /// Sets the architecture.
+    pub fn with_arch(mut self, arch: VaeArch) -> Self {
+        self.arch = arch;
+        self
+    }
+
+    /// Sets the latent size.
+    pub fn with_latent_dim(mut self, latent_dim: usize) -> Self {
+        self.latent_dim = latent_dim;
+        self
+    }
+
+    /// Sets β.
+    pub fn with_beta(mut self, beta: f64) -> Self {
+        self.beta = beta;
+        self
+    }
+
+    /// Sets the hidden activation.
+    pub fn with_activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+
+    /// Sets the decoder's likelihood (output and reconstruction loss).
+    pub fn with_loss(mut self, loss: ReconLoss) -> Self {
+        self.loss = Some(loss);
+        self
+    }
+
+    /// The reconstruction loss the model trains with (BCE when unset).
+    pub fn recon_loss(&self) -> ReconLoss {
+        self.loss.unwrap_or_default()
+    }
+
+    /// Checks: latent >= 1, β finite and >= 0, a non-empty dense hidden list,
+    /// or a valid conv stack (see [`ConvConfig::validate`](crate::ConvConfig::validate)).
+    pub fn validate(&self) -> Result<()> {
+        self.input.validate()?;
+        check_latent(self.latent_dim)?;
+        if !(self.beta.is_finite() && self.beta >= 0.0) {
+            return invalid(format!(
+                "vae beta must be finite and >= 0, got {}",
+                self.beta
+            ));
+        }
+        match &self.arch {
+            VaeArch::Dense { hidden } => check_sizes("vae dense hidden sizes", hidden, false),
+            VaeArch::Conv { channels, kernel } => {
+                validate_conv_stack(&self.input, channels, *kernel)
+            }
+        }
+    }
+}
 
 enum VaeNet {
     Dense {
@@ -134,53 +279,8 @@ impl Vae {
     /// `n` standard normal latents `[n, latent_dim]` drawn from `rng` (row-major,
     /// one `f32` per value), on `device`, in the model's dtype.
     pub fn draw_normal(&self, n: usize, rng: &mut AeRng, device: &Device) -> Result<Tensor> {
-        let eps = self.normal_values(n, rng);
+        let eps = standard_normal(n * self.cfg.latent_dim, rng);
         Ok(Tensor::from_vec(eps, (n, self.cfg.latent_dim), device)?.to_dtype(self.dtype)?)
-    }
-
-    /// The dense VAE as a fused CPU step (see [`Autoencoder::fused_train_step`]),
-    /// when its activation is a ReLU, its loss BCE (the step computes no
-    /// other) and the parameters are `f32` on the CPU.
-    fn fused_spec(&self) -> Result<Option<VaeSpec>> {
-        let VaeNet::Dense { encoder, decoder } = &self.net else {
-            return Ok(None);
-        };
-        if self.cfg.recon_loss() != ReconLoss::Bce {
-            return Ok(None);
-        }
-        let all = || {
-            encoder
-                .iter()
-                .chain(decoder)
-                .chain([&self.mu, &self.logvar])
-        };
-        if self.cfg.activation != Activation::Relu || !all().all(|l| fusable(l.weight())) {
-            return Ok(None);
-        }
-        let layer = |l: &Linear, relu: bool| StepLayer::new(l.weight(), l.bias(), relu);
-        let last = decoder.len().saturating_sub(1);
-        Ok(Some(VaeSpec {
-            encoder: encoder
-                .iter()
-                .map(|l| layer(l, true))
-                .collect::<candle_core::Result<_>>()?,
-            mu: layer(&self.mu, false)?,
-            logvar: layer(&self.logvar, false)?,
-            decoder: decoder
-                .iter()
-                .enumerate()
-                .map(|(i, l)| layer(l, i != last))
-                .collect::<candle_core::Result<_>>()?,
-            beta: self.cfg.beta,
-        }))
-    }
-
-    /// `n · latent_dim` standard normal values drawn from `rng`, in the order
-    /// [`Vae::draw_normal`] draws them.
-    fn normal_values(&self, n: usize, rng: &mut AeRng) -> Vec<f32> {
-        (0..n * self.cfg.latent_dim)
-            .map(|_| rng.sample::<f32, _>(StandardNormal))
-            .collect()
     }
 
     /// Logits `[n, ...]` (input layout) decoded from `z ~ N(0, I)` drawn from `rng`.
@@ -243,7 +343,7 @@ impl Autoencoder for Vae {
         let z = match rng {
             Some(rng) => {
                 let eps = self.draw_normal(mu.dim(0)?, rng, mu.device())?;
-                (&mu + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?
+                reparameterise(&mu, &logvar, &eps)?
             }
             None => mu.clone(),
         };
@@ -289,22 +389,20 @@ impl Autoencoder for Vae {
         Ok(Some(self.posterior(x)?))
     }
 
-    /// The dense VAE's fused step; `ε` is drawn from `rng` (`z = mu` without it).
-    fn fused_train_step(
-        &self,
-        input: &[f32],
-        target: &[f32],
-        n: usize,
-        rng: Option<&mut AeRng>,
-    ) -> Result<Option<StepOutput>> {
-        let Some(spec) = self.fused_spec()? else {
-            return Ok(None);
+    /// The dense VAE's layers and loss; `None` for the convolutional VAE.
+    fn dense_view(&self) -> Option<DenseView<'_>> {
+        let VaeNet::Dense { encoder, decoder } = &self.net else {
+            return None;
         };
-        let eps = match rng {
-            Some(rng) => self.normal_values(n, rng),
-            None => vec![0.0; n * self.cfg.latent_dim],
-        };
-        Ok(Some(vae_step(&spec, input, target, &eps, n)?))
+        let act = self.cfg.activation;
+        Some(DenseView::Vae(VaeView {
+            encoder: describe_stack(encoder, act, Some(act)),
+            mu: describe(&self.mu, None),
+            logvar: describe(&self.logvar, None),
+            decoder: describe_stack(decoder, act, None),
+            recon: self.cfg.recon_loss(),
+            beta: self.cfg.beta,
+        }))
     }
 }
 

@@ -1,13 +1,14 @@
 //! Models with a linear output trained with MSE (`loss: "mse"`, for
 //! standardised tables): shapes, the identity output, the loss against a hand
-//! computation, the VAE's Gaussian decoder (½·SSE per sample), no fused step,
+//! computation, the VAE's Gaussian decoder (½·SSE per sample), a description
+//! (`dense_view`) that names the MSE loss,
 //! and the JSON of old configs (no `loss`: BCE).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use ae_models::{
-    DenoisingConfig, DenseConfig, ImageShape, ModelConfig, ModelKind, Noise, ReconLoss,
+    DenoisingConfig, DenseConfig, DenseView, ImageShape, ModelConfig, ModelKind, Noise, ReconLoss,
     SparseConfig, VaeConfig,
 };
 use candle_core::{DType, Device, Tensor};
@@ -102,9 +103,11 @@ fn sparse_and_denoising_follow_the_dense_loss() {
                 .expect("every parameter has a gradient");
             assert!(common::all_finite(g), "{cfg:?}");
         }
-        // no fused step computes MSE: the trainer takes the graph path
-        let xv: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
-        assert!(model.fused_train_step(&xv, &xv, 2, None).unwrap().is_none());
+        // the description names the loss (ae-train's fused step computes BCE only)
+        match model.dense_view() {
+            Some(DenseView::Chain(c)) => assert_eq!(c.recon, ReconLoss::Mse, "{cfg:?}"),
+            other => panic!("{cfg:?}: a chain, not {other:?}"),
+        }
     }
 }
 
@@ -144,16 +147,10 @@ fn vae_with_mse_is_a_gaussian_decoder_of_half_the_sse() {
     // reconstruct is the decoder's output itself (z = mu)
     let r = model.reconstruct(&x).unwrap().to_vec2::<f32>().unwrap();
     assert_eq!(r, rec);
-    let xv: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
-    assert!(model.fused_train_step(&xv, &xv, 3, None).unwrap().is_none());
-    // with BCE the dense VAE keeps its fused step
-    let (_, bce) = common::build_seeded(
-        &ModelConfig::Vae(VaeConfig::for_input(table(4)).with_latent_dim(2)),
-        DType::F32,
-        3,
-    );
-    let y = vec![0.5f32; 12];
-    assert!(bce.fused_train_step(&y, &y, 3, None).unwrap().is_some());
+    let Some(DenseView::Vae(v)) = model.dense_view() else {
+        panic!("the dense VAE describes itself")
+    };
+    assert_eq!((v.recon, v.beta), (ReconLoss::Mse, 0.5));
 }
 
 #[test]

@@ -341,76 +341,68 @@ fn real_mnist_batch_forward_and_backward() {
     }
 }
 
-/// `fused_train_step` against forward + loss + candle's backward on the same batch and
-/// the same noise: the loss and every variable's gradient; `None` where there is no
-/// fused step.
-fn check_fused(cfg: &ModelConfig, expect_fused: bool) {
-    let (varmap, model) = common::build_seeded(cfg, DType::F32, 1);
-    let x = common::batch(model.as_ref(), 6, DType::F32, 3);
-    let xv: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
-    let fused = model
-        .fused_train_step(&xv, &xv, 6, Some(&mut ae_data::seeded(2)))
-        .unwrap();
-    let Some(fused) = fused else {
-        assert!(!expect_fused, "{cfg:?}: no fused step");
-        return;
-    };
-    assert!(expect_fused, "{cfg:?}: an unexpected fused step");
-    let out = model.forward(&x, Some(&mut ae_data::seeded(2))).unwrap();
-    let loss = model.loss(&out, &x).unwrap();
-    let total = common::scalar(&loss.total);
-    assert!(
-        (fused.total - total).abs() <= 1e-5 * total.abs(),
-        "{cfg:?}: loss {} vs {total}",
-        fused.total
-    );
-    let grads = loss.total.backward().unwrap();
-    let vars = varmap.all_vars();
-    assert_eq!(fused.grads.len(), vars.len());
-    for var in &vars {
-        let g = grads.get(var.as_tensor()).unwrap();
-        let (_, ours) = fused
-            .grads
-            .iter()
-            .find(|(t, _)| t.id() == var.as_tensor().id())
-            .unwrap_or_else(|| panic!("{cfg:?}: no fused gradient for {:?}", var.dims()));
-        let theirs: Vec<f32> = g.flatten_all().unwrap().to_vec1().unwrap();
-        let scale = theirs.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-        let err = ours
-            .iter()
-            .zip(&theirs)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(
-            err <= 1e-3 * scale,
-            "{cfg:?}: gradient error {err} of {scale}"
-        );
-    }
-}
-
+/// What `dense_view` says of a model: the layers in order with their activations, which
+/// are the model's own variables, and the loss (`None` for convolutional models).
 #[test]
-fn the_fused_cpu_step_gives_the_graphs_loss_and_gradients() {
+fn dense_views_describe_the_layers_and_the_loss() {
+    use ae_models::{DenseView, ReconLoss};
     let shape = ImageShape::default();
-    check_fused(&ModelConfig::default_for(ModelKind::Vanilla, shape), true);
-    check_fused(&ModelConfig::default_for(ModelKind::Sparse, shape), true);
-    check_fused(&ModelConfig::default_for(ModelKind::Vae, shape), true);
-    let dense_denoising = ModelConfig::Denoising(ae_models::DenoisingConfig {
-        base: Box::new(ModelConfig::Vanilla(DenseConfig::default())),
-        noise: ae_models::Noise::Gaussian { std: 0.3 },
-    });
-    check_fused(&dense_denoising, true);
-    // No fused step: conv models, KL sparsity, other activations.
-    check_fused(&ModelConfig::default_for(ModelKind::Conv, shape), false);
-    check_fused(
-        &ModelConfig::default_for(ModelKind::Denoising, shape),
-        false,
+    let relu = Some(Activation::Relu);
+    let sparse = ModelConfig::default_for(ModelKind::Sparse, shape);
+    let (varmap, model) = common::build_seeded(&sparse, DType::F32, 1);
+    let Some(DenseView::Chain(c)) = model.dense_view() else {
+        panic!("the sparse model is a chain")
+    };
+    let acts: Vec<_> = c.layers.iter().map(|l| l.activation).collect();
+    assert_eq!(acts, [relu, relu, relu, relu, relu, None]);
+    let widths: Vec<_> = c.layers.iter().map(|l| l.weight.dims().to_vec()).collect();
+    assert_eq!(widths[2], [32, 64], "the code layer");
+    let p = c.penalty.expect("the L1 penalty");
+    assert_eq!((p.layer, p.sparsity), (2, Sparsity::default()));
+    assert_eq!(p.reduction, ae_losses::Reduction::SumPerSample);
+    assert_eq!(
+        (c.recon, c.reduction),
+        (ReconLoss::Bce, ae_losses::Reduction::Mean)
     );
-    let conv_vae = VaeConfig::default().with_arch(VaeArch::conv_default());
-    check_fused(&ModelConfig::Vae(conv_vae), false);
-    let kl = SparseConfig::default().with_penalty(Sparsity::kl_default());
-    check_fused(&ModelConfig::Sparse(kl), false);
+    let ids: Vec<_> = varmap
+        .all_vars()
+        .iter()
+        .map(|v| v.as_tensor().id())
+        .collect();
+    for l in &c.layers {
+        assert!(ids.contains(&l.weight.id()) && ids.contains(&l.bias.unwrap().id()));
+    }
     let tanh = DenseConfig {
-        activation: Activation::Tanh,
+        code_activation: Activation::Tanh,
         ..DenseConfig::default()
     };
-    check_fused(&ModelConfig::Vanilla(tanh), false);
+    let (_, model) = common::build_seeded(&ModelConfig::Vanilla(tanh), DType::F32, 1);
+    let Some(DenseView::Chain(c)) = model.dense_view() else {
+        panic!("the vanilla model is a chain")
+    };
+    assert_eq!(c.layers[2].activation, Some(Activation::Tanh));
+    assert!(c.penalty.is_none());
+    let vae = ModelConfig::default_for(ModelKind::Vae, shape);
+    let (_, model) = common::build_seeded(&vae, DType::F32, 1);
+    let Some(DenseView::Vae(v)) = model.dense_view() else {
+        panic!("the dense VAE describes itself")
+    };
+    assert_eq!(v.mu.weight.dims(), [20, 400]);
+    assert_eq!((v.mu.activation, v.logvar.activation), (None, None));
+    assert_eq!(
+        v.encoder.iter().map(|l| l.activation).collect::<Vec<_>>(),
+        [relu]
+    );
+    assert_eq!(
+        v.decoder.iter().map(|l| l.activation).collect::<Vec<_>>(),
+        [relu, None]
+    );
+    for kind in [ModelKind::Conv, ModelKind::Denoising] {
+        let (_, model) =
+            common::build_seeded(&ModelConfig::default_for(kind, shape), DType::F32, 1);
+        assert!(model.dense_view().is_none(), "{kind:?}: convolutional");
+    }
+    let conv_vae = VaeConfig::default().with_arch(VaeArch::conv_default());
+    let (_, model) = common::build_seeded(&ModelConfig::Vae(conv_vae), DType::F32, 1);
+    assert!(model.dense_view().is_none());
 }

@@ -231,7 +231,7 @@ impl Adam {
     }
 
     /// One update from gradients held as plain values, `(the parameter's tensor,
-    /// ∂loss/∂parameter)` (what `ae_kernels::step` returns). Variables without a
+    /// ∂loss/∂parameter)` (what [`crate::fused`] returns). Variables without a
     /// gradient are left alone; a gradient for a tensor that is not one of the
     /// variables, or for a variable whose moments are not on the CPU in `f32`,
     /// is an error.

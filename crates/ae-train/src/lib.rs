@@ -13,6 +13,9 @@
 //!   `resume` continues to the same final weights as an uninterrupted run.
 //! - [`RunLock`]: one writer per run folder, held for the whole run; a second
 //!   writer is refused at once, naming the holder's process id.
+//! - [`fused`]: the fused CPU training step of the dense models (forward, loss and
+//!   backward over plain slices, outside candle's graph), built from the model's
+//!   description of itself (`Autoencoder::dense_view`) and `ae-losses`' definitions.
 //! - [`evaluate`]: test-set metrics (BCE, MSE, PSNR, and the ELBO for the VAE).
 //!
 //! ```no_run
@@ -32,6 +35,7 @@ mod config;
 mod device;
 mod error;
 mod eval;
+pub mod fused;
 pub mod lock;
 mod metrics;
 mod progress;

@@ -17,6 +17,7 @@ use crate::checkpoint::{
 };
 use crate::config::{FORMAT_VERSION, RunConfig};
 use crate::eval::{EvalMetrics, check_fits, evaluate};
+use crate::fused::fused_train_step;
 use crate::lock::RunLock;
 use crate::metrics::{EpochMetrics, Metrics};
 use crate::progress::{Progress, ProgressMode};
@@ -35,9 +36,9 @@ pub struct TrainOptions {
     pub progress: ProgressMode,
     /// Stop after this many epochs in this call (the run can be resumed later).
     pub max_epochs_this_call: Option<usize>,
-    /// Train with the model's fused CPU step (`Autoencoder::fused_train_step`:
-    /// the dense models and the dense VAE on the CPU) where it has one. `false`
-    /// runs every step through candle's graph.
+    /// Train with the fused CPU step ([`crate::fused`]: the dense models and the
+    /// dense VAE on the CPU) where it computes the model. `false` runs every step
+    /// through candle's graph.
     pub fused: bool,
 }
 
@@ -65,8 +66,8 @@ pub struct TrainReport {
     pub test: EvalMetrics,
 }
 
-/// One training step on a batch, as [`train_on`] takes it: the model's fused CPU step
-/// (`Autoencoder::fused_train_step`) where it has one and `fused` is set, else forward,
+/// One training step on a batch, as [`train_on`] takes it: the fused CPU step
+/// ([`fused_train_step`]) where it computes the model and `fused` is set, else forward,
 /// loss and backward through candle's graph; then one Adam update.
 ///
 /// `input` and `target` are whole samples in the model's input layout, row-major (for
@@ -92,7 +93,7 @@ pub fn train_step(
             target.len()
         )));
     }
-    if fused && let Some(step) = model.fused_train_step(input, target, n, Some(&mut *rng))? {
+    if fused && let Some(step) = fused_train_step(model, input, target, n, rng)? {
         if step.total.is_finite() {
             adam.step_slices(&step.grads)?;
         }

@@ -276,7 +276,7 @@ fn training_into_an_existing_run_needs_resume_or_overwrite() {
 
 #[test]
 fn the_fused_cpu_step_trains_like_candles_graph() {
-    // The dense models and the dense VAE train through `fused_train_step` on the CPU;
+    // The dense models and the dense VAE train through the fused step (`ae_train::fused`);
     // `fused: false` runs the same steps through candle's autograd. The two differ only
     // in the order of floating-point additions, so after three epochs the losses agree
     // closely (and a wrong gradient anywhere would make them drift apart).

@@ -1,0 +1,439 @@
+//! The fused CPU step (`ae_train::fused`) against candle's graph: for each model kind, the
+//! loss and every gradient of `fused_train_step` against forward + `Autoencoder::loss` +
+//! candle's backward on the same batch and the same draws of the RNG, and which models it
+//! computes; for the steps themselves (`mlp_step`, `vae_step`), the same on random shapes
+//! against the models written with candle's ops.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] functions
+
+use ae_kernels::chain::Layer;
+use ae_losses::{ReconLoss, Reduction};
+use ae_models::{
+    Activation, Autoencoder, DenoisingConfig, DenseConfig, ImageShape, ModelConfig, ModelKind,
+    Noise, SparseConfig, Sparsity, VaeArch, VaeConfig, build, init,
+};
+use ae_train::fused::{
+    L1Penalty, MlpSpec, StepOutput, VaeSpec, fused_train_step, mlp_step, vae_step,
+};
+use candle_core::{DType, Device, Result as CResult, Tensor, Var, backprop::GradStore};
+use candle_nn::{VarBuilder, VarMap};
+use proptest::prelude::*;
+
+/// Max |a - b| relative to max(1, max |b|).
+fn rel_err(a: &Tensor, b: &Tensor) -> CResult<f64> {
+    assert_eq!(a.dims(), b.dims());
+    let a = a.to_dtype(DType::F64)?;
+    let b = b.to_dtype(DType::F64)?;
+    let diff = (&a - &b)?.abs()?.max_all()?.to_scalar::<f64>()?;
+    let scale = b.abs()?.max_all()?.to_scalar::<f64>()?.max(1.0);
+    Ok(diff / scale)
+}
+
+fn build_seeded(cfg: &ModelConfig, dtype: DType) -> (VarMap, Box<dyn Autoencoder>) {
+    let varmap = VarMap::new();
+    let model = build(cfg, VarBuilder::from_varmap(&varmap, dtype, &Device::Cpu)).unwrap();
+    init::seeded_init(&varmap, &mut ae_data::seeded(1)).unwrap();
+    (varmap, model)
+}
+
+fn scalar(t: &Tensor) -> f64 {
+    f64::from(t.to_dtype(DType::F32).unwrap().to_scalar::<f32>().unwrap())
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-5 * b.abs().max(1e-3)
+}
+
+/// `fused_train_step` on a batch of 6 against forward + loss + candle's backward on the
+/// same batch and the same draws: every part of the loss and every variable's gradient.
+/// Returns whether there was a fused step.
+fn check_fused(cfg: &ModelConfig, dtype: DType) -> bool {
+    let (varmap, model) = build_seeded(cfg, dtype);
+    let shape = model.input_layout().shape(6);
+    let xv = values(shape.iter().product(), 3, 0.0, 1.0);
+    let x = Tensor::from_slice(&xv, shape.as_slice(), &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap();
+    let mut rng = ae_data::seeded(2);
+    let Some(fused) = fused_train_step(model.as_ref(), &xv, &xv, 6, &mut rng).unwrap() else {
+        // Nothing drawn: the graph path draws the VAE's noise from the same stream.
+        use rand::Rng;
+        assert_eq!(rng.random::<u64>(), ae_data::seeded(2).random::<u64>());
+        return false;
+    };
+    let out = model.forward(&x, Some(&mut ae_data::seeded(2))).unwrap();
+    let loss = model.loss(&out, &x).unwrap();
+    let total = scalar(&loss.total);
+    assert!(
+        close(fused.total, total),
+        "{cfg:?}: {} vs {total}",
+        fused.total
+    );
+    assert!(close(fused.recon, scalar(&loss.recon)), "{cfg:?}: recon");
+    let part = |t: &Option<Tensor>| t.as_ref().map(scalar);
+    for (ours, theirs, what) in [
+        (fused.kl, part(&loss.kl), "kl"),
+        (fused.sparsity, part(&loss.sparsity), "sparsity"),
+    ] {
+        match (ours, theirs) {
+            (None, None) => {}
+            (Some(a), Some(b)) => assert!(close(a, b), "{cfg:?}: {what} {a} vs {b}"),
+            _ => panic!("{cfg:?}: {what} {ours:?} vs {theirs:?}"),
+        }
+    }
+    let grads = loss.total.backward().unwrap();
+    let vars = varmap.all_vars();
+    assert_eq!(
+        fused.grads.len(),
+        vars.len(),
+        "{cfg:?}: one gradient per variable"
+    );
+    for var in &vars {
+        let (_, ours) = fused
+            .grads
+            .iter()
+            .find(|(t, _)| t.id() == var.as_tensor().id())
+            .unwrap_or_else(|| panic!("{cfg:?}: no fused gradient for {:?}", var.dims()));
+        let ours = Tensor::from_slice(ours, var.dims(), &Device::Cpu).unwrap();
+        let e = rel_err(&ours, grads.get(var.as_tensor()).unwrap()).unwrap();
+        assert!(
+            e < 1e-4,
+            "{cfg:?}: gradient of {:?}: relative error {e}",
+            var.dims()
+        );
+    }
+    true
+}
+
+#[test]
+fn each_dense_kind_has_the_fused_step_of_its_own_loss() {
+    let shape = ImageShape::default();
+    let f32_ = DType::F32;
+    assert!(check_fused(
+        &ModelConfig::default_for(ModelKind::Vanilla, shape),
+        f32_
+    ));
+    assert!(check_fused(
+        &ModelConfig::default_for(ModelKind::Sparse, shape),
+        f32_
+    ));
+    assert!(check_fused(
+        &ModelConfig::default_for(ModelKind::Vae, shape),
+        f32_
+    ));
+    let dense_denoising = ModelConfig::Denoising(DenoisingConfig {
+        base: Box::new(ModelConfig::Vanilla(DenseConfig::default())),
+        noise: Noise::Gaussian { std: 0.3 },
+    });
+    assert!(check_fused(&dense_denoising, f32_));
+    let beta = VaeConfig::default().with_beta(0.25);
+    assert!(check_fused(&ModelConfig::Vae(beta), f32_));
+}
+
+#[test]
+fn the_others_take_candles_graph() {
+    let shape = ImageShape::default();
+    let none = |cfg: ModelConfig| assert!(!check_fused(&cfg, DType::F32), "{cfg:?}");
+    // convolutional models
+    none(ModelConfig::default_for(ModelKind::Conv, shape));
+    none(ModelConfig::default_for(ModelKind::Denoising, shape));
+    none(ModelConfig::Vae(
+        VaeConfig::default().with_arch(VaeArch::conv_default()),
+    ));
+    // KL sparsity, other activations, MSE
+    none(ModelConfig::Sparse(
+        SparseConfig::default().with_penalty(Sparsity::kl_default()),
+    ));
+    none(ModelConfig::Vanilla(DenseConfig {
+        activation: Activation::Tanh,
+        ..DenseConfig::default()
+    }));
+    none(ModelConfig::Vanilla(DenseConfig {
+        code_activation: Activation::Sigmoid,
+        ..DenseConfig::default()
+    }));
+    none(ModelConfig::Vae(VaeConfig {
+        activation: Activation::Gelu,
+        ..VaeConfig::default()
+    }));
+    none(ModelConfig::Vanilla(
+        DenseConfig::default().with_loss(ReconLoss::Mse),
+    ));
+    none(ModelConfig::Vae(
+        VaeConfig::default().with_loss(ReconLoss::Mse),
+    ));
+    // other dtypes, and the portable path (what a GPU computes)
+    let vanilla = ModelConfig::default_for(ModelKind::Vanilla, shape);
+    assert!(!check_fused(&vanilla, DType::F64));
+    ae_kernels::with_portable(true, || assert!(!check_fused(&vanilla, DType::F32)));
+}
+
+/// Deterministic values in `[lo, hi)` (a small LCG, so failures reproduce).
+fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
+}
+
+struct Net {
+    vars: Vec<(Var, Var)>,
+    relu: Vec<bool>,
+}
+
+impl Net {
+    /// Layers `sizes[i] -> sizes[i+1]`, ReLU after all but the last when `relu_last` is false.
+    fn new(sizes: &[usize], relu_last: bool, seed: u64) -> CResult<Self> {
+        let dev = Device::Cpu;
+        let mut vars = Vec::new();
+        let mut relu = Vec::new();
+        for (i, w) in sizes.windows(2).enumerate() {
+            let scale = 1.5 / (w[0] as f32).sqrt();
+            let wv = values(w[0] * w[1], seed + 2 * i as u64, -scale, scale);
+            let bv = values(w[1], seed + 2 * i as u64 + 1, -0.2, 0.3);
+            vars.push((
+                Var::from_tensor(&Tensor::from_vec(wv, (w[1], w[0]), &dev)?)?,
+                Var::from_tensor(&Tensor::from_vec(bv, w[1], &dev)?)?,
+            ));
+            relu.push(relu_last || i + 2 < sizes.len());
+        }
+        Ok(Self { vars, relu })
+    }
+
+    fn layers(&self) -> CResult<Vec<Layer>> {
+        self.vars
+            .iter()
+            .zip(&self.relu)
+            .map(|((w, b), &r)| Layer::new(w.as_tensor(), Some(b.as_tensor()), r))
+            .collect()
+    }
+
+    /// Candle's forward pass; every layer's output.
+    fn forward(&self, x: &Tensor) -> CResult<Vec<Tensor>> {
+        let mut outs: Vec<Tensor> = Vec::new();
+        for ((w, b), &r) in self.vars.iter().zip(&self.relu) {
+            let h = outs.last().unwrap_or(x);
+            let y = h
+                .matmul(&w.as_tensor().t()?)?
+                .broadcast_add(b.as_tensor())?;
+            outs.push(if r { y.relu()? } else { y });
+        }
+        Ok(outs)
+    }
+}
+
+/// The stable BCE from logits, summed, written with candle's ops.
+fn bce_sum(logits: &Tensor, y: &Tensor) -> CResult<Tensor> {
+    let softplus = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    ((logits.relu()? - (logits * y)?)? + softplus)?.sum_all()
+}
+
+/// Compares every gradient of `ours` with candle's `grads`.
+fn check_grads(ours: &StepOutput, grads: &GradStore, vars: &[&Var], tol: f64) -> CResult<()> {
+    assert_eq!(ours.grads.len(), vars.len(), "one gradient per parameter");
+    for v in vars {
+        let t = v.as_tensor();
+        let Some((_, g)) = ours.grads.iter().find(|(p, _)| p.id() == t.id()) else {
+            panic!("no gradient for a parameter {:?}", t.dims());
+        };
+        let g = Tensor::from_slice(g, t.dims(), t.device())?;
+        let Some(c) = grads.get(t) else {
+            panic!("candle has no gradient for {:?}", t.dims())
+        };
+        let e = rel_err(&g, c)?;
+        assert!(e < tol, "gradient of {:?}: relative error {e}", t.dims());
+    }
+    Ok(())
+}
+
+fn check_mlp(sizes: &[usize], n: usize, recon: Reduction, l1: Option<(usize, f64)>) -> CResult<()> {
+    let dev = Device::Cpu;
+    let dim = sizes[0];
+    let net = Net::new(sizes, false, 7)?;
+    let xv = values(n * dim, 1, 0.0, 1.0);
+    let yv = values(n * dim, 2, 0.0, 1.0);
+    let spec = MlpSpec {
+        layers: net.layers()?,
+        recon,
+        l1: l1.map(|(layer, lambda)| L1Penalty {
+            layer,
+            lambda,
+            reduction: Reduction::SumPerSample,
+        }),
+    };
+    let ours = mlp_step(&spec, &xv, &yv, n).map_err(candle_core::Error::wrap)?;
+
+    let x = Tensor::from_slice(&xv, (n, dim), &dev)?;
+    let y = Tensor::from_slice(&yv, (n, dim), &dev)?;
+    let outs = net.forward(&x)?;
+    let logits = outs.last().unwrap_or(&x);
+    let scale = match recon {
+        Reduction::Mean => 1.0 / (n * dim) as f64,
+        _ => 1.0 / n as f64,
+    };
+    let mut total = bce_sum(logits, &y)?.affine(scale, 0.0)?;
+    let recon_value = total.to_scalar::<f32>()? as f64;
+    if let Some((c, lambda)) = l1 {
+        let pen = outs[c].abs()?.sum_all()?.affine(lambda / n as f64, 0.0)?;
+        let pv = pen.to_scalar::<f32>()? as f64;
+        let ov = ours.sparsity.unwrap_or(f64::NAN);
+        assert!((ov - pv).abs() <= 1e-5 * pv.abs().max(1.0), "{ov} vs {pv}");
+        total = (total + pen)?;
+    } else {
+        assert!(ours.sparsity.is_none());
+    }
+    let tv = total.to_scalar::<f32>()? as f64;
+    assert!((ours.recon - recon_value).abs() <= 1e-5 * recon_value.abs().max(1.0));
+    assert!(
+        (ours.total - tv).abs() <= 1e-5 * tv.abs().max(1.0),
+        "{} vs {tv}",
+        ours.total
+    );
+    let grads = total.backward()?;
+    let vars: Vec<&Var> = net.vars.iter().flat_map(|(w, b)| [w, b]).collect();
+    check_grads(&ours, &grads, &vars, 2e-4)
+}
+
+fn check_vae(dim: usize, hidden: usize, latent: usize, n: usize, beta: f64) -> CResult<()> {
+    let dev = Device::Cpu;
+    let enc = Net::new(&[dim, hidden], true, 11)?;
+    let mu = Net::new(&[hidden, latent], false, 21)?;
+    let lv = Net::new(&[hidden, latent], false, 31)?;
+    let dec = Net::new(&[latent, hidden, dim], false, 41)?;
+    let xv = values(n * dim, 3, 0.0, 1.0);
+    let yv = values(n * dim, 4, 0.0, 1.0);
+    let ev = values(n * latent, 5, -2.0, 2.0);
+    let head = |net: &Net| -> CResult<Layer> {
+        let (w, b) = &net.vars[0];
+        Layer::new(w.as_tensor(), Some(b.as_tensor()), false)
+    };
+    let spec = VaeSpec {
+        encoder: enc.layers()?,
+        mu: head(&mu)?,
+        logvar: head(&lv)?,
+        decoder: dec.layers()?,
+        beta,
+    };
+    let ours = vae_step(&spec, &xv, &yv, &ev, n).map_err(candle_core::Error::wrap)?;
+
+    let x = Tensor::from_slice(&xv, (n, dim), &dev)?;
+    let y = Tensor::from_slice(&yv, (n, dim), &dev)?;
+    let eps = Tensor::from_slice(&ev, (n, latent), &dev)?;
+    let h = enc.forward(&x)?.remove(0);
+    let m = mu.forward(&h)?.remove(0);
+    let l = lv.forward(&h)?.remove(0);
+    let z = (&m + (l.affine(0.5, 0.0)?.exp()? * &eps)?)?;
+    let logits = dec.forward(&z)?.remove(1);
+    let recon = bce_sum(&logits, &y)?.affine(1.0 / n as f64, 0.0)?;
+    let kl = ((m.sqr()? + l.exp()?)? - 1.0)?
+        .sub(&l)?
+        .sum_all()?
+        .affine(0.5 / n as f64, 0.0)?;
+    let total = (&recon + kl.affine(beta, 0.0)?)?;
+    let (rv, kv, tv) = (
+        recon.to_scalar::<f32>()? as f64,
+        kl.to_scalar::<f32>()? as f64,
+        total.to_scalar::<f32>()? as f64,
+    );
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * b.abs().max(1.0);
+    assert!(close(ours.recon, rv), "recon {} vs {rv}", ours.recon);
+    assert!(
+        close(ours.kl.unwrap_or(f64::NAN), kv),
+        "kl {:?} vs {kv}",
+        ours.kl
+    );
+    assert!(close(ours.total, tv), "total {} vs {tv}", ours.total);
+    let grads = total.backward()?;
+    let vars: Vec<&Var> = [&enc, &mu, &lv, &dec]
+        .iter()
+        .flat_map(|net| net.vars.iter().flat_map(|(w, b)| [w, b]))
+        .collect();
+    check_grads(&ours, &grads, &vars, 2e-4)
+}
+
+#[test]
+fn mlp_matches_candle_on_the_seed_model_shape() -> CResult<()> {
+    check_mlp(&[784, 128, 64, 32, 64, 128, 784], 20, Reduction::Mean, None)
+}
+
+#[test]
+fn mlp_l1_penalty_and_per_sample_sum_match_candle() -> CResult<()> {
+    check_mlp(
+        &[30, 12, 5, 12, 30],
+        9,
+        Reduction::SumPerSample,
+        Some((1, 0.3)),
+    )?;
+    check_mlp(&[30, 12, 5, 12, 30], 9, Reduction::Mean, Some((1, 0.05)))
+}
+
+#[test]
+fn vae_matches_candle() -> CResult<()> {
+    check_vae(60, 24, 5, 13, 1.0)?;
+    check_vae(60, 24, 5, 13, 0.25)
+}
+
+#[test]
+fn bad_inputs_are_errors_not_panics() -> CResult<()> {
+    let net = Net::new(&[6, 3, 6], false, 1)?;
+    let spec = MlpSpec {
+        layers: net.layers()?,
+        recon: Reduction::Mean,
+        l1: None,
+    };
+    let (x, y) = (values(12, 1, 0.0, 1.0), values(12, 2, 0.0, 1.0));
+    assert!(mlp_step(&spec, &x, &y, 2).is_ok());
+    assert!(mlp_step(&spec, &x, &y, 3).is_err(), "wrong batch size");
+    assert!(mlp_step(&spec, &x[..6], &y, 2).is_err(), "short input");
+    let bad_l1 = MlpSpec {
+        l1: Some(L1Penalty {
+            layer: 5,
+            lambda: 1.0,
+            reduction: Reduction::SumPerSample,
+        }),
+        ..spec.clone()
+    };
+    assert!(
+        mlp_step(&bad_l1, &x, &y, 2).is_err(),
+        "L1 on a missing layer"
+    );
+    let broken = MlpSpec {
+        layers: vec![spec.layers[0].clone()],
+        ..spec.clone()
+    };
+    assert!(mlp_step(&broken, &x, &y, 2).is_err(), "does not map back");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn mlp_gradients_match_candle_on_random_shapes(
+        dim in 1usize..40,
+        hidden in 1usize..20,
+        code in 1usize..8,
+        n in 1usize..12,
+        sum in any::<bool>(),
+    ) {
+        let recon = if sum { Reduction::SumPerSample } else { Reduction::Mean };
+        check_mlp(&[dim, hidden, code, hidden, dim], n, recon, None).unwrap();
+    }
+
+    #[test]
+    fn vae_gradients_match_candle_on_random_shapes(
+        dim in 1usize..40,
+        hidden in 1usize..20,
+        latent in 1usize..6,
+        n in 1usize..12,
+    ) {
+        check_vae(dim, hidden, latent, n, 1.0).unwrap();
+    }
+}
