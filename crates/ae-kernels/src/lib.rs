@@ -58,6 +58,7 @@ mod pool;
 pub mod portable;
 mod simd;
 mod stock;
+pub mod test_utils;
 mod threads;
 mod unary;
 

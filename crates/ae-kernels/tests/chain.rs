@@ -7,22 +7,8 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use proptest::prelude::*;
 
 mod common;
+use ae_kernels::test_utils::values;
 use common::rel_err;
-
-/// Deterministic values in `[lo, hi)` (a small LCG, so failures reproduce).
-fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect()
-}
 
 /// Layers `sizes[i] -> sizes[i+1]`, ReLU after all but the last; biases only where `bias`.
 fn vars(sizes: &[usize], bias: bool, seed: u64) -> Result<Vec<(Var, Option<Var>)>> {

@@ -3,25 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] functions
 
+use ae_kernels::test_utils::values;
 use ae_losses::{
     Reduction, bce_with_logits, bce_with_logits_flat, gaussian_kl, gaussian_kl_flat, l1_activity,
     l1_activity_flat, l1_activity_flat_grad, reparameterise, reparameterise_flat, vae_latent_grad,
     vae_loss, vae_loss_flat,
 };
 use candle_core::{Device, Tensor, Var};
-
-/// Deterministic values in `[lo, hi)` (a small LCG, so failures reproduce).
-fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect()
-}
 
 fn var(v: &[f32], dims: &[usize]) -> Var {
     Var::from_tensor(&Tensor::from_slice(v, dims, &Device::Cpu).unwrap()).unwrap()

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] functions
 
 use ae_kernels::chain::Layer;
+use ae_kernels::test_utils::{rel_err, values};
 use ae_losses::{ReconLoss, Reduction};
 use ae_models::{
     Activation, Autoencoder, DenoisingConfig, DenseConfig, ImageShape, ModelConfig, ModelKind,
@@ -17,16 +18,6 @@ use ae_train::fused::{
 use candle_core::{DType, Device, Result as CResult, Tensor, Var, backprop::GradStore};
 use candle_nn::{VarBuilder, VarMap};
 use proptest::prelude::*;
-
-/// Max |a - b| relative to max(1, max |b|).
-fn rel_err(a: &Tensor, b: &Tensor) -> CResult<f64> {
-    assert_eq!(a.dims(), b.dims());
-    let a = a.to_dtype(DType::F64)?;
-    let b = b.to_dtype(DType::F64)?;
-    let diff = (&a - &b)?.abs()?.max_all()?.to_scalar::<f64>()?;
-    let scale = b.abs()?.max_all()?.to_scalar::<f64>()?.max(1.0);
-    Ok(diff / scale)
-}
 
 fn build_seeded(cfg: &ModelConfig, dtype: DType) -> (VarMap, Box<dyn Autoencoder>) {
     let varmap = VarMap::new();
@@ -166,21 +157,6 @@ fn the_others_take_candles_graph() {
     let vanilla = ModelConfig::default_for(ModelKind::Vanilla, shape);
     assert!(!check_fused(&vanilla, DType::F64));
     ae_kernels::with_portable(true, || assert!(!check_fused(&vanilla, DType::F32)));
-}
-
-/// Deterministic values in `[lo, hi)` (a small LCG, so failures reproduce).
-fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect()
 }
 
 struct Net {
