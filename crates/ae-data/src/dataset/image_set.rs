@@ -80,19 +80,8 @@ impl ImageSet {
         labels: Option<(&IdxArray, &str)>,
         num_classes: Option<usize>,
     ) -> Result<ImageSet> {
-        let [channels, height, width] = image_shape(images.dims(), images_file)?;
-        let labels = match labels {
-            Some((arr, file)) => Some(check_labels(arr, file, images, images_file, num_classes)?),
-            None => None,
-        };
-        Ok(ImageSet {
-            images: into_unit(images.data().clone(), images_file)?,
-            labels,
-            channels,
-            height,
-            width,
-            columns: None,
-        })
+        // The copy of the data that a borrowed array needs, and nothing more.
+        Self::from_idx_owned(images.clone(), images_file, labels, num_classes)
     }
 
     /// [`ImageSet::from_idx`] taking the image array, so that bytes are kept
