@@ -15,8 +15,14 @@
 //! dtype strings) and the element count checked for overflow and against the
 //! bytes the file (or `.npz` member) really holds before anything is allocated.
 //! npyz's own header reader multiplies the shape without overflow checks, so it
-//! is not used on untrusted headers. The payload is read in one `read_exact`
-//! and converted in place, which is what makes 100 MB read at > 1 GB/s.
+//! is not used on untrusted headers.
+//!
+//! Speed (`cargo bench -p ae-benches --bench data_load`, docs/data.md): a plain `.npy` is
+//! read once, into the buffer that is kept. Little-endian `float32` is read straight into
+//! the `f32` buffer; `uint8` channels-last images are read in pieces of about 1 MiB, each
+//! put in channels-first planes (a vectorised de-interleave, images in parallel) as it
+//! arrives. `.npz` members, whose stated sizes may lie, are read as they arrive and
+//! converted afterwards.
 
 use std::io::Read;
 use std::path::Path;
@@ -51,13 +57,35 @@ enum Elem {
     Int(bool, usize),
 }
 
-/// A parsed array: dtype, shape and raw payload bytes.
+/// The payload of an array as read.
+enum Payload {
+    /// The file's bytes.
+    Bytes(Vec<u8>),
+    /// Little-endian `float32` on a little-endian machine, read straight into its final
+    /// buffer (no second copy).
+    F32(Vec<f32>),
+}
+
+/// A parsed array: dtype, shape and payload.
 struct Array {
     elem: Elem,
     big_endian: bool,
     shape: Vec<usize>,
-    bytes: Vec<u8>,
+    payload: Payload,
+    /// An `[N, H, W, C]` image array whose payload was put in `[N, C, H, W]` order as it
+    /// was read.
+    planar: bool,
     file: String,
+}
+
+impl Array {
+    /// The payload's bytes (as in the file).
+    fn bytes(&self) -> &[u8] {
+        match &self.payload {
+            Payload::Bytes(b) => b,
+            Payload::F32(v) => bytemuck::cast_slice(v),
+        }
+    }
 }
 
 fn npy_err(file: &str, problem: impl Into<String>) -> DataError {
@@ -150,7 +178,17 @@ fn parse_dict(text: &str, file: &str) -> Result<(Elem, bool, Vec<usize>, u64)> {
 
 /// Reads one array from `r`, which holds `len` bytes (a file, or a `.npz`
 /// member's stated size, which is also checked).
-fn read_array(r: &mut impl Read, len: u64, file: &str, stated_len_trusted: bool) -> Result<Array> {
+///
+/// A `uint8` channels-last image array (`[N, H, W, C]` with 3 or 4 channels, not
+/// `opts.channels_first`) in a plain `.npy` is read in pieces of about 1 MiB, each put in
+/// channels-first order straight into the final buffer: no second copy of the file.
+fn read_array(
+    r: &mut impl Read,
+    len: u64,
+    file: &str,
+    stated_len_trusted: bool,
+    opts: &SourceOptions,
+) -> Result<Array> {
     let io = |e: std::io::Error| npy_err(file, format!("read error: {e}"));
     let mut pre = [0u8; 10];
     if len < 10 {
@@ -203,10 +241,35 @@ fn read_array(r: &mut impl Read, len: u64, file: &str, stated_len_trusted: bool)
             ),
         ));
     }
-    let bytes = if stated_len_trusted {
+    let interleaved = match *shape.as_slice() {
+        [_, h, w, c] if matches!(c, 3 | 4) && !opts.channels_first && h * w > 0 => Some(h * w * c),
+        _ => None,
+    };
+    let mut planar = false;
+    let payload = if let (true, Elem::U8, Some(image)) = (stated_len_trusted, elem, interleaved) {
+        let c = shape[3];
+        let mut out = vec![0u8; need as usize];
+        let mut piece = vec![0u8; image * (1usize << 20).div_ceil(image)];
+        for dst in out.chunks_mut(piece.len()) {
+            let src = &mut piece[..dst.len()];
+            r.read_exact(src).map_err(io)?;
+            planes_from_pixels(src, dst, image, c);
+        }
+        planar = true;
+        Payload::Bytes(out)
+    } else if stated_len_trusted
+        && elem == Elem::F32
+        && !big_endian
+        && cfg!(target_endian = "little")
+    {
+        // Read into the `f32` buffer itself: one allocation and one copy out of the page cache.
+        let mut v = vec![0f32; (need / 4) as usize];
+        r.read_exact(bytemuck::cast_slice_mut(&mut v)).map_err(io)?;
+        Payload::F32(v)
+    } else if stated_len_trusted {
         let mut b = vec![0u8; need as usize];
         r.read_exact(&mut b).map_err(io)?;
-        b
+        Payload::Bytes(b)
     } else {
         // An archive member: its stated size may lie, so memory grows with the
         // bytes that really arrive, up to what the header needs.
@@ -221,23 +284,28 @@ fn read_array(r: &mut impl Read, len: u64, file: &str, stated_len_trusted: bool)
                 ),
             ));
         }
-        b
+        Payload::Bytes(b)
     };
     Ok(Array {
         elem,
         big_endian,
         shape,
-        bytes,
+        payload,
+        planar,
         file: file.into(),
     })
 }
 
-fn f32s(a: &Array) -> Vec<f32> {
+/// The array's values as `f32` (moved out when read as such).
+fn f32s(a: Array) -> Vec<f32> {
     let be = a.big_endian;
+    let bytes = match a.payload {
+        Payload::F32(v) => return v,
+        Payload::Bytes(b) => b,
+    };
     match a.elem {
-        Elem::U8 => a.bytes.iter().map(|&v| f32::from(v)).collect(),
-        Elem::F32 => a
-            .bytes
+        Elem::U8 => bytes.iter().map(|&v| f32::from(v)).collect(),
+        Elem::F32 => bytes
             .chunks_exact(4)
             .map(|c| {
                 let c = [c[0], c[1], c[2], c[3]];
@@ -248,8 +316,7 @@ fn f32s(a: &Array) -> Vec<f32> {
                 }
             })
             .collect(),
-        Elem::F64 => a
-            .bytes
+        Elem::F64 => bytes
             .chunks_exact(8)
             .map(|c| {
                 let mut b = [0u8; 8];
@@ -271,10 +338,10 @@ fn labels(a: &Array, n: usize) -> Result<Vec<u8>> {
         if a.elem != Elem::U8 {
             return Err(npy_err(&a.file, "labels must be an integer array"));
         }
-        return check_label_count(a, n).map(|()| a.bytes.clone());
+        return check_label_count(a, n).map(|()| a.bytes().to_vec());
     };
     check_label_count(a, n)?;
-    a.bytes
+    a.bytes()
         .chunks_exact(size)
         .enumerate()
         .map(|(i, c)| {
@@ -320,19 +387,24 @@ fn check_label_count(a: &Array, n: usize) -> Result<()> {
 }
 
 /// Float pixels to [0, 1]: as they are (checked) or min-max scaled.
-fn to_unit(a: &Array, opts: &SourceOptions) -> Result<Vec<f32>> {
+fn to_unit(a: Array, opts: &SourceOptions) -> Result<Vec<f32>> {
+    let file = a.file.clone();
     let mut v = f32s(a);
-    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(npy_err(
-            &a.file,
-            format!("element #{i} is {}, expected a finite number", v[i]),
-        ));
-    }
+    let not_finite = |i: usize, x: f32| {
+        npy_err(
+            &file,
+            format!("element #{i} is {x}, expected a finite number"),
+        )
+    };
     match opts.normalize {
         Normalize::None => {
+            // One pass: NaN is outside [0, 1] too, so the first bad element is found either way.
             if let Some(i) = v.iter().position(|x| !(0.0..=1.0).contains(x)) {
+                if !v[i].is_finite() {
+                    return Err(not_finite(i, v[i]));
+                }
                 return Err(npy_err(
-                    &a.file,
+                    &file,
                     format!(
                         "element #{i} is {}: float arrays must hold values in [0, 1] (give --normalize minmax to scale them)",
                         v[i]
@@ -341,6 +413,9 @@ fn to_unit(a: &Array, opts: &SourceOptions) -> Result<Vec<f32>> {
             }
         }
         Normalize::Minmax => {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(not_finite(i, v[i]));
+            }
             let (lo, hi) = v
                 .iter()
                 .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &x| {
@@ -359,22 +434,58 @@ fn to_unit(a: &Array, opts: &SourceOptions) -> Result<Vec<f32>> {
     Ok(v)
 }
 
-/// `[N, H, W, C]` to `[N, C, H, W]`.
-fn to_channels_first<T: Copy + Default>(v: &[T], n: usize, h: usize, w: usize, c: usize) -> Vec<T> {
+/// `[N, H, W, C]` to `[N, C, H, W]` (one channel is the same layout: given back as it is).
+fn to_channels_first<T: Copy + Default + Send + Sync>(
+    v: Vec<T>,
+    h: usize,
+    w: usize,
+    c: usize,
+) -> Vec<T> {
+    if c == 1 || h * w == 0 {
+        return v;
+    }
     let mut out = vec![T::default(); v.len()];
-    let plane = h * w;
-    for i in 0..n {
-        let (src, dst) = (
-            &v[i * plane * c..(i + 1) * plane * c],
-            &mut out[i * plane * c..(i + 1) * plane * c],
-        );
-        for p in 0..plane {
-            for ch in 0..c {
-                dst[ch * plane + p] = src[p * c + ch];
+    planes_from_pixels(&v, &mut out, h * w * c, c);
+    out
+}
+
+/// Images of `image` values each, `c` channels interleaved per pixel (`src`), into
+/// channels-first planes (`dst`, as long), images in parallel.
+fn planes_from_pixels<T: Copy + Send + Sync>(src: &[T], dst: &mut [T], image: usize, c: usize) {
+    use rayon::prelude::*;
+    let plane = image / c;
+    dst.par_chunks_mut(image)
+        .zip(src.par_chunks(image))
+        .for_each(|(dst, src)| match c {
+            3 => deinterleave::<T, 3>(src, dst, plane),
+            4 => deinterleave::<T, 4>(src, dst, plane),
+            _ => {
+                for (p, px) in src.chunks_exact(c).enumerate() {
+                    for (ch, &x) in px.iter().enumerate() {
+                        dst[ch * plane + p] = x;
+                    }
+                }
             }
+        });
+}
+
+/// One image's `plane` pixels of `C` interleaved channels (`src`) into `C` planes (`dst`).
+/// With `C` a constant the compiler vectorises the strided loads (several times faster
+/// than the generic loop on `uint8` RGB).
+fn deinterleave<T: Copy, const C: usize>(src: &[T], dst: &mut [T], plane: usize) {
+    let planes: [&mut [T]; C] = {
+        let mut rest = dst;
+        std::array::from_fn(|_| {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(plane);
+            rest = tail;
+            head
+        })
+    };
+    for (p, px) in src.chunks_exact(C).enumerate() {
+        for ch in 0..C {
+            planes[ch][p] = px[ch];
         }
     }
-    out
 }
 
 /// An image array as a set of `[c, h, w]` images (`channels_last`: the array is
@@ -386,22 +497,24 @@ fn images(
     [c, h, w]: [usize; 3],
     channels_last: bool,
 ) -> Result<NpyData> {
-    let n = a.shape[0];
-    let set = if a.elem == Elem::U8 {
-        let v = if channels_last {
-            to_channels_first(&a.bytes, n, h, w, c)
-        } else {
-            a.bytes
-        };
-        ImageSet::from_parts_u8(v, labels, c, h, w)?
-    } else {
-        let v = to_unit(&a, opts)?;
-        let v = if channels_last {
-            to_channels_first(&v, n, h, w, c)
-        } else {
-            v
-        };
-        ImageSet::from_parts(v, labels, c, h, w)?
+    let set = match a.payload {
+        Payload::Bytes(v) if a.elem == Elem::U8 => {
+            let v = if channels_last && !a.planar {
+                to_channels_first(v, h, w, c)
+            } else {
+                v
+            };
+            ImageSet::from_parts_u8(v, labels, c, h, w)?
+        }
+        payload => {
+            let v = to_unit(Array { payload, ..a }, opts)?;
+            let v = if channels_last {
+                to_channels_first(v, h, w, c)
+            } else {
+                v
+            };
+            ImageSet::from_parts(v, labels, c, h, w)?
+        }
     };
     Ok(NpyData::Images(set))
 }
@@ -428,10 +541,11 @@ fn to_data(a: Array, labels: Option<Vec<u8>>, opts: &SourceOptions) -> Result<Np
     }
     match *shape.as_slice() {
         [_, d] => {
-            let values = f32s(&a);
+            let file = a.file.clone();
+            let values = f32s(a);
             if let Some(i) = values.iter().position(|x| !x.is_finite()) {
                 return Err(DataError::Npy {
-                    file: a.file.clone(),
+                    file,
                     problem: format!(
                         "row {}, column {}: {} is not a finite number",
                         i / d,
@@ -476,7 +590,7 @@ pub fn read(path: &Path, opts: &SourceOptions) -> Result<NpyData> {
         }
         let (f, len) = open_regular(path)?;
         let mut r = std::io::BufReader::with_capacity(1 << 16, f);
-        let a = read_array(&mut r, len, &name, true)?;
+        let a = read_array(&mut r, len, &name, true, opts)?;
         return to_data(a, None, opts);
     }
     let (f, _) = open_regular(path)?;
@@ -518,7 +632,7 @@ pub fn read(path: &Path, opts: &SourceOptions) -> Result<NpyData> {
             .by_name(&format!("{m}.npy"))
             .map_err(|e| npy_err(&label, e.to_string()))?;
         let len = entry.size();
-        read_array(&mut entry, len, &label, false)
+        read_array(&mut entry, len, &label, false, opts)
     };
     let a = member(&pick)?;
     let n = a.shape.first().copied().unwrap_or(0);
@@ -548,4 +662,67 @@ pub fn encode_npy(descr: &str, shape: &[usize], payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(payload);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_last_to_first_matches_the_definition_for_every_channel_count() {
+        let (n, h, w) = (3, 4, 5);
+        for c in 1..=5 {
+            let v: Vec<u8> = (0..n * h * w * c).map(|i| (i * 7 % 251) as u8).collect();
+            let out = to_channels_first(v.clone(), h, w, c);
+            for i in 0..n {
+                for ch in 0..c {
+                    for p in 0..h * w {
+                        assert_eq!(
+                            out[i * c * h * w + ch * h * w + p],
+                            v[i * h * w * c + p * c + ch],
+                            "c {c}, image {i}, channel {ch}, pixel {p}"
+                        );
+                    }
+                }
+            }
+        }
+        let f: Vec<f32> = (0..2 * 6 * 3).map(|i| i as f32).collect();
+        assert_eq!(
+            to_channels_first(f, 2, 3, 3)[..6],
+            [0., 3., 6., 9., 12., 15.]
+        );
+    }
+
+    /// A channels-last RGB `.npy` of several 1 MiB pieces (read piece by piece, put in
+    /// planes as it arrives) and the same array in an `.npz` (read whole, then transposed)
+    /// give the same images, which are the definition's.
+    #[test]
+    fn streamed_channels_last_read_equals_the_whole_read() {
+        let d = tempfile::tempdir().unwrap();
+        let (n, h, w, c) = (7, 300, 200, 3);
+        let npy = crate::fixtures::npy_u8(n, h, w, c, 5);
+        let raw = crate::fixtures::pictures(n, h, w, c, 5);
+        std::fs::write(d.path().join("a.npy"), &npy).unwrap();
+        crate::fixtures::write_npz(&d.path().join("a.npz"), &[("x", npy)], false).unwrap();
+        let opts = SourceOptions::default();
+        let sets: Vec<ImageSet> = ["a.npy", "a.npz"]
+            .iter()
+            .map(|f| match read(&d.path().join(f), &opts).unwrap() {
+                NpyData::Images(s) => s,
+                NpyData::Table(_) => panic!("{f}: a table"),
+            })
+            .collect();
+        assert_eq!(sets[0], sets[1]);
+        assert_eq!(sets[0].shape(), [c, h, w]);
+        let want = to_channels_first(raw, h, w, c);
+        for (i, img) in want.chunks(c * h * w).enumerate() {
+            let got = sets[0].image(i).unwrap();
+            assert!(
+                img.iter()
+                    .zip(got.iter())
+                    .all(|(&a, &b)| f32::from(a) / 255.0 == b),
+                "image {i}"
+            );
+        }
+    }
 }
