@@ -27,8 +27,10 @@ fn split() -> &'static Split {
 }
 
 fn train_tiny(name: &str, model: ModelConfig, seed: u64) -> std::path::PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("ae-uses-test-{}-{name}-{seed}", std::process::id()));
+    // Under cargo's per-target scratch folder with a fixed name, overwritten by every run:
+    // these runs are shared through statics, which are never dropped, so a per-process
+    // folder in the system temp dir was left behind by every test run.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ae-uses-models-{name}-{seed}"));
     let mut cfg = RunConfig::for_kind(model.kind(), DataConfig::default(), ImageShape::default());
     cfg.model = model;
     cfg.train.epochs = 2;
