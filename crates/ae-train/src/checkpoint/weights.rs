@@ -186,7 +186,7 @@ impl WeightsHeader {
 }
 
 /// Reads the header (tensor table) of the safetensors file at `path` without
-/// its data: at most [`MAX_HEADER_BYTES`], and never more than the file holds.
+/// its data: at most `MAX_HEADER_BYTES` (100 MiB), and never more than the file holds.
 pub fn read_header(path: &Path) -> Result<WeightsHeader> {
     use std::io::Read;
     let bad = |message: String| TrainError::Checkpoint {
