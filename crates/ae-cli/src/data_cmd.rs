@@ -15,6 +15,8 @@ pub enum DataCommand {
         name: DatasetName,
         /// Folder to write the four files to (default: $AE_DATA_DIR/<name>, else <name>/ beside
         /// the nearest data set in data/ in or above the working directory, else ./data/<name>).
+        // The doc comment is the --help text, shown as written: `<name>` is not HTML.
+        #[allow(rustdoc::invalid_html_tags)]
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Mirror to download from (the files are appended to it).

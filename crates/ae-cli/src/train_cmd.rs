@@ -33,6 +33,8 @@ pub struct TrainArgs {
     /// warmup-cosine:FRACTION:MIN_LR, onecycle[:PCT_START[:DIV:FINAL_DIV]]. `--lr` is
     /// the rate of `constant` and the peak of the others; `--schedule constant --lr 1e-3`
     /// is the classic recipe.
+    // The doc comment is the --help text, shown as written: `[:DIV:FINAL_DIV]` is not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long)]
     pub schedule: Option<String>,
     /// Adam's beta1 (default 0.9).
@@ -48,6 +50,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Run folder (default runs/<model>).
+    // The doc comment is the --help text, shown as written: `<model>` is not HTML.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue the run in --out from its last complete epoch.

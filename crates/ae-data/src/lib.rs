@@ -1,4 +1,4 @@
-//! ae-data: IDX files, image data sets in [0,1], noise, seeded batching, downloads and the workspace RNG.
+//! ae-data: IDX files, image data sets in [0, 1], noise, seeded batching, downloads and the workspace RNG.
 //!
 //! This crate owns everything that happens before a tensor reaches a model:
 //!
@@ -6,14 +6,14 @@
 //!   workspace, with independent named streams and a saveable [`RngState`].
 //! * [`idx`]: reading (raw or gzip, detected by magic bytes), validating,
 //!   encoding and atomically writing IDX files of every element type.
-//! * [`dataset`]: [`ImageSet`] (N images in [0,1], `[N, C, H, W]`, held as bytes
+//! * [`dataset`]: [`ImageSet`] (N images in [0, 1], `[N, C, H, W]`, held as bytes
 //!   where they came as bytes and converted per batch, optional `u8` labels),
 //!   batch tensors in [`Layout::Flat`] or [`Layout::Image`], and [`DataConfig`],
 //!   which finds and loads MNIST, Fashion-MNIST or custom IDX files.
 //! * [`noise`]: [`Noise`] corruption for denoising autoencoders.
 //! * [`batch`]: [`Batcher`] / [`Epoch`], one seeded permutation per epoch.
-//! * [`fetch`]: checksum-verified, size-capped, atomic downloads.
-//! * [`inspect`]: [`IdxSummary`] of a file.
+//! * [`fetch`](mod@fetch): checksum-verified, size-capped, atomic downloads.
+//! * [`inspect`](mod@inspect): [`IdxSummary`] of a file.
 //! * [`input`]: inputs are regular files, opened once, read with a size cap.
 //! * [`source`]: `--data PATH`, users' own data: a [`folder`] of images, NumPy
 //!   arrays ([`npy`]), tables ([`table`]: CSV, Parquet) with their [`scaler`], and
@@ -30,7 +30,7 @@
 //! let back = parse_idx(&bytes, "in-memory")?;
 //! assert_eq!(back, images);
 //!
-//! // As an image set in [0,1] and a [B, C*H*W] batch tensor.
+//! // As an image set in [0, 1] and a [B, C*H*W] batch tensor.
 //! let set = ImageSet::from_idx(&back, "in-memory", None, None)?;
 //! assert_eq!((set.len(), set.channels(), set.height(), set.width()), (2, 1, 2, 3));
 //! let batch = set.batch_tensor(&[1, 0], Layout::Flat, &Device::Cpu)?;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DataError, Result};
 use crate::rng::AeRng;
 
-/// A corruption applied to inputs in [0,1]; results always stay in [0,1].
+/// A corruption applied to inputs in [0, 1]; results always stay in [0, 1].
 ///
 /// JSON: `{"type": "none"}`, `{"type": "gaussian", "std": 0.4}`,
 /// `{"type": "salt-pepper", "prob": 0.1}`, `{"type": "mask", "fraction": 0.3}`,
@@ -23,19 +23,19 @@ pub enum Noise {
     /// No corruption.
     #[default]
     None,
-    /// `x + std * N(0, 1)`, clipped to [0,1] (the keras.io denoising recipe uses std 0.4).
+    /// `x + std * N(0, 1)`, clipped to [0, 1] (the keras.io denoising recipe uses std 0.4).
     Gaussian {
         /// Standard deviation (finite, >= 0).
         std: f32,
     },
     /// Each pixel, with probability `prob`, becomes 0 or 1 (half each).
     SaltPepper {
-        /// Probability a pixel is replaced, in [0,1].
+        /// Probability a pixel is replaced, in [0, 1].
         prob: f32,
     },
     /// Each pixel, with probability `fraction`, becomes 0.
     Mask {
-        /// Probability a pixel is dropped, in [0,1].
+        /// Probability a pixel is dropped, in [0, 1].
         fraction: f32,
     },
     /// Each image is translated by `(dy, dx)`, each drawn uniformly from
@@ -49,7 +49,7 @@ pub enum Noise {
 }
 
 impl Noise {
-    /// Checks the parameter: `std` finite and >= 0, `prob`/`fraction` in [0,1].
+    /// Checks the parameter: `std` finite and >= 0, `prob`/`fraction` in [0, 1].
     pub fn validate(&self) -> Result<()> {
         match *self {
             Noise::None => Ok(()),
@@ -84,7 +84,7 @@ impl Noise {
     /// Gaussian; one uniform per pixel, plus one bit per replaced pixel, for
     /// salt-and-pepper; one uniform per pixel for masking) or image order (`dy`
     /// then `dx` per image for shifts), so a given seed always gives the same
-    /// result. Outputs are clamped to [0,1] (NaN becomes 0), whatever the
+    /// result. Outputs are clamped to [0, 1] (NaN becomes 0), whatever the
     /// parameters.
     pub fn apply(&self, x: &mut [f32], image: [usize; 3], rng: &mut AeRng) {
         match *self {
@@ -146,7 +146,7 @@ fn shift_images(x: &mut [f32], [c, h, w]: [usize; 3], p: i64, rng: &mut AeRng) {
     }
 }
 
-/// Clamp to [0,1]; NaN → 0.
+/// Clamp to [0, 1]; NaN → 0.
 fn clip(v: f32) -> f32 {
     if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) }
 }

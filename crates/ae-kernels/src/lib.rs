@@ -32,7 +32,7 @@
 //!   page-fault cost of candle's large per-op allocations (often the largest remaining cost
 //!   once the convolutions are fast; see `docs/performance.md`).
 //!
-//! On CUDA / Metal devices, on the CPU with the [`portable`] path forced (`AE_PORTABLE=1`,
+//! On CUDA / Metal devices, on the CPU with the [`portable`](mod@portable) path forced (`AE_PORTABLE=1`,
 //! [`set_portable`]), for dtypes other than `f32`/`f64`, and for configurations the kernels do
 //! not cover (dilation, groups, `output_padding >= stride`), everything falls back to candle's
 //! own ops. Forward values always match candle's within floating-point tolerance, and so do the

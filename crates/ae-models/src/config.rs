@@ -74,7 +74,7 @@ impl ImageShape {
     }
 
     /// Checks that no size is zero and that an image holds at most
-    /// [`MAX_IMAGE_VALUES`] values.
+    /// `MAX_IMAGE_VALUES` (2^28) values.
     pub fn validate(&self) -> Result<()> {
         if self.channels == 0 || self.height == 0 || self.width == 0 {
             return invalid(format!(

@@ -26,7 +26,7 @@ pub struct EvalMetrics {
     /// Mean squared error per pixel of the reconstruction (`sigmoid(logits)`,
     /// or the linear output of an MSE model) against the target.
     pub mse: f64,
-    /// Peak signal-to-noise ratio in dB, `10·log10(1 / mse)` (pixels in [0,1];
+    /// Peak signal-to-noise ratio in dB, `10·log10(1 / mse)` (pixels in [0, 1];
     /// not meaningful for standardised tables).
     pub psnr: f64,
     /// The model's training loss on this set (what `val_loss` reports).

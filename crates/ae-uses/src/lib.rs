@@ -7,7 +7,7 @@
 //! | denoising | [`denoise`] | PSNR and SSIM of noisy and denoised images |
 //! | compression | [`aez`], [`baselines`] | the `.aez` format of quantised codes; bytes per image and PSNR against gzip and PNG |
 //! | feature learning | [`probe`] | multinomial logistic regression (linfa-logistic) on codes, pixels or PCA codes |
-//! | generation | [`iwae`] | the IWAE bound on the test log-likelihood of a VAE, nats per image |
+//! | generation | [`iwae`](mod@iwae) | the IWAE bound on the test log-likelihood of a VAE, nats per image |
 //!
 //! The maths that a well-kept crate already does is taken from it: the
 //! eigendecomposition of the covariance from `nalgebra`, the covariance

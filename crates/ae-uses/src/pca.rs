@@ -163,7 +163,7 @@ impl Pca {
 
     /// The codes of `x` (`n x dim`): `(x - mean) · componentsᵀ`, `n x k`.
     ///
-    /// Computed [`CHUNK`] rows at a time: all 60,000 MNIST images at once would
+    /// Computed `CHUNK` (4096) rows at a time: all 60,000 MNIST images at once would
     /// need 750 MB of `f64` temporaries.
     pub fn transform(&self, x: &[f32]) -> Result<Vec<f32>> {
         let n = self.rows(x.len(), self.dim, "input")?;
@@ -183,7 +183,7 @@ impl Pca {
     }
 
     /// Images back from codes (`n x k`): `codes · components + mean`, `n x dim`
-    /// (not clipped), [`CHUNK`] rows at a time.
+    /// (not clipped), `CHUNK` (4096) rows at a time.
     pub fn inverse_transform(&self, codes: &[f32]) -> Result<Vec<f32>> {
         let k = self.n_components();
         let n = self.rows(codes.len(), k, "codes")?;

@@ -1,4 +1,4 @@
-//! [`ImageSet`], N images in [0,1] (or a table's standardised rows) with optional labels, and the [`Layout`] of its batch tensors.
+//! [`ImageSet`], N images in [0, 1] (or a table's standardised rows) with optional labels, and the [`Layout`] of its batch tensors.
 //!
 //! Images that came as bytes are held as bytes and converted to `f32` when a
 //! batch is built (see `pixels`); the accessors give `f32` whatever the storage.
@@ -37,7 +37,7 @@ impl Layout {
     }
 }
 
-/// N images in [0,1], row-major `[N, C, H, W]`, with optional `u8` labels.
+/// N images in [0, 1], row-major `[N, C, H, W]`, with optional `u8` labels.
 ///
 /// Images that came as bytes (IDX `u8`/`i8`, `uint8` NumPy arrays, image
 /// folders) are held as one byte per value ([`ImageSet::stored_bytes`]) and
@@ -107,7 +107,7 @@ impl ImageSet {
         })
     }
 
-    /// Builds a set from pixels (`[N, C, H, W]` row-major, every value in [0,1])
+    /// Builds a set from pixels (`[N, C, H, W]` row-major, every value in [0, 1])
     /// and optional labels (one per image).
     pub fn from_parts(
         images: Vec<f32>,

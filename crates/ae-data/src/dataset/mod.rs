@@ -1,8 +1,8 @@
-//! Image sets in [0,1] built from IDX files, batch tensors, and the `DataConfig` that finds and loads a data set.
+//! Image sets in [0, 1] built from IDX files, batch tensors, and the `DataConfig` that finds and loads a data set.
 //!
 //! * `image_set`: [`ImageSet`] and the [`Layout`] of its batch tensors.
 //! * `pixels`: how a set holds its values (bytes where they came as bytes).
-//! * `scale`: IDX dims to `[C, H, W]` and every element type to [0,1].
+//! * `scale`: IDX dims to `[C, H, W]` and every element type to [0, 1].
 //! * `registry`: the known data sets ([`DatasetName`]) and their files ([`DataFile`]).
 //! * `locate`: where a data set's default folder is.
 //! * `config`: [`DataConfig`] and its [`Split`].
@@ -12,11 +12,11 @@
 //! or 4-d `[N, C, H, W]` (**channel-first**). Other ranks, or images of zero
 //! pixels, are an error. N = 0 (an empty set) is allowed.
 //!
-//! # Scaling to [0,1]
+//! # Scaling to [0, 1]
 //! * `u8`: `v / 255`; `i8`: `(v + 128) / 255`.
 //! * `i16`, `i32`: `(v - min) / (max - min)` with min and max over the whole file
 //!   (all values equal → 0).
-//! * `f32`, `f64`: kept as they are when every value is in [0,1], else min-max
+//! * `f32`, `f64`: kept as they are when every value is in [0, 1], else min-max
 //!   scaled as above. NaN or ±∞ is an error naming the file and element.
 //!
 //! # Finding the files

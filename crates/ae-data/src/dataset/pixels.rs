@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-/// The value in [0,1] that byte `v` stands for: `v / 255` in `f32`.
+/// The value in [0, 1] that byte `v` stands for: `v / 255` in `f32`.
 #[inline]
 pub fn unit(v: u8) -> f32 {
     f32::from(v) / 255.0

@@ -1,9 +1,9 @@
-//! IDX image arrays to an image set's shape and values: `[C, H, W]` from the file's dims, and every element type scaled to [0,1].
+//! IDX image arrays to an image set's shape and values: `[C, H, W]` from the file's dims, and every element type scaled to [0, 1].
 //!
 //! * `u8`: `v / 255`; `i8`: `(v + 128) / 255` (both kept as bytes, see `pixels`).
 //! * `i16`, `i32`: `(v - min) / (max - min)` with min and max over the whole file
 //!   (all values equal → 0).
-//! * `f32`, `f64`: kept as they are when every value is in [0,1], else min-max
+//! * `f32`, `f64`: kept as they are when every value is in [0, 1], else min-max
 //!   scaled as above. NaN or ±∞ is an error naming the file and element.
 
 use super::pixels::Store;
@@ -61,7 +61,7 @@ fn check_finite<T: Copy + Into<f64>>(v: &[T], file: &str) -> Result<()> {
     }
 }
 
-/// Converts IDX elements to [0,1] (see the module docs): `u8` kept as bytes
+/// Converts IDX elements to [0, 1] (see the module docs): `u8` kept as bytes
 /// (read as `v / 255`), `i8` shifted to the bytes `v + 128`, the others to `f32`.
 pub(crate) fn into_unit(data: IdxData, file: &str) -> Result<Store> {
     Ok(match data {
