@@ -49,12 +49,14 @@ mod sparsity;
 mod vae;
 
 pub use kl::{gaussian_kl, gaussian_kl_flat};
-pub use reconstruction::{ReconLoss, bce_with_logits, bce_with_logits_flat, mse, mse_from_logits};
+pub use reconstruction::{
+    ReconLoss, bce_with_logits, bce_with_logits_flat, mse, mse_flat, mse_from_logits,
+};
 pub use reduction::Reduction;
 pub use sparsity::{kl_sparsity, l1_activity, l1_activity_flat, l1_activity_flat_grad};
 pub use vae::{
     VaeLoss, VaeLossFlat, reparameterise, reparameterise_flat, vae_latent_grad, vae_loss,
-    vae_loss_flat, vae_loss_with,
+    vae_loss_flat, vae_loss_flat_with, vae_loss_with,
 };
 
 use candle_core::Tensor;

@@ -85,6 +85,39 @@ pub fn mse(pred: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tenso
     reduction.apply(&(pred - target)?.sqr()?)
 }
 
+/// [`mse`] over plain `f32` slices, for a training step computed outside candle's graph:
+/// `pred` and `target` hold a tensor of shape `dims` row-major. Returns the loss, the
+/// per-element term `(pred - target)²` reduced with `reduction` (the same
+/// [`Reduction::scale`]), and its gradient w.r.t. `pred`, `2(pred - target)` times that
+/// scale.
+///
+/// Each term is computed in `f32` as the tensor form computes it, but summed in `f64`
+/// (the tensor form sums its `f32` terms in `f32`, in candle's order): the two values agree
+/// to the rounding of an `f32` sum (about `1e-7` relative per term added), this one being
+/// the closer to the exact sum of the terms.
+pub fn mse_flat(
+    pred: &[f32],
+    target: &[f32],
+    dims: &[usize],
+    reduction: Reduction,
+) -> Result<(f64, Vec<f32>)> {
+    crate::check_len("mse_flat: prediction vs shape", pred, dims)?;
+    crate::check_len("mse_flat: target vs shape", target, dims)?;
+    let scale = reduction.scale(dims)?;
+    let g = (2.0 * scale) as f32;
+    let mut sum = 0f64;
+    let grad = pred
+        .iter()
+        .zip(target)
+        .map(|(&p, &t)| {
+            let d = p - t;
+            sum += f64::from(d * d);
+            g * d
+        })
+        .collect();
+    Ok((sum * scale, grad))
+}
+
 /// Mean squared error of `sigmoid(logits)` against `target`: `(σ(x) - y)²`,
 /// reduced with `reduction`.
 ///

@@ -6,7 +6,7 @@ use candle_core::Tensor;
 
 use crate::{
     LossError, ReconLoss, Reduction, Result, bce_with_logits_flat, check_len, gaussian_kl,
-    gaussian_kl_flat, mse,
+    gaussian_kl_flat, mse, mse_flat,
 };
 
 /// How both terms of the VAE loss are reduced: summed per sample, averaged over the batch.
@@ -120,25 +120,51 @@ pub fn reparameterise_flat(
     Ok((sd, z))
 }
 
-/// The Bernoulli [`vae_loss`] of plain slices, as [`vae_loss_flat`] computes it.
+/// The [`vae_loss_with`] of plain slices, as [`vae_loss_flat_with`] computes it.
 #[derive(Debug, Clone)]
 pub struct VaeLossFlat {
     /// `recon + β·kl`.
     pub total: f64,
-    /// The BCE from logits, summed per sample, averaged over the batch.
+    /// The reconstruction term, summed per sample, averaged over the batch: the BCE from
+    /// logits, or `½·Σ(out - target)²`.
     pub recon: f64,
     /// The KL to the prior, summed per sample, averaged over the batch (not β-weighted).
     pub kl: f64,
-    /// `∂total/∂logits`, the logits' shape.
+    /// `∂total/∂out` (the logits for BCE), the output's shape.
     pub grad_logits: Vec<f32>,
 }
 
-/// [`vae_loss`] (the Bernoulli decoder) over plain slices, for a training step computed
-/// outside candle's graph: `logits` and `target` hold `[N, D]` (`out_dims`), `mu`,
-/// `logvar` and `sd = exp(½ logvar)` hold `[N, latent]` (`latent_dims`), row-major. The
-/// gradient w.r.t. `mu` and `logvar` is [`vae_latent_grad`]'s.
+/// [`vae_loss`] (the Bernoulli decoder) over plain slices: [`vae_loss_flat_with`] with
+/// [`ReconLoss::Bce`].
 pub fn vae_loss_flat(
     logits: &[f32],
+    target: &[f32],
+    out_dims: &[usize],
+    latent: (&[f32], &[f32], &[f32]),
+    latent_dims: &[usize],
+    beta: f64,
+) -> Result<VaeLossFlat> {
+    vae_loss_flat_with(
+        ReconLoss::Bce,
+        logits,
+        target,
+        out_dims,
+        latent,
+        latent_dims,
+        beta,
+    )
+}
+
+/// [`vae_loss_with`] over plain slices, for a training step computed outside candle's
+/// graph: `out` (the decoder's last layer: logits for BCE, the Gaussian mean for MSE) and
+/// `target` hold `[N, D]` (`out_dims`), `mu`, `logvar` and `sd = exp(½ logvar)` hold
+/// `[N, latent]` (`latent_dims`), row-major. The reconstruction term is
+/// [`bce_with_logits_flat`] or half of [`mse_flat`], summed per sample and averaged over
+/// the batch, as in [`vae_loss_with`]. The gradient w.r.t. `mu` and `logvar` is
+/// [`vae_latent_grad`]'s.
+pub fn vae_loss_flat_with(
+    recon: ReconLoss,
+    out: &[f32],
     target: &[f32],
     out_dims: &[usize],
     (mu, logvar, sd): (&[f32], &[f32], &[f32]),
@@ -153,7 +179,14 @@ pub fn vae_loss_flat(
             right: latent_dims.to_vec(),
         });
     }
-    let (recon, grad_logits) = bce_with_logits_flat(logits, target, out_dims, REDUCTION)?;
+    let (recon, grad_logits) = match recon {
+        ReconLoss::Bce => bce_with_logits_flat(out, target, out_dims, REDUCTION)?,
+        ReconLoss::Mse => {
+            let (sse, mut grad) = mse_flat(out, target, out_dims, REDUCTION)?;
+            grad.iter_mut().for_each(|g| *g *= 0.5);
+            (0.5 * sse, grad)
+        }
+    };
     let kl = gaussian_kl_flat(mu, logvar, sd, latent_dims, REDUCTION)?;
     Ok(VaeLossFlat {
         total: recon + beta * kl,

@@ -1,13 +1,15 @@
 //! The plain-slice forms of the losses (`*_flat`) against their tensor forms: the same
-//! value, and the gradient that candle's autograd takes of the tensor form.
+//! value, and the gradient that candle's autograd takes of the tensor form (BCE, MSE, the
+//! L1 penalty, and the VAE loss with either decoder).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] functions
 
-use ae_kernels::test_utils::values;
+use ae_kernels::test_utils::{self, values};
 use ae_losses::{
-    Reduction, bce_with_logits, bce_with_logits_flat, gaussian_kl, gaussian_kl_flat, l1_activity,
-    l1_activity_flat, l1_activity_flat_grad, reparameterise, reparameterise_flat, vae_latent_grad,
-    vae_loss, vae_loss_flat,
+    ReconLoss, Reduction, bce_with_logits, bce_with_logits_flat, gaussian_kl, gaussian_kl_flat,
+    l1_activity, l1_activity_flat, l1_activity_flat_grad, mse, mse_flat, reparameterise,
+    reparameterise_flat, vae_latent_grad, vae_loss, vae_loss_flat, vae_loss_flat_with,
+    vae_loss_with,
 };
 use candle_core::{Device, Tensor, Var};
 
@@ -84,10 +86,25 @@ fn l1_flat_is_the_tensor_l1_and_its_gradient() {
 
 #[test]
 fn the_vae_flat_loss_is_vae_loss_through_reparameterise() {
+    check_vae_flat(ReconLoss::Bce);
+}
+
+#[test]
+fn the_gaussian_vae_flat_loss_is_vae_loss_with_mse() {
+    check_vae_flat(ReconLoss::Mse);
+}
+
+/// `vae_loss_flat_with(recon, ...)` (and `vae_loss_flat` for BCE) against
+/// `vae_loss_with(recon, ...)` and candle's gradient through `reparameterise`.
+fn check_vae_flat(recon: ReconLoss) {
     let (n, d, k) = (4, 9, 3);
     let (od, ld) = ([n, d], [n, k]);
     let xv = values(n * d, 4, -3.0, 3.0);
-    let yv = values(n * d, 5, 0.0, 1.0);
+    // Gaussian targets may be any real numbers (standardised table columns).
+    let yv = match recon {
+        ReconLoss::Bce => values(n * d, 5, 0.0, 1.0),
+        ReconLoss::Mse => values(n * d, 5, -2.0, 2.0),
+    };
     let mv = values(n * k, 6, -1.0, 1.0);
     let lv = values(n * k, 7, -1.5, 1.0);
     let ev = values(n * k, 8, -2.0, 2.0);
@@ -103,15 +120,31 @@ fn the_vae_flat_loss_is_vae_loss_through_reparameterise() {
     let x = Tensor::from_slice(&xv, &od[..], &dev).unwrap();
     let logits = (&x + z.matmul(&a).unwrap()).unwrap();
     let y = Tensor::from_slice(&yv, &od[..], &dev).unwrap();
-    let t = vae_loss(&logits, &y, mu.as_tensor(), logvar.as_tensor(), beta).unwrap();
+    let t = vae_loss_with(recon, &logits, &y, mu.as_tensor(), logvar.as_tensor(), beta).unwrap();
+    if recon == ReconLoss::Bce {
+        let plain = vae_loss(&logits, &y, mu.as_tensor(), logvar.as_tensor(), beta).unwrap();
+        assert_eq!(scalar(&plain.total), scalar(&t.total));
+    }
     let g = t.total.backward().unwrap();
 
     let (sd, zf) = reparameterise_flat(&mv, &lv, &ev).unwrap();
     let zt: Vec<f32> = z.flatten_all().unwrap().to_vec1().unwrap();
     assert_eq!(zf, zt, "the same sample, bit for bit");
     let lf: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
-    let ours = vae_loss_flat(&lf, &yv, &od, (&mv, &lv, &sd), &ld, beta).unwrap();
-    assert!(close(ours.recon, scalar(&t.recon)));
+    let ours = vae_loss_flat_with(recon, &lf, &yv, &od, (&mv, &lv, &sd), &ld, beta).unwrap();
+    if recon == ReconLoss::Bce {
+        let plain = vae_loss_flat(&lf, &yv, &od, (&mv, &lv, &sd), &ld, beta).unwrap();
+        assert_eq!(
+            (plain.total, &plain.grad_logits),
+            (ours.total, &ours.grad_logits)
+        );
+    }
+    assert!(
+        close(ours.recon, scalar(&t.recon)),
+        "{recon}: {} vs {}",
+        ours.recon,
+        scalar(&t.recon)
+    );
     assert!(close(ours.kl, scalar(&t.kl)));
     assert!(close(ours.total, scalar(&t.total)));
     let kl = gaussian_kl(mu.as_tensor(), logvar.as_tensor(), Reduction::Mean).unwrap();
@@ -130,5 +163,55 @@ fn the_vae_flat_loss_is_vae_loss_through_reparameterise() {
     assert!(rel_err(&g_mu, g.get(mu.as_tensor()).unwrap()) < 1e-5);
     assert!(rel_err(&g_lv, g.get(logvar.as_tensor()).unwrap()) < 1e-5);
     assert!(vae_latent_grad(&gz, (&mv, &sd, &ev), &ld, -1.0).is_err());
-    assert!(vae_loss_flat(&lf, &yv, &[n + 1, d], (&mv, &lv, &sd), &ld, beta).is_err());
+    let bad_batch = [n + 1, d];
+    assert!(vae_loss_flat_with(recon, &lf, &yv, &bad_batch, (&mv, &lv, &sd), &ld, beta).is_err());
+}
+
+#[test]
+fn mse_flat_is_the_tensor_mse_and_its_gradient() {
+    // A table-shaped batch: 7 rows of 30 standardised features.
+    let dims = [7, 30];
+    let pv = values(210, 11, -3.0, 3.0);
+    let yv = values(210, 12, -2.0, 2.0);
+    for r in [Reduction::Mean, Reduction::SumPerSample, Reduction::Sum] {
+        let (value, grad) = mse_flat(&pv, &yv, &dims, r).unwrap();
+        let p = var(&pv, &dims);
+        let y = Tensor::from_slice(&yv, &dims[..], &Device::Cpu).unwrap();
+        let t = mse(p.as_tensor(), &y, r).unwrap();
+        assert!(close(value, scalar(&t)), "{r:?}: {value} vs {}", scalar(&t));
+        let g = t.backward().unwrap();
+        let g = g.get(p.as_tensor()).unwrap();
+        let ours = Tensor::from_slice(&grad, &dims[..], &Device::Cpu).unwrap();
+        let e = test_utils::rel_err(&ours, g).unwrap();
+        assert!(e < 1e-6, "{r:?}: gradient's relative error {e}");
+    }
+    assert!(mse_flat(&pv[..209], &yv, &dims, Reduction::Mean).is_err());
+    assert!(mse_flat(&pv, &yv, &[7, 31], Reduction::Mean).is_err());
+    assert!(mse_flat(&[], &[], &[0, 30], Reduction::Mean).is_err());
+}
+
+#[test]
+fn mse_flat_of_known_values() {
+    // Squared errors per row: 1 + 4 + 0 = 5 and 0 + 9 + 4 = 13; 18 in all.
+    let p = [1f32, 2.0, 0.0, 0.0, 0.0, -1.0];
+    let y = [0f32, 0.0, 0.0, 0.0, 3.0, 1.0];
+    let dims = [2, 3];
+    for (r, want, g) in [
+        (Reduction::Sum, 18.0, 2.0),
+        (Reduction::SumPerSample, 9.0, 1.0),
+        (Reduction::Mean, 3.0, 2.0 / 6.0),
+    ] {
+        let (v, grad) = mse_flat(&p, &y, &dims, r).unwrap();
+        assert!((v - want).abs() < 1e-12, "{r:?}: {v}");
+        let want_grad: Vec<f32> = p.iter().zip(&y).map(|(a, b)| g * (a - b)).collect();
+        assert_eq!(grad, want_grad, "{r:?}");
+    }
+    // The Gaussian VAE's reconstruction term is half the SSE per sample: 4.5, and the KL
+    // is 0 at the prior (mu = 0, logvar = 0, sd = 1).
+    let (z, one) = ([0f32; 4], [1f32; 4]);
+    let l =
+        vae_loss_flat_with(ReconLoss::Mse, &p, &y, &dims, (&z, &z, &one), &[2, 2], 1.0).unwrap();
+    assert_eq!((l.recon, l.kl, l.total), (4.5, 0.0, 4.5));
+    let half: Vec<f32> = p.iter().zip(&y).map(|(a, b)| 0.5 * (a - b)).collect();
+    assert_eq!(l.grad_logits, half);
 }

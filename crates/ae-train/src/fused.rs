@@ -9,23 +9,26 @@
 //! What is computed is read from the model's description of itself
 //! ([`Autoencoder::dense_view`]): its layers, and which loss its
 //! [`loss`](Autoencoder::loss) computes. The losses themselves are `ae-losses`' plain-slice
-//! forms (`bce_with_logits_flat`, `l1_activity_flat`, `vae_loss_flat`, ...), defined there
+//! forms (`bce_with_logits_flat`, `mse_flat`, `l1_activity_flat`, `vae_loss_flat_with`,
+//! ...), defined there
 //! beside the tensor forms the model's `loss` uses, with the same normalisation; the VAE's
 //! `ε` is drawn by `ae_models::standard_normal`, as its forward pass draws it. So both paths
 //! train the same model up to floating-point rounding (`tests/fused.rs` checks the loss and
 //! every gradient against forward + `loss` + candle's backward for each model kind).
 //!
 //! The step covers what the kernels compute: ReLU after every layer but the last (linear),
-//! BCE from logits, no penalty or an L1 penalty, parameters `f32` on the CPU with the CPU
-//! kernels on (`ae_kernels::cpu_kernels`). [`fused_train_step`] returns `None` for anything
-//! else (convolutional models, other activations, MSE, KL sparsity, other devices and
-//! dtypes, the portable path), and the trainer takes candle's graph.
+//! either reconstruction loss of that last layer's output ([`ReconLoss`]: BCE from logits,
+//! or MSE with the output itself as the prediction; for the VAE, the Bernoulli or the
+//! Gaussian decoder's `½·SSE`), no penalty or an L1 penalty, parameters `f32` on the CPU
+//! with the CPU kernels on (`ae_kernels::cpu_kernels`). [`fused_train_step`] returns `None`
+//! for anything else (convolutional models, other activations, KL sparsity, other devices
+//! and dtypes, the portable path), and the trainer takes candle's graph.
 
 use ae_data::AeRng;
 use ae_kernels::chain::{self, Forward, Grad, Layer};
 use ae_losses::{
-    ReconLoss, Reduction, bce_with_logits_flat, l1_activity_flat, l1_activity_flat_grad,
-    reparameterise_flat, vae_latent_grad, vae_loss_flat,
+    ReconLoss, Reduction, bce_with_logits_flat, l1_activity_flat, l1_activity_flat_grad, mse_flat,
+    reparameterise_flat, vae_latent_grad, vae_loss_flat_with,
 };
 use ae_models::{
     Activation, Autoencoder, ChainView, DenseLayer, DenseView, Sparsity, VaeView, standard_normal,
@@ -60,20 +63,24 @@ pub struct L1Penalty {
     pub reduction: Reduction,
 }
 
-/// A chain of linear layers trained on BCE from logits (reduced with `recon`), with an
-/// optional L1 penalty.
+/// A chain of linear layers trained on the reconstruction loss `loss` of the last layer's
+/// output (BCE from logits, or MSE with the output as the prediction), reduced with
+/// `recon`, with an optional L1 penalty.
 #[derive(Clone, Debug)]
 pub struct MlpSpec {
-    /// The layers, input first; the last one gives the logits.
+    /// The layers, input first; the last one (linear) gives the output.
     pub layers: Vec<Layer>,
-    /// How the BCE is reduced.
+    /// The reconstruction loss of the last layer's output.
+    pub loss: ReconLoss,
+    /// How the reconstruction loss is reduced.
     pub recon: Reduction,
     /// The L1 penalty, if any.
     pub l1: Option<L1Penalty>,
 }
 
-/// The dense VAE with a Bernoulli decoder: encoder layers, the `mu` and `logvar` heads,
-/// decoder layers from `z` to the logits; the loss is `ae_losses::vae_loss` with `beta`.
+/// The dense VAE: encoder layers, the `mu` and `logvar` heads, decoder layers from `z` to
+/// the output; the loss is `ae_losses::vae_loss_with(loss, …, beta)` (a Bernoulli decoder
+/// for BCE, a Gaussian one, `½·SSE`, for MSE).
 #[derive(Clone, Debug)]
 pub struct VaeSpec {
     /// Encoder layers, input first.
@@ -82,8 +89,10 @@ pub struct VaeSpec {
     pub mu: Layer,
     /// The posterior log-variance head.
     pub logvar: Layer,
-    /// Decoder layers, code first; the last one gives the logits.
+    /// Decoder layers, code first; the last one (linear) gives the output.
     pub decoder: Vec<Layer>,
+    /// The decoder's likelihood.
+    pub loss: ReconLoss,
     /// Weight of the KL term.
     pub beta: f64,
 }
@@ -147,20 +156,15 @@ fn mlp_spec(view: &ChainView<'_>) -> Result<Option<MlpSpec>> {
             Sparsity::Kl { .. } => return Ok(None),
         },
     };
-    if view.recon != ReconLoss::Bce {
-        return Ok(None);
-    }
     Ok(step_layers(&view.layers, true)?.map(|layers| MlpSpec {
         layers,
+        loss: view.recon,
         recon: view.reduction,
         l1,
     }))
 }
 
 fn vae_spec(view: &VaeView<'_>) -> Result<Option<VaeSpec>> {
-    if view.recon != ReconLoss::Bce {
-        return Ok(None);
-    }
     let parts = (
         step_layers(&view.encoder, false)?,
         step_layer(&view.mu, false)?,
@@ -175,6 +179,7 @@ fn vae_spec(view: &VaeView<'_>) -> Result<Option<VaeSpec>> {
         mu,
         logvar,
         decoder,
+        loss: view.recon,
         beta: view.beta,
     }))
 }
@@ -250,8 +255,12 @@ pub fn mlp_step(spec: &MlpSpec, x: &[f32], y: &[f32], n: usize) -> Result<StepOu
     };
     chain::with_bound(&layers, |bound| {
         let acts = chain::forward(bound, x, n);
-        let logits = acts.last().map_or(&[][..], Vec::as_slice);
-        let (recon, grad) = bce_with_logits_flat(logits, y, &[n, dim], spec.recon)?;
+        // The last layer is linear: its output is the logits (BCE) or the prediction (MSE).
+        let output = acts.last().map_or(&[][..], Vec::as_slice);
+        let (recon, grad) = match spec.loss {
+            ReconLoss::Bce => bce_with_logits_flat(output, y, &[n, dim], spec.recon)?,
+            ReconLoss::Mse => mse_flat(output, y, &[n, dim], spec.recon)?,
+        };
         let sparsity = match &l1 {
             Some((p, dims)) => Some(l1_activity_flat(
                 &acts[p.layer],
@@ -324,9 +333,10 @@ pub fn vae_step(spec: &VaeSpec, x: &[f32], y: &[f32], eps: &[f32], n: usize) -> 
         let lv = chain::forward(&heads[1..], h, n).remove(0);
         let (sd, z) = reparameterise_flat(&mu, &lv, eps)?;
         let acts_d = chain::forward(bd, &z, n);
-        let logits = acts_d.last().map_or(&[][..], Vec::as_slice);
-        let loss = vae_loss_flat(
-            logits,
+        let output = acts_d.last().map_or(&[][..], Vec::as_slice);
+        let loss = vae_loss_flat_with(
+            spec.loss,
+            output,
             y,
             &[n, dim],
             (&mu, &lv, &sd),

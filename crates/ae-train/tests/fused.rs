@@ -1,8 +1,10 @@
-//! The fused CPU step (`ae_train::fused`) against candle's graph: for each model kind, the
-//! loss and every gradient of `fused_train_step` against forward + `Autoencoder::loss` +
-//! candle's backward on the same batch and the same draws of the RNG, and which models it
-//! computes; for the steps themselves (`mlp_step`, `vae_step`), the same on random shapes
-//! against the models written with candle's ops.
+//! The fused CPU step (`ae_train::fused`) against candle's graph: for each model kind and
+//! each reconstruction loss (BCE, MSE; images and a table-shaped input), the loss and every
+//! gradient of `fused_train_step` against forward + `Autoencoder::loss` + candle's backward
+//! on the same batch and the same draws of the RNG, and which models it computes; that
+//! `train_step` trains an MSE model through it, to the weights candle's graph gives; for the
+//! steps themselves (`mlp_step`, `vae_step`), the same on random shapes against the models
+//! written with candle's ops.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] functions
 
 use ae_kernels::chain::Layer;
@@ -15,6 +17,7 @@ use ae_models::{
 use ae_train::fused::{
     L1Penalty, MlpSpec, StepOutput, VaeSpec, fused_train_step, mlp_step, vae_step,
 };
+use ae_train::{Adam, AdamConfig, train_step};
 use candle_core::{DType, Device, Result as CResult, Tensor, Var, backprop::GradStore};
 use candle_nn::{VarBuilder, VarMap};
 use proptest::prelude::*;
@@ -96,29 +99,114 @@ fn check_fused(cfg: &ModelConfig, dtype: DType) -> bool {
     true
 }
 
+/// A table of `d` columns, as `ae train --data x.csv` shapes one.
+fn table(d: usize) -> ImageShape {
+    ImageShape::new(1, 1, d)
+}
+
+/// Vanilla, sparse (L1), dense denoising and the VAE (β = 1 and 0.25) for `input`, trained
+/// with `loss`.
+fn dense_kinds(input: ImageShape, loss: ReconLoss) -> Vec<ModelConfig> {
+    let dense = DenseConfig::for_input(input).with_loss(loss);
+    let vae = VaeConfig::for_input(input).with_loss(loss);
+    vec![
+        ModelConfig::Vanilla(dense.clone()),
+        ModelConfig::Sparse(SparseConfig::for_input(input).with_dense(dense.clone())),
+        ModelConfig::Denoising(DenoisingConfig {
+            base: Box::new(ModelConfig::Vanilla(dense)),
+            noise: Noise::Gaussian { std: 0.3 },
+        }),
+        ModelConfig::Vae(vae.clone()),
+        ModelConfig::Vae(vae.with_beta(0.25)),
+    ]
+}
+
 #[test]
 fn each_dense_kind_has_the_fused_step_of_its_own_loss() {
     let shape = ImageShape::default();
-    let f32_ = DType::F32;
-    assert!(check_fused(
-        &ModelConfig::default_for(ModelKind::Vanilla, shape),
-        f32_
-    ));
-    assert!(check_fused(
-        &ModelConfig::default_for(ModelKind::Sparse, shape),
-        f32_
-    ));
-    assert!(check_fused(
-        &ModelConfig::default_for(ModelKind::Vae, shape),
-        f32_
-    ));
-    let dense_denoising = ModelConfig::Denoising(DenoisingConfig {
-        base: Box::new(ModelConfig::Vanilla(DenseConfig::default())),
-        noise: Noise::Gaussian { std: 0.3 },
-    });
-    assert!(check_fused(&dense_denoising, f32_));
-    let beta = VaeConfig::default().with_beta(0.25);
-    assert!(check_fused(&ModelConfig::Vae(beta), f32_));
+    for kind in [ModelKind::Vanilla, ModelKind::Sparse, ModelKind::Vae] {
+        let cfg = ModelConfig::default_for(kind, shape);
+        assert!(check_fused(&cfg, DType::F32), "{cfg:?}");
+    }
+    for cfg in dense_kinds(shape, ReconLoss::Bce) {
+        assert!(check_fused(&cfg, DType::F32), "{cfg:?}");
+    }
+}
+
+#[test]
+fn mse_models_have_the_fused_step_of_their_loss() {
+    // MSE on images (`--loss mse`) and on a table of 30 columns (every `--data x.csv` run):
+    // the linear output is the prediction; the VAE's Gaussian decoder is ½·SSE per sample.
+    for input in [ImageShape::default(), table(30)] {
+        for cfg in dense_kinds(input, ReconLoss::Mse) {
+            assert!(check_fused(&cfg, DType::F32), "{cfg:?}");
+        }
+    }
+}
+
+/// The variables of `varmap`, sorted by name, as the trainer hands them to Adam.
+fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
+    let data = varmap.data().lock().unwrap();
+    let mut vars: Vec<_> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
+/// `steps` steps of `train_step` on `cfg` from the seeded weights on batches of 16 rows,
+/// through the fused step or candle's graph: the losses and the final weights by name.
+fn train_steps(
+    cfg: &ModelConfig,
+    fused: bool,
+    steps: usize,
+) -> (Vec<f64>, Vec<(String, Vec<f32>)>) {
+    let (varmap, model) = build_seeded(cfg, DType::F32);
+    let mut adam = Adam::new(named_vars(&varmap), AdamConfig::default()).unwrap();
+    let dim = model.input_layout().dim();
+    let mut rng = ae_data::seeded(5);
+    let losses = (0..steps as u64)
+        .map(|i| {
+            // standardised-table-like values, a fresh batch each step
+            let x = values(16 * dim, 100 + i, -2.0, 2.0);
+            let dev = Device::Cpu;
+            train_step(model.as_ref(), &mut adam, &x, &x, fused, &dev, &mut rng).unwrap()
+        })
+        .collect();
+    let weights = named_vars(&varmap)
+        .into_iter()
+        .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect();
+    (losses, weights)
+}
+
+#[test]
+fn train_step_trains_mse_models_through_the_fused_step_like_the_graph() {
+    // `train_step(.., fused = true, ..)` takes `fused_train_step` whenever it returns a step
+    // (checked above for these models); `fused = false` forces candle's autograd (what
+    // `ae train --no-fused-step` sets). Which path ran shows in the loss it returns: the
+    // graph's is an `f32` scalar widened to `f64`, the fused step's is summed in `f64`
+    // (`mse_flat`) and is not an `f32` value. The weights need not differ: on these small
+    // shapes both paths can run the same GEMMs in the same order.
+    let is_f32 = |l: f64| f64::from(l as f32) == l;
+    for cfg in [
+        ModelConfig::Vanilla(DenseConfig::for_input(table(30)).with_loss(ReconLoss::Mse)),
+        ModelConfig::Vae(VaeConfig::for_input(table(30)).with_loss(ReconLoss::Mse)),
+    ] {
+        let (fl, fw) = train_steps(&cfg, true, 5);
+        let (gl, gw) = train_steps(&cfg, false, 5);
+        assert!(gl.iter().all(|&l| is_f32(l)), "{cfg:?}: {gl:?}");
+        assert!(
+            fl.iter().all(|&l| !is_f32(l)),
+            "{cfg:?}: the fused step was not taken: {fl:?}"
+        );
+        for (a, b) in fl.iter().zip(&gl) {
+            assert!((a - b).abs() <= 1e-5 * b.abs(), "{cfg:?}: loss {a} vs {b}");
+        }
+        for ((name, a), (_, b)) in fw.iter().zip(&gw) {
+            let d = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            // Adam moves a weight by at most ~lr = 1e-3 a step.
+            assert!(d <= 1e-5, "{cfg:?}: {name} differs by {d}");
+        }
+    }
 }
 
 #[test]
@@ -131,7 +219,7 @@ fn the_others_take_candles_graph() {
     none(ModelConfig::Vae(
         VaeConfig::default().with_arch(VaeArch::conv_default()),
     ));
-    // KL sparsity, other activations, MSE
+    // KL sparsity, other activations (with either loss)
     none(ModelConfig::Sparse(
         SparseConfig::default().with_penalty(Sparsity::kl_default()),
     ));
@@ -147,11 +235,16 @@ fn the_others_take_candles_graph() {
         activation: Activation::Gelu,
         ..VaeConfig::default()
     }));
-    none(ModelConfig::Vanilla(
-        DenseConfig::default().with_loss(ReconLoss::Mse),
+    none(ModelConfig::Sparse(
+        SparseConfig::default()
+            .with_dense(DenseConfig::default().with_loss(ReconLoss::Mse))
+            .with_penalty(Sparsity::kl_default()),
     ));
-    none(ModelConfig::Vae(
-        VaeConfig::default().with_loss(ReconLoss::Mse),
+    none(ModelConfig::Vanilla(
+        DenseConfig::default()
+            .with_loss(ReconLoss::Mse)
+            .with_input(table(30))
+            .with_activation(Activation::Tanh),
     ));
     // other dtypes, and the portable path (what a GPU computes)
     let vanilla = ModelConfig::default_for(ModelKind::Vanilla, shape);
@@ -229,14 +322,37 @@ fn check_grads(ours: &StepOutput, grads: &GradStore, vars: &[&Var], tol: f64) ->
     Ok(())
 }
 
-fn check_mlp(sizes: &[usize], n: usize, recon: Reduction, l1: Option<(usize, f64)>) -> CResult<()> {
+/// The reconstruction loss `loss` of the output `out`, summed, written with candle's ops:
+/// the stable BCE from logits, or the squared error of the output itself.
+fn recon_sum(loss: ReconLoss, out: &Tensor, y: &Tensor) -> CResult<Tensor> {
+    match loss {
+        ReconLoss::Bce => bce_sum(out, y),
+        ReconLoss::Mse => (out - y)?.sqr()?.sum_all(),
+    }
+}
+
+/// Targets for `loss`: in [0, 1] for BCE, any reals (a standardised table) for MSE.
+fn targets(loss: ReconLoss, count: usize, seed: u64) -> Vec<f32> {
+    match loss {
+        ReconLoss::Bce => values(count, seed, 0.0, 1.0),
+        ReconLoss::Mse => values(count, seed, -2.0, 2.0),
+    }
+}
+
+fn check_mlp(
+    sizes: &[usize],
+    n: usize,
+    (loss, recon): (ReconLoss, Reduction),
+    l1: Option<(usize, f64)>,
+) -> CResult<()> {
     let dev = Device::Cpu;
     let dim = sizes[0];
     let net = Net::new(sizes, false, 7)?;
     let xv = values(n * dim, 1, 0.0, 1.0);
-    let yv = values(n * dim, 2, 0.0, 1.0);
+    let yv = targets(loss, n * dim, 2);
     let spec = MlpSpec {
         layers: net.layers()?,
+        loss,
         recon,
         l1: l1.map(|(layer, lambda)| L1Penalty {
             layer,
@@ -250,11 +366,13 @@ fn check_mlp(sizes: &[usize], n: usize, recon: Reduction, l1: Option<(usize, f64
     let y = Tensor::from_slice(&yv, (n, dim), &dev)?;
     let outs = net.forward(&x)?;
     let logits = outs.last().unwrap_or(&x);
+    // Written out here, not `Reduction::scale`: a changed reduction must fail.
     let scale = match recon {
         Reduction::Mean => 1.0 / (n * dim) as f64,
-        _ => 1.0 / n as f64,
+        Reduction::SumPerSample => 1.0 / n as f64,
+        Reduction::Sum => 1.0,
     };
-    let mut total = bce_sum(logits, &y)?.affine(scale, 0.0)?;
+    let mut total = recon_sum(loss, logits, &y)?.affine(scale, 0.0)?;
     let recon_value = total.to_scalar::<f32>()? as f64;
     if let Some((c, lambda)) = l1 {
         let pen = outs[c].abs()?.sum_all()?.affine(lambda / n as f64, 0.0)?;
@@ -266,7 +384,11 @@ fn check_mlp(sizes: &[usize], n: usize, recon: Reduction, l1: Option<(usize, f64
         assert!(ours.sparsity.is_none());
     }
     let tv = total.to_scalar::<f32>()? as f64;
-    assert!((ours.recon - recon_value).abs() <= 1e-5 * recon_value.abs().max(1.0));
+    assert!(
+        (ours.recon - recon_value).abs() <= 1e-5 * recon_value.abs().max(1.0),
+        "{loss} {recon:?}: {} vs {recon_value}",
+        ours.recon
+    );
     assert!(
         (ours.total - tv).abs() <= 1e-5 * tv.abs().max(1.0),
         "{} vs {tv}",
@@ -277,14 +399,19 @@ fn check_mlp(sizes: &[usize], n: usize, recon: Reduction, l1: Option<(usize, f64
     check_grads(&ours, &grads, &vars, 2e-4)
 }
 
-fn check_vae(dim: usize, hidden: usize, latent: usize, n: usize, beta: f64) -> CResult<()> {
+fn check_vae(
+    (dim, hidden, latent): (usize, usize, usize),
+    n: usize,
+    loss: ReconLoss,
+    beta: f64,
+) -> CResult<()> {
     let dev = Device::Cpu;
     let enc = Net::new(&[dim, hidden], true, 11)?;
     let mu = Net::new(&[hidden, latent], false, 21)?;
     let lv = Net::new(&[hidden, latent], false, 31)?;
     let dec = Net::new(&[latent, hidden, dim], false, 41)?;
     let xv = values(n * dim, 3, 0.0, 1.0);
-    let yv = values(n * dim, 4, 0.0, 1.0);
+    let yv = targets(loss, n * dim, 4);
     let ev = values(n * latent, 5, -2.0, 2.0);
     let head = |net: &Net| -> CResult<Layer> {
         let (w, b) = &net.vars[0];
@@ -295,6 +422,7 @@ fn check_vae(dim: usize, hidden: usize, latent: usize, n: usize, beta: f64) -> C
         mu: head(&mu)?,
         logvar: head(&lv)?,
         decoder: dec.layers()?,
+        loss,
         beta,
     };
     let ours = vae_step(&spec, &xv, &yv, &ev, n).map_err(candle_core::Error::wrap)?;
@@ -307,7 +435,12 @@ fn check_vae(dim: usize, hidden: usize, latent: usize, n: usize, beta: f64) -> C
     let l = lv.forward(&h)?.remove(0);
     let z = (&m + (l.affine(0.5, 0.0)?.exp()? * &eps)?)?;
     let logits = dec.forward(&z)?.remove(1);
-    let recon = bce_sum(&logits, &y)?.affine(1.0 / n as f64, 0.0)?;
+    // Bernoulli: the BCE summed per sample; Gaussian: half the SSE per sample.
+    let half = match loss {
+        ReconLoss::Bce => 1.0,
+        ReconLoss::Mse => 0.5,
+    };
+    let recon = recon_sum(loss, &logits, &y)?.affine(half / n as f64, 0.0)?;
     let kl = ((m.sqr()? + l.exp()?)? - 1.0)?
         .sub(&l)?
         .sum_all()?
@@ -319,7 +452,11 @@ fn check_vae(dim: usize, hidden: usize, latent: usize, n: usize, beta: f64) -> C
         total.to_scalar::<f32>()? as f64,
     );
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * b.abs().max(1.0);
-    assert!(close(ours.recon, rv), "recon {} vs {rv}", ours.recon);
+    assert!(
+        close(ours.recon, rv),
+        "{loss}: recon {} vs {rv}",
+        ours.recon
+    );
     assert!(
         close(ours.kl.unwrap_or(f64::NAN), kv),
         "kl {:?} vs {kv}",
@@ -334,26 +471,37 @@ fn check_vae(dim: usize, hidden: usize, latent: usize, n: usize, beta: f64) -> C
     check_grads(&ours, &grads, &vars, 2e-4)
 }
 
+const LOSSES: [ReconLoss; 2] = [ReconLoss::Bce, ReconLoss::Mse];
+
 #[test]
 fn mlp_matches_candle_on_the_seed_model_shape() -> CResult<()> {
-    check_mlp(&[784, 128, 64, 32, 64, 128, 784], 20, Reduction::Mean, None)
+    for loss in LOSSES {
+        let sizes = [784, 128, 64, 32, 64, 128, 784];
+        check_mlp(&sizes, 20, (loss, Reduction::Mean), None)?;
+    }
+    Ok(())
 }
 
 #[test]
 fn mlp_l1_penalty_and_per_sample_sum_match_candle() -> CResult<()> {
-    check_mlp(
-        &[30, 12, 5, 12, 30],
-        9,
-        Reduction::SumPerSample,
-        Some((1, 0.3)),
-    )?;
-    check_mlp(&[30, 12, 5, 12, 30], 9, Reduction::Mean, Some((1, 0.05)))
+    // 30 features: a table's width.
+    let sizes = [30, 12, 5, 12, 30];
+    for loss in LOSSES {
+        check_mlp(&sizes, 9, (loss, Reduction::SumPerSample), Some((1, 0.3)))?;
+        check_mlp(&sizes, 9, (loss, Reduction::Mean), Some((1, 0.05)))?;
+        check_mlp(&sizes, 9, (loss, Reduction::Sum), None)?;
+    }
+    Ok(())
 }
 
 #[test]
 fn vae_matches_candle() -> CResult<()> {
-    check_vae(60, 24, 5, 13, 1.0)?;
-    check_vae(60, 24, 5, 13, 0.25)
+    for loss in LOSSES {
+        check_vae((60, 24, 5), 13, loss, 1.0)?;
+        check_vae((60, 24, 5), 13, loss, 0.25)?;
+        check_vae((30, 16, 4), 11, loss, 1.0)?;
+    }
+    Ok(())
 }
 
 #[test]
@@ -361,6 +509,7 @@ fn bad_inputs_are_errors_not_panics() -> CResult<()> {
     let net = Net::new(&[6, 3, 6], false, 1)?;
     let spec = MlpSpec {
         layers: net.layers()?,
+        loss: ReconLoss::Bce,
         recon: Reduction::Mean,
         l1: None,
     };
@@ -398,9 +547,11 @@ proptest! {
         code in 1usize..8,
         n in 1usize..12,
         sum in any::<bool>(),
+        mse in any::<bool>(),
     ) {
         let recon = if sum { Reduction::SumPerSample } else { Reduction::Mean };
-        check_mlp(&[dim, hidden, code, hidden, dim], n, recon, None).unwrap();
+        let loss = if mse { ReconLoss::Mse } else { ReconLoss::Bce };
+        check_mlp(&[dim, hidden, code, hidden, dim], n, (loss, recon), None).unwrap();
     }
 
     #[test]
@@ -409,7 +560,9 @@ proptest! {
         hidden in 1usize..20,
         latent in 1usize..6,
         n in 1usize..12,
+        mse in any::<bool>(),
     ) {
-        check_vae(dim, hidden, latent, n, 1.0).unwrap();
+        let loss = if mse { ReconLoss::Mse } else { ReconLoss::Bce };
+        check_vae((dim, hidden, latent), n, loss, 1.0).unwrap();
     }
 }
