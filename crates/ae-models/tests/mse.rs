@@ -103,7 +103,7 @@ fn sparse_and_denoising_follow_the_dense_loss() {
                 .expect("every parameter has a gradient");
             assert!(common::all_finite(g), "{cfg:?}");
         }
-        // the description names the loss (ae-train's fused step computes BCE only)
+        // the description names the loss (ae-train's fused step reads it to pick BCE or MSE)
         match model.dense_view() {
             Some(DenseView::Chain(c)) => assert_eq!(c.recon, ReconLoss::Mse, "{cfg:?}"),
             other => panic!("{cfg:?}: a chain, not {other:?}"),
