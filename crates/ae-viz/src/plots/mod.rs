@@ -30,7 +30,7 @@ use ae_data::noise::Noise;
 use ae_data::{ImageSet, Split};
 use ae_models::{Autoencoder, ImageShape, ModelKind};
 use ae_train::{LoadedRun, Metrics, load_run};
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::grid::{ImageGrid, Rgb8Image, write_png};
@@ -211,15 +211,9 @@ pub fn reconstruct_images(
     batch_size: usize,
     device: &Device,
 ) -> Result<Vec<f32>> {
-    check_fits(model, set)?;
-    let n = n.min(set.len());
-    ae_train::map_batches(
-        model.input_layout(),
-        &set.first_pixels(n),
-        batch_size,
-        device,
-        |x| Ok::<_, VizError>(model.reconstruct(x)?),
-    )
+    map_first(model, set, (n, batch_size), device, |x| {
+        Ok(model.reconstruct(x)?)
+    })
 }
 
 /// The codes (flattened, `latent_dim` values each) of the first `n` images of `set`.
@@ -230,6 +224,20 @@ pub fn encode_images(
     batch_size: usize,
     device: &Device,
 ) -> Result<Vec<f32>> {
+    map_first(model, set, (n, batch_size), device, |x| {
+        Ok(model.encode(x)?.flatten_from(1)?)
+    })
+}
+
+/// `f` over the first `n` images of `set` in batches of `batch_size`, the flattened outputs
+/// concatenated, once the images are checked to fit `model`.
+fn map_first(
+    model: &dyn Autoencoder,
+    set: &ImageSet,
+    (n, batch_size): (usize, usize),
+    device: &Device,
+    f: impl FnMut(&Tensor) -> Result<Tensor>,
+) -> Result<Vec<f32>> {
     check_fits(model, set)?;
     let n = n.min(set.len());
     ae_train::map_batches(
@@ -237,7 +245,7 @@ pub fn encode_images(
         &set.first_pixels(n),
         batch_size,
         device,
-        |x| Ok::<_, VizError>(model.encode(x)?.flatten_from(1)?),
+        f,
     )
 }
 
