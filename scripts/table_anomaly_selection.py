@@ -18,11 +18,14 @@ anomalies as there are test normals (at most; all of them when fewer) test. Base
 same split: IsolationForest (seeds 0-4, mean) and PCA reconstruction error on standardised
 features with k = 1, 2, 4, 8 components (the best k per task is reported: a generous PCA).
 Each configuration is `ae anomaly fit` with explicit flags (derived from the training
-table's rows and columns by the rule named), seeds 0-2, scored with `ae anomaly score`.
+table's rows and columns by the rule named), seeds 0-2 (SEEDS="3 4" picks others), scored
+with `ae anomaly score`. The chosen rule, now `ae anomaly fit`'s table default
+(`ae_uses::table_detector`), is "code d/4, hidden 8k-4k, 60 ep".
 
-Usage: python table_anomaly_selection.py AE OUT [CONFIG ...]
+Usage: [SEEDS="0 1 2"] python table_anomaly_selection.py AE OUT [CONFIG ...]
   AE: the `ae` binary; OUT: a scratch folder. Prints one line per configuration: the mean
-  ROC-AUC over seeds per task and the mean over tasks. No CONFIG: every configuration.
+  ROC-AUC over seeds per task and the mean over tasks. CONFIG: run only the configurations
+  whose name contains one of these strings (none: all thirteen).
 """
 
 import csv
