@@ -81,7 +81,7 @@ impl DetectorConfig {
         }
     }
 
-    /// The whole run of the detector on `data`, whose normal training set is
+    /// The whole run of the detector on `data`, whose training set is
     /// `train`: on a table ([`ImageSet::is_table`]) an unset hidden size or
     /// code comes from [`table_detector`], sized by its columns (`config.json`
     /// records them); the rest is as [`DetectorConfig::run_config`].

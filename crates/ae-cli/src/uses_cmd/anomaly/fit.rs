@@ -87,11 +87,7 @@ pub fn exec(a: AnomalyFitArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     let mut data = a.data.config();
     let split = data.load_fitted()?;
-    let normal = match a.normal_class {
-        Some(c) => split.train.with_class(c)?,
-        None => split.train.clone(),
-    };
-    let cfg = a.detector().run_config_for(data, &normal)?;
+    let cfg = a.detector().run_config_for(data, &split.train)?;
     let opts = TrainOptions {
         overwrite: a.overwrite,
         device,
