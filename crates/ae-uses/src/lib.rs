@@ -54,7 +54,10 @@ pub use anomaly::{
 pub use baselines::{AezMeasure, LosslessSizes, lossless_sizes, measure_aez};
 pub use compare::{CompareOptions, PcaRow, compare_pca, pca_errors, pca_reconstruction_errors};
 pub use denoise::{DenoiseRow, denoise_table, standard_noises};
-pub use detector::{DetectorConfig, Ensemble, EnsembleScores, MemberScores};
+pub use detector::{
+    DetectorConfig, Ensemble, EnsembleScores, MemberScores, TABLE_CODE_DIVISOR, TableDetector,
+    table_detector,
+};
 pub use error::{Result, UsesError};
 pub use iwae::{IwaeResult, iwae, iwae_seeded};
 pub use pca::Pca;

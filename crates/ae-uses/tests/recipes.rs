@@ -1,5 +1,5 @@
 //! The shared recipes on toy data (no training): the probe's features and
-//! baselines, the detector ensemble, the detector config, the PCA anomaly baseline.
+//! baselines, the detector ensemble, the detector config (images and tables), the PCA anomaly baseline.
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,8 +7,8 @@ use ae_data::{ImageSet, Split};
 use ae_models::{ImageShape, ModelConfig, ModelKind};
 use ae_uses::anomaly::{default_detector, default_detector_training};
 use ae_uses::{
-    DetectorConfig, Ensemble, Features, MemberScores, Pca, ProbeOptions, ScoreKind, ThresholdRule,
-    UsesError,
+    DetectorConfig, Ensemble, Features, MemberScores, Pca, ProbeOptions, ScoreKind,
+    TABLE_CODE_DIVISOR, ThresholdRule, UsesError, table_detector,
 };
 
 /// Two classes of 4x4 images: class 0 bright in the top half, class 1 in the
@@ -169,4 +169,53 @@ fn pca_scores_put_a_planted_outlier_first() {
     let s = ae_uses::pca_scores(&train.pixels(), &test, 16, 2).unwrap();
     assert_eq!(s.len(), 21);
     assert!(s[..20].iter().all(|&v| v < s[20]), "{s:?}");
+}
+
+#[test]
+fn a_table_detector_is_sized_by_the_tables_columns() {
+    // breast cancer's 30 columns: 30-64-32-8; wine's 13: 13-32-16-4
+    let t = table_detector(30);
+    assert_eq!((t.hidden, t.latent_dim), (vec![64, 32], 8));
+    assert_eq!(table_detector(13).hidden, vec![32, 16]);
+    // a narrow table keeps a code of 2; a wide one grows with its columns
+    assert_eq!(table_detector(3).latent_dim, 2);
+    assert_eq!(table_detector(64).latent_dim, 64 / TABLE_CODE_DIVISOR);
+
+    // 400 rows of 30 columns: that model, trained as the image detector
+    let columns: Vec<String> = (0..30).map(|j| format!("c{j}")).collect();
+    let values: Vec<f32> = (0..400 * 30).map(|i| (i % 7) as f32).collect();
+    let table = ImageSet::from_table(values, None, columns).unwrap();
+    let data = ae_data::DataConfig::default();
+    let cfg = DetectorConfig {
+        seed: 3,
+        ..Default::default()
+    }
+    .run_config_for(data.clone(), &table)
+    .unwrap();
+    let ModelConfig::Vanilla(d) = &cfg.model else {
+        panic!("{:?}", cfg.model)
+    };
+    assert_eq!((d.hidden.clone(), d.latent_dim), (vec![64, 32], 8));
+    assert_eq!(cfg.train, default_detector_training(3));
+    // flags still win; images keep their defaults
+    let cfg = DetectorConfig {
+        hidden: Some(vec![16]),
+        epochs: Some(5),
+        ..Default::default()
+    }
+    .run_config_for(data.clone(), &table)
+    .unwrap();
+    let ModelConfig::Vanilla(d) = &cfg.model else {
+        panic!("{:?}", cfg.model)
+    };
+    assert_eq!(
+        (d.hidden.clone(), d.latent_dim, cfg.train.epochs),
+        (vec![16], 8, 5)
+    );
+    let images = halves(20, 0);
+    let cfg = DetectorConfig::default()
+        .run_config_for(data, &images)
+        .unwrap();
+    assert_eq!(cfg.model, default_detector(ImageShape::new(1, 4, 4)));
+    assert_eq!(cfg.train, default_detector_training(0));
 }
