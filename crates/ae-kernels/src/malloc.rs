@@ -8,15 +8,16 @@
 //! of them, every step. Raising the threshold (and the trim threshold, so the heap is not
 //! handed back after each step) makes those buffers come from the reused heap instead.
 
-/// Sets glibc's mmap threshold to 32 MiB (its maximum) and its trim threshold to 1 GiB, so
-/// tensor buffers up to 32 MiB are recycled from the heap instead of being `mmap`ed,
-/// page-faulted and `munmap`ed on every op. Process-wide; call once at start-up, before the
-/// training loop. Memory freed by the process is kept (up to 1 GiB) for reuse rather than
-/// returned to the OS.
+/// Sets glibc's mmap threshold to 32 MiB (its maximum), its trim threshold to 1 GiB and its
+/// top pad to 512 MiB, so tensor buffers up to 32 MiB are recycled from the heap (the main one
+/// and the worker threads' arenas) instead of being `mmap`ed, page-faulted and `munmap`ed on
+/// every op. Process-wide; call once at start-up, before the training loop. Memory freed by
+/// the process is kept (up to 1 GiB) for reuse rather than returned to the OS.
 ///
 /// Returns whether the settings were applied: `false` on targets other than Linux/glibc,
 /// where this does nothing. Equivalent to running with
-/// `MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824` in the environment.
+/// `MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824
+/// MALLOC_TOP_PAD_=536870912` in the environment.
 pub fn tune_glibc_malloc() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -25,11 +26,14 @@ pub fn tune_glibc_malloc() -> bool {
             fn mallopt(param: c_int, value: c_int) -> c_int;
         }
         const M_TRIM_THRESHOLD: c_int = -1;
+        const M_TOP_PAD: c_int = -2;
         const M_MMAP_THRESHOLD: c_int = -3;
         // SAFETY: `mallopt` only changes allocator parameters and may be called at any time;
         // both values are within glibc's accepted ranges.
         unsafe {
-            mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1
+            mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1
+                && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1
+                && mallopt(M_TOP_PAD, 512 << 20) == 1
         }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
