@@ -7,10 +7,20 @@
 //! of the *same* large size (e.g. 12.8 MB activations) maps, page-faults and zeroes every one
 //! of them, every step. Raising the threshold (and the trim threshold, so the heap is not
 //! handed back after each step) makes those buffers come from the reused heap instead.
+//!
+//! That does not cover buffers above the threshold's 32 MiB maximum, such as the 100 MB
+//! activations of the conv models' evaluation batches (1,000 images): glibc serves a request
+//! from the heap only when the free chunk at the heap's top is large enough, and otherwise
+//! `mmap`s anything at or above the threshold. A 512 MiB *top pad* makes every growth of the
+//! heap leave that much free at its top, so those buffers too are carved from the heap and
+//! reused. Measured on `ae train --model conv` (2,000 training images, 3 epochs): 2.00M page
+//! faults and 4.9 s of kernel time before, 78K and 0.4 s after; about 0.49M of the faults
+//! (2 GB zeroed by the kernel) were per epoch, whatever the number of training images. The pad
+//! is address space: the peak resident memory stayed the same (324 MB).
 
 /// Sets glibc's mmap threshold to 32 MiB (its maximum), its trim threshold to 1 GiB and its
-/// top pad to 512 MiB, so tensor buffers up to 32 MiB are recycled from the heap (the main one
-/// and the worker threads' arenas) instead of being `mmap`ed, page-faulted and `munmap`ed on
+/// top pad to 512 MiB, so tensor buffers (up to 32 MiB, and larger ones that fit in the padded
+/// heap) are recycled from the heap instead of being `mmap`ed, page-faulted and `munmap`ed on
 /// every op. Process-wide; call once at start-up, before the training loop. Memory freed by
 /// the process is kept (up to 1 GiB) for reuse rather than returned to the OS.
 ///
