@@ -58,6 +58,9 @@ fn pool_fwd<T: Elem>(g: &PoolGeom, x: &[T]) -> Vec<T> {
     y.par_chunks_mut(ho * wo)
         .zip(x.par_chunks(g.h * g.w))
         .for_each(|(y, plane)| {
+            if g.k == 2 {
+                return pool2_fwd_plane(g, plane, y);
+            }
             for oy in 0..ho {
                 for ox in 0..wo {
                     y[oy * wo + ox] = g.argmax(plane, oy, ox).1;
@@ -76,6 +79,9 @@ fn pool_bwd<T: Elem>(g: &PoolGeom, x: &[T], gy: &[T]) -> Vec<T> {
     gx.par_chunks_mut(g.h * g.w)
         .zip(x.par_chunks(g.h * g.w).zip(gy.par_chunks(ho * wo)))
         .for_each(|(gx, (plane, gy))| {
+            if g.k == 2 {
+                return pool2_bwd_plane(g, plane, gy, gx);
+            }
             for oy in 0..ho {
                 for ox in 0..wo {
                     gx[g.argmax(plane, oy, ox).0] += gy[oy * wo + ox];
@@ -83,6 +89,54 @@ fn pool_bwd<T: Elem>(g: &PoolGeom, x: &[T], gy: &[T]) -> Vec<T> {
             }
         });
     gx
+}
+
+/// The 2x2 case of [`pool_bwd`] on one plane (every pool of the conv models): a row pair at a
+/// time, each window's argmax found by [`max2x2`] as an offset and its gradient added there,
+/// instead of the generic argmax's loops over `k`. The same argmax, so the same values bit
+/// for bit; rows and columns beyond `2·ho`, `2·wo` stay 0.
+fn pool2_bwd_plane<T: Elem>(g: &PoolGeom, plane: &[T], gy: &[T], gx: &mut [T]) {
+    let (w, wo) = (g.w, g.wo());
+    for ((src, dst), gy_row) in plane
+        .chunks_exact(2 * w)
+        .zip(gx.chunks_exact_mut(2 * w))
+        .zip(gy.chunks_exact(wo))
+    {
+        let (s0, s1) = src.split_at(w);
+        for (ox, ((a, b), &v)) in s0
+            .chunks_exact(2)
+            .zip(s1.chunks_exact(2))
+            .zip(gy_row)
+            .enumerate()
+        {
+            dst[2 * ox + max2x2(a, b, w).0] += v;
+        }
+    }
+}
+
+/// The 2x2 case of [`pool_fwd`] on one plane (see [`pool2_bwd_plane`]).
+fn pool2_fwd_plane<T: Elem>(g: &PoolGeom, plane: &[T], y: &mut [T]) {
+    let (w, wo) = (g.w, g.wo());
+    for (src, y_row) in plane.chunks_exact(2 * w).zip(y.chunks_exact_mut(wo)) {
+        let (s0, s1) = src.split_at(w);
+        for ((a, b), out) in s0.chunks_exact(2).zip(s1.chunks_exact(2)).zip(y_row) {
+            *out = max2x2(a, b, w).1;
+        }
+    }
+}
+
+/// [`PoolGeom::argmax`] of the 2x2 window with rows `a` and `b` (in row-major order, `m < v`
+/// replaces): the maximum's offset from `a[0]` in a plane of width `w`, and its value.
+#[inline(always)]
+fn max2x2<T: Elem>(a: &[T], b: &[T], w: usize) -> (usize, T) {
+    let (mut m, mut best) = (a[0], 0);
+    for (off, x) in [(1, a[1]), (w, b[0]), (w + 1, b[1])] {
+        if m < x {
+            m = x;
+            best = off;
+        }
+    }
+    (best, m)
 }
 
 /// `k x k` max pool with stride `k`. Gradient: the whole output gradient goes to the first
@@ -156,5 +210,54 @@ impl CustomOp2 for MaxPoolBwdOp {
     ) -> Result<(CpuStorage, Shape)> {
         float_dispatch!(s1.dtype(), "max_pool2d backward", |T| self
             .run::<T>((s1, l1), (s2, l2)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::tests::seq;
+
+    #[test]
+    fn pool2_matches_the_general_loops_bitwise() {
+        for (planes, h, w) in [(3, 6, 8), (2, 7, 5), (2, 3, 2), (4, 28, 28)] {
+            // Few distinct values, so that windows have ties; one NaN and some -0.0 too.
+            let mut x: Vec<f64> = seq(planes * h * w, (h * w) as u64)
+                .iter()
+                .map(|v| (v * 6.0).round())
+                .collect();
+            x[0] = f64::NAN;
+            let g = PoolGeom { planes, h, w, k: 2 };
+            let mut gy = seq(planes * g.ho() * g.wo(), 7);
+            if let Some(v) = gy.first_mut() {
+                *v = -0.0;
+            }
+            let got = pool_bwd(&g, &x, &gy);
+            let mut want = vec![0.0f64; x.len()];
+            for ((plane, gx), gy) in x
+                .chunks(h * w)
+                .zip(want.chunks_mut(h * w))
+                .zip(gy.chunks(g.ho() * g.wo()))
+            {
+                for oy in 0..g.ho() {
+                    for ox in 0..g.wo() {
+                        gx[g.argmax(plane, oy, ox).0] += gy[oy * g.wo() + ox];
+                    }
+                }
+            }
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "backward {planes}x{h}x{w}");
+            let want_y: Vec<f64> = x
+                .chunks(h * w)
+                .flat_map(|plane| {
+                    (0..g.ho() * g.wo()).map(|o| g.argmax(plane, o / g.wo(), o % g.wo()).1)
+                })
+                .collect();
+            assert_eq!(
+                bits(&pool_fwd(&g, &x)),
+                bits(&want_y),
+                "forward {planes}x{h}x{w}"
+            );
+        }
     }
 }
