@@ -4,21 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
 use ae_data::fixtures::{self, Format};
 
 mod common;
 
-use common::{fails, ok};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn config(run: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap()
-}
+use common::{config, fails, ok, s};
 
 #[test]
 fn image_folder_rgb_conv_and_gray_jpeg() {

@@ -13,11 +13,7 @@ mod common;
 
 use ae_data::{IdxArray, IdxData, write_idx};
 use candle_core::{DType, Device, Tensor};
-use common::{ae, fails, ok};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{ae, fails, ok, s};
 
 /// A tiny vanilla run: 256 training images, 64 test images, one epoch.
 fn tiny(dir: &Path, extra: &[&str]) {

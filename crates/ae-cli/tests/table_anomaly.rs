@@ -4,21 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
 use ae_data::fixtures;
 
 mod common;
 
-use common::ok;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn config(run: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap()
-}
+use common::{config, ok, s};
 
 #[test]
 fn a_table_detector_gets_the_table_defaults() {

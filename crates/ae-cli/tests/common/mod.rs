@@ -2,6 +2,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// The `ae` binary with quiet logs and no `AE_DATA_DIR` from the environment.
@@ -41,4 +42,14 @@ pub fn fails(args: &[&str]) -> String {
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.starts_with("error: "), "{err}");
     err
+}
+
+/// A path as the `&str` an argument list takes.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A run folder's `config.json`.
+pub fn config(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap()
 }
