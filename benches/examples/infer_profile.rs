@@ -6,9 +6,8 @@
 
 use std::time::Instant;
 
-use ae_models::{ImageShape, ModelConfig, ModelKind, build, init::seeded_init};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use ae_models::ModelKind;
+use candle_core::{Device, Tensor};
 
 fn main() {
     // SAFETY: first thing in main, before any thread exists.
@@ -18,11 +17,8 @@ fn main() {
     let kind = args.get(1).map(String::as_str).unwrap_or("vanilla");
     let reps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
     let model_kind: ModelKind = serde_json::from_value(serde_json::json!(kind)).unwrap();
-    let cfg = ModelConfig::default_for(model_kind, ImageShape::default());
     let dev = Device::Cpu;
-    let varmap = VarMap::new();
-    let model = build(&cfg, VarBuilder::from_varmap(&varmap, DType::F32, &dev)).unwrap();
-    seeded_init(&varmap, &mut ae_data::rng::seeded(0)).unwrap();
+    let (model, _vars) = ae_benches::model(model_kind).unwrap();
     let layout = model.input_layout();
     let batches: Vec<Tensor> = [1024usize; 9]
         .into_iter()
