@@ -73,21 +73,58 @@ pub fn psnr_of_mse(mse: f64) -> f64 {
 
 /// Runs `f` on `pixels` (whole images of the layout's size, in order) in
 /// batches of `batch_size` shaped for `layout`, and concatenates its outputs,
-/// flattened to `f32`. The one batching loop the CLI, `ae-viz` and `ae-uses`
-/// share for encoding, reconstructing and scoring.
+/// flattened to `f32`. With [`map_set_batches`], the one batching loop the CLI,
+/// `ae-viz` and `ae-uses` share for encoding, reconstructing and scoring.
 pub fn map_batches<E: From<candle_core::Error>>(
     layout: InputLayout,
     pixels: &[f32],
     batch_size: usize,
     device: &Device,
-    mut f: impl FnMut(&Tensor) -> std::result::Result<Tensor, E>,
+    f: impl FnMut(&Tensor) -> std::result::Result<Tensor, E>,
 ) -> std::result::Result<Vec<f32>, E> {
     let dim = layout.dim().max(1);
+    let batches = pixels.chunks(batch_size.max(1) * dim).map(|chunk| {
+        Ok(Tensor::from_slice(
+            chunk,
+            layout.shape(chunk.len() / dim).as_slice(),
+            device,
+        )?)
+    });
+    map_tensors(batches, f)
+}
+
+/// [`map_batches`] over the first `n` images of `set` (all of them when `n` is larger),
+/// gathered one batch at a time: a set held as bytes is converted per batch, never whole.
+pub fn map_set_batches<E: From<candle_core::Error> + From<ae_data::DataError>>(
+    layout: InputLayout,
+    set: &ImageSet,
+    n: usize,
+    batch_size: usize,
+    device: &Device,
+    f: impl FnMut(&Tensor) -> std::result::Result<Tensor, E>,
+) -> std::result::Result<Vec<f32>, E> {
+    let indices: Vec<usize> = (0..n.min(set.len())).collect();
+    let mut buf = Vec::new();
+    let batches = indices.chunks(batch_size.max(1)).map(|idx| {
+        set.gather(idx, &mut buf)?;
+        Ok(Tensor::from_slice(
+            &buf,
+            layout.shape(idx.len()).as_slice(),
+            device,
+        )?)
+    });
+    map_tensors(batches, f)
+}
+
+/// `f` on each batch, its outputs flattened to `f32` and concatenated.
+fn map_tensors<E: From<candle_core::Error>>(
+    batches: impl Iterator<Item = std::result::Result<Tensor, E>>,
+    mut f: impl FnMut(&Tensor) -> std::result::Result<Tensor, E>,
+) -> std::result::Result<Vec<f32>, E> {
     let mut out = Vec::new();
-    for chunk in pixels.chunks(batch_size.max(1) * dim) {
-        let x = Tensor::from_slice(chunk, layout.shape(chunk.len() / dim).as_slice(), device)?;
+    for x in batches {
         out.extend(
-            f(&x)?
+            f(&x?)?
                 .to_dtype(candle_core::DType::F32)?
                 .flatten_all()?
                 .to_vec1::<f32>()?,

@@ -37,27 +37,16 @@ pub fn batch_tensor(
 }
 
 /// Runs `f` on every batch of `set` (images in order), concatenating the
-/// flattened `f32` outputs. Batches are gathered one at a time, so a set held
-/// as bytes is never converted whole.
+/// flattened `f32` outputs ([`ae_train::map_set_batches`]: batches are gathered
+/// one at a time, so a set held as bytes is never converted whole).
 pub fn map_batches(
     model: &dyn Autoencoder,
     set: &ImageSet,
     batch: usize,
     device: &Device,
-    mut f: impl FnMut(&Tensor) -> Result<Tensor>,
+    f: impl FnMut(&Tensor) -> Result<Tensor>,
 ) -> Result<Vec<f32>> {
-    let indices: Vec<usize> = (0..set.len()).collect();
-    let (mut out, mut buf) = (Vec::new(), Vec::new());
-    for idx in indices.chunks(batch.max(1)) {
-        let x = batch_tensor(model, set, idx, &mut buf, device)?;
-        out.extend(
-            f(&x)?
-                .to_dtype(candle_core::DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()?,
-        );
-    }
-    Ok(out)
+    ae_train::map_set_batches(model.input_layout(), set, set.len(), batch, device, f)
 }
 
 /// The codes of every image of `set`, `[N, latent_dim]` row-major (the VAE

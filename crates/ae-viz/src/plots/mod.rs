@@ -239,14 +239,7 @@ fn map_first(
     f: impl FnMut(&Tensor) -> Result<Tensor>,
 ) -> Result<Vec<f32>> {
     check_fits(model, set)?;
-    let n = n.min(set.len());
-    ae_train::map_batches(
-        model.input_layout(),
-        &set.first_pixels(n),
-        batch_size,
-        device,
-        f,
-    )
+    ae_train::map_set_batches(model.input_layout(), set, n, batch_size, device, f)
 }
 
 /// The test images of a run's data set (only the test split is kept), the
