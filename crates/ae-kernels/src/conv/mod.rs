@@ -395,20 +395,8 @@ pub(crate) mod tests {
         y
     }
 
-    /// A deterministic pseudo-random sequence in [-0.5, 0.5) (an LCG), for kernel tests.
-    pub(crate) fn seq(len: usize, seed: u64) -> Vec<f64> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..len)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
-            })
-            .collect()
-    }
+    /// A deterministic pseudo-random sequence in [-0.5, 0.5), for kernel tests.
+    pub(crate) use crate::test_utils::centred_f64 as seq;
 
     fn dot(a: &[f64], b: &[f64]) -> f64 {
         a.iter().zip(b).map(|(x, y)| x * y).sum()
