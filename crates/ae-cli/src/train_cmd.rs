@@ -64,7 +64,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub max_epochs_this_call: Option<usize>,
     /// Run every step through candle's graph, not the fused CPU step of the
-    /// dense models and the dense VAE (for checking one against the other)
+    /// dense models, the dense VAE and the conv model (for checking one against the other)
     #[arg(long)]
     pub no_fused_step: bool,
     /// cpu, cuda, cuda:N, metal.

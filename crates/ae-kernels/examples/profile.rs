@@ -6,7 +6,9 @@
 //! on a busy machine; batch 128, f32, CPU). With `tune-malloc`, calls
 //! `ae_kernels::tune_glibc_malloc()` first; with `new-only`, skips candle's stock ops (the slow
 //! half) and times ae-kernels alone, e.g. to compare thread counts
-//! (`RAYON_NUM_THREADS=2 ... -- 5 tune-malloc new-only` against 16).
+//! (`RAYON_NUM_THREADS=2 ... -- 5 tune-malloc new-only` against 16); with `chain-only`, times
+//! only the image-at-a-time step of `ae_kernels::conv_chain` (what `ae train` runs), e.g.
+//! under `perf record`.
 
 use std::time::Instant;
 
@@ -86,6 +88,14 @@ fn main() -> Result<()> {
     let tuned = flags.iter().any(|f| f == "tune-malloc") && ae_kernels::tune_glibc_malloc();
     let stock_too = !flags.iter().any(|f| f == "new-only");
     let b = BATCH;
+    if flags.iter().any(|f| f == "chain-only") {
+        let ([_, _, _, model], x) = conv_ae::setup(b)?;
+        let stages = model.stages()?;
+        let xv = x.flatten_all()?.to_vec1::<f32>()?;
+        let ms = time_ms(reps, || model.chain_step(&stages, &xv).map(|_| ()))?;
+        println!("ae_kernels::conv_chain step, batch {b}: {ms:.1} ms (min of {reps})");
+        return Ok(());
+    }
     println!(
         "batch {b}, f32, rayon threads {}, min of {reps} reps, glibc malloc tuned: {tuned}\n",
         rayon::current_num_threads()
@@ -235,5 +245,14 @@ fn main() -> Result<()> {
             stock_ms / ms
         );
     }
+    // The same step image by image, outside candle's graph (what `ae train` runs).
+    let stages = fast_fused.stages()?;
+    let xv = x.flatten_all()?.to_vec1::<f32>()?;
+    let ms = time_ms(reps, || fast_fused.chain_step(&stages, &xv).map(|_| ()))?;
+    println!(
+        "| ae_kernels::conv_chain, image at a time | {ms:.0} | {:.0} ({:.1}x) |",
+        ms * steps / 1e3,
+        stock_ms / ms
+    );
     Ok(())
 }

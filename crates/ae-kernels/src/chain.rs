@@ -81,7 +81,7 @@ impl Layer {
 pub type Grad = (Tensor, Vec<f32>);
 
 /// Calls `f` with the contiguous `f32` values of `tensors`, read-locked for the call.
-fn with_values<R, E: From<candle_core::Error>>(
+pub(crate) fn with_values<R, E: From<candle_core::Error>>(
     tensors: &[&Tensor],
     f: impl FnOnce(&[&[f32]]) -> std::result::Result<R, E>,
 ) -> std::result::Result<R, E> {

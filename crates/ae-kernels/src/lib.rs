@@ -45,6 +45,7 @@
 mod adam;
 pub mod chain;
 mod conv;
+pub mod conv_chain;
 mod dense;
 mod elem;
 mod loss;

@@ -140,6 +140,17 @@ pub(crate) fn bce_sum<T: Real>(x: &[T], y: &[T], scale: f64, resid: Option<&mut 
     parts.iter().sum::<f64>() * scale
 }
 
+/// [`bce_sum`] of one image on the calling thread (`scale` 1): `Σ term(x, y)` in `f64`, and
+/// `σ(x) - y` written to `resid`. The same per-element term and chunking as [`bce_sum`], so
+/// for fewer than `CHUNK` values the same sum.
+pub(crate) fn bce_sum_serial<T: Real>(x: &[T], y: &[T], resid: &mut [T]) -> f64 {
+    x.chunks(CHUNK)
+        .zip(y.chunks(CHUNK))
+        .zip(resid.chunks_mut(CHUNK))
+        .map(|((x, y), r)| chunk_sum_dispatch(x, y, Some(r)))
+        .sum()
+}
+
 /// Gradients of [`bce_sum`] scaled by the output gradient `g`: w.r.t. the logits
 /// `k·(σ(x) - y)` and, when asked, w.r.t. the target `-k·x`, with `k = scale · g`.
 pub(crate) fn bce_bwd<T: Real>(x: &[T], y: &[T], k: f64, target: bool) -> (Vec<T>, Option<Vec<T>>) {

@@ -21,11 +21,11 @@ pub(crate) struct PoolGeom {
 }
 
 impl PoolGeom {
-    fn ho(&self) -> usize {
+    pub(crate) fn ho(&self) -> usize {
         self.h / self.k
     }
 
-    fn wo(&self) -> usize {
+    pub(crate) fn wo(&self) -> usize {
         self.w / self.k
     }
 
@@ -50,45 +50,81 @@ impl PoolGeom {
 }
 
 fn pool_fwd<T: Elem>(g: &PoolGeom, x: &[T]) -> Vec<T> {
-    let (ho, wo) = (g.ho(), g.wo());
-    let mut y = vec![T::ZERO; g.planes * ho * wo];
-    if ho * wo == 0 {
+    let mut y = vec![T::ZERO; g.planes * g.ho() * g.wo()];
+    if g.ho() * g.wo() == 0 {
         return y;
     }
-    y.par_chunks_mut(ho * wo)
+    y.par_chunks_mut(g.ho() * g.wo())
         .zip(x.par_chunks(g.h * g.w))
-        .for_each(|(y, plane)| {
-            if g.k == 2 {
-                return pool2_fwd_plane(g, plane, y);
-            }
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    y[oy * wo + ox] = g.argmax(plane, oy, ox).1;
-                }
-            }
-        });
+        .for_each(|(y, plane)| pool_fwd_plane(g, plane, y));
     y
 }
 
+/// The pooled `y` `[ho, wo]` of one plane `[h, w]`.
+fn pool_fwd_plane<T: Elem>(g: &PoolGeom, plane: &[T], y: &mut [T]) {
+    if g.k == 2 {
+        return pool2_fwd_plane(g, plane, y);
+    }
+    let wo = g.wo();
+    for oy in 0..g.ho() {
+        for ox in 0..wo {
+            y[oy * wo + ox] = g.argmax(plane, oy, ox).1;
+        }
+    }
+}
+
+/// [`pool_fwd`] of the `g.planes` planes of one image, on the calling thread: `x`
+/// `[planes, h, w]` into `y` `[planes, ho, wo]`.
+pub(crate) fn pool_fwd_image<T: Elem>(g: &PoolGeom, x: &[T], y: &mut [T]) {
+    let out = g.ho() * g.wo();
+    if out == 0 {
+        return;
+    }
+    for (y, plane) in y.chunks_exact_mut(out).zip(x.chunks_exact(g.h * g.w)) {
+        pool_fwd_plane(g, plane, y);
+    }
+}
+
 fn pool_bwd<T: Elem>(g: &PoolGeom, x: &[T], gy: &[T]) -> Vec<T> {
-    let (ho, wo) = (g.ho(), g.wo());
     let mut gx = vec![T::ZERO; x.len()];
-    if ho * wo == 0 {
+    if g.ho() * g.wo() == 0 {
         return gx;
     }
     gx.par_chunks_mut(g.h * g.w)
-        .zip(x.par_chunks(g.h * g.w).zip(gy.par_chunks(ho * wo)))
-        .for_each(|(gx, (plane, gy))| {
-            if g.k == 2 {
-                return pool2_bwd_plane(g, plane, gy, gx);
-            }
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    gx[g.argmax(plane, oy, ox).0] += gy[oy * wo + ox];
-                }
-            }
-        });
+        .zip(x.par_chunks(g.h * g.w).zip(gy.par_chunks(g.ho() * g.wo())))
+        .for_each(|(gx, (plane, gy))| pool_bwd_plane(g, plane, gy, gx));
     gx
+}
+
+/// Adds the output gradient `gy` `[ho, wo]` of one plane `plane` `[h, w]` to `gx` `[h, w]`
+/// at each window's maximum.
+fn pool_bwd_plane<T: Elem>(g: &PoolGeom, plane: &[T], gy: &[T], gx: &mut [T]) {
+    if g.k == 2 {
+        return pool2_bwd_plane(g, plane, gy, gx);
+    }
+    let wo = g.wo();
+    for oy in 0..g.ho() {
+        for ox in 0..wo {
+            gx[g.argmax(plane, oy, ox).0] += gy[oy * wo + ox];
+        }
+    }
+}
+
+/// [`pool_bwd`] of one image on the calling thread: the gradient `gx` `[planes, h, w]`
+/// (overwritten) of `x` from the output gradient `gy` `[planes, ho, wo]`.
+pub(crate) fn pool_bwd_image<T: Elem>(g: &PoolGeom, x: &[T], gy: &[T], gx: &mut [T]) {
+    gx.fill(T::ZERO);
+    let out = g.ho() * g.wo();
+    if out == 0 {
+        return;
+    }
+    for ((gx, plane), gy) in gx
+        .chunks_exact_mut(g.h * g.w)
+        .zip(x.chunks_exact(g.h * g.w))
+        .zip(gy.chunks_exact(out))
+    {
+        pool_bwd_plane(g, plane, gy, gx);
+    }
 }
 
 /// The 2x2 case of [`pool_bwd`] on one plane (every pool of the conv models): a row pair at a

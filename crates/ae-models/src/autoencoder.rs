@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ImageShape, ModelKind, ReconLoss};
 use crate::error::{ModelError, Result};
-use crate::view::DenseView;
+use crate::view::{ConvView, DenseView};
 
 /// The layout of the input (and reconstruction) tensors of a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -225,6 +225,13 @@ pub trait Autoencoder: Send + Sync {
     /// CPU step, which decides itself which descriptions it can compute); the model does
     /// not know what the description is used for. See [`DenseView`].
     fn dense_view(&self) -> Option<DenseView<'_>> {
+        None
+    }
+
+    /// The model as a chain of convolutions and pools with a BCE loss, when it is one (the
+    /// conv autoencoder without a dense code, and a denoising model over it); read like
+    /// [`Autoencoder::dense_view`]. See [`ConvView`].
+    fn conv_view(&self) -> Option<ConvView<'_>> {
         None
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts, code_to_shape};
 use crate::config::{Activation, ImageShape, ModelKind, check_latent, check_sizes};
 use crate::error::{Result, invalid};
+use crate::view::{ConvStage, ConvView};
 
 /// Checks a conv encoder stack on `input`: depth = `channels.len()` poolings by 2.
 pub(crate) fn validate_conv_stack(
@@ -432,6 +433,58 @@ impl Autoencoder for ConvAutoencoder {
             kl: None,
             sparsity: None,
         })
+    }
+
+    /// Without a dense code: the encoder's convolutions and pools, the decoder's transposed
+    /// convolutions and its output convolution, BCE per-pixel mean (as [`Autoencoder::loss`]).
+    fn conv_view(&self) -> Option<ConvView<'_>> {
+        if self.dense.is_some() {
+            return None;
+        }
+        let mut stages = self.encoder.stages()?;
+        stages.extend(self.decoder.stages()?);
+        let i = &self.cfg.input;
+        Some(ConvView {
+            input: [i.channels, i.height, i.width],
+            stages,
+            reduction: Reduction::Mean,
+        })
+    }
+}
+
+impl ConvEncoder {
+    /// Per convolution: the convolution with the activation, then the pool.
+    fn stages(&self) -> Option<Vec<ConvStage<'_>>> {
+        let mut out = Vec::with_capacity(2 * self.convs.len());
+        for conv in &self.convs {
+            out.push(ConvStage::Conv {
+                weight: conv.weight(),
+                bias: conv.bias()?,
+                activation: Some(self.act),
+            });
+            out.push(ConvStage::MaxPool2);
+        }
+        Some(out)
+    }
+}
+
+impl ConvDecoder {
+    /// The transposed convolutions with the activation, then the linear output convolution.
+    fn stages(&self) -> Option<Vec<ConvStage<'_>>> {
+        let mut out = Vec::with_capacity(self.deconvs.len() + 1);
+        for deconv in &self.deconvs {
+            out.push(ConvStage::ConvT {
+                weight: deconv.weight(),
+                bias: deconv.bias()?,
+                activation: Some(self.act),
+            });
+        }
+        out.push(ConvStage::Conv {
+            weight: self.out.weight(),
+            bias: self.out.bias()?,
+            activation: None,
+        });
+        Some(out)
     }
 }
 

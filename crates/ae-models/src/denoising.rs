@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts};
 use crate::config::{ConvConfig, ImageShape, ModelConfig, ModelKind, ReconLoss};
 use crate::error::{Result, invalid};
-use crate::view::DenseView;
+use crate::view::{ConvView, DenseView};
 
 /// The denoising autoencoder: any base model trained on corrupted inputs
 /// against the clean targets.
@@ -154,6 +154,11 @@ impl Autoencoder for DenoisingAutoencoder {
     /// base's against the clean target.
     fn dense_view(&self) -> Option<DenseView<'_>> {
         self.base.dense_view()
+    }
+
+    /// The base model's description, as [`Autoencoder::dense_view`].
+    fn conv_view(&self) -> Option<ConvView<'_>> {
+        self.base.conv_view()
     }
 }
 

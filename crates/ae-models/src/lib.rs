@@ -65,7 +65,9 @@ pub use dense::{DenseAutoencoder, SparseAutoencoder};
 pub use error::{ModelError, Result};
 pub use footprint::{DEFAULT_MAX_MODEL_BYTES, Footprint, max_model_bytes, set_max_model_bytes};
 pub use vae::Vae;
-pub use view::{ChainView, CodePenalty, DenseLayer, DenseView, VaeView, standard_normal};
+pub use view::{
+    ChainView, CodePenalty, ConvStage, ConvView, DenseLayer, DenseView, VaeView, standard_normal,
+};
 
 use candle_nn::VarBuilder;
 

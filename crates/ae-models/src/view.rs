@@ -1,5 +1,5 @@
-//! A dense model described as plain data: its layers' parameters and activations, and the
-//! loss its [`loss`](crate::Autoencoder::loss) computes.
+//! A dense or convolutional model described as plain data: its layers' parameters and
+//! activations, and the loss its [`loss`](crate::Autoencoder::loss) computes.
 //!
 //! Code that trains a model outside candle's graph (`ae-train`'s fused CPU step) reads this
 //! description instead of asking the model to train itself: a model describes what it is,
@@ -81,6 +81,47 @@ pub enum DenseView<'a> {
     Chain(ChainView<'a>),
     /// The dense VAE.
     Vae(VaeView<'a>),
+}
+
+/// One stage of a convolutional model (see [`ConvView`]).
+#[derive(Debug, Clone, Copy)]
+pub enum ConvStage<'a> {
+    /// A "same" convolution: odd square kernel `k`, stride 1, zero padding `k / 2`; weight
+    /// `[out, in, k, k]`, bias `[out]`; then `activation` (`None`: linear).
+    Conv {
+        /// The weight, the model's own parameter tensor.
+        weight: &'a Tensor,
+        /// The bias.
+        bias: &'a Tensor,
+        /// The activation after the convolution.
+        activation: Option<Activation>,
+    },
+    /// A transposed convolution that doubles the height and width: odd square kernel `k`,
+    /// stride 2, padding `k / 2`, output padding 1; weight `[in, out, k, k]`, bias `[out]`;
+    /// then `activation`.
+    ConvT {
+        /// The weight, the model's own parameter tensor.
+        weight: &'a Tensor,
+        /// The bias.
+        bias: &'a Tensor,
+        /// The activation after the transposed convolution.
+        activation: Option<Activation>,
+    },
+    /// A 2x2 max pool with stride 2 (the gradient to the first maximum of each window).
+    MaxPool2,
+}
+
+/// A convolutional autoencoder without a dense code (the conv model, and a denoising model
+/// over it): from images `[c, h, w]` through `stages` to logits of the same shape, with the
+/// loss `ae_losses::bce_with_logits(logits, target, reduction)`.
+#[derive(Debug, Clone)]
+pub struct ConvView<'a> {
+    /// The shape of one input image, `[channels, height, width]`.
+    pub input: [usize; 3],
+    /// The stages, input first.
+    pub stages: Vec<ConvStage<'a>>,
+    /// How the BCE loss is reduced.
+    pub reduction: Reduction,
 }
 
 /// `count` standard normal values drawn from `rng`, one `f32` each: the VAE's `ε`, in the

@@ -11,8 +11,8 @@ use ae_kernels::chain::Layer;
 use ae_kernels::test_utils::{rel_err, values};
 use ae_losses::{ReconLoss, Reduction};
 use ae_models::{
-    Activation, Autoencoder, DenoisingConfig, DenseConfig, ImageShape, ModelConfig, ModelKind,
-    Noise, SparseConfig, Sparsity, VaeArch, VaeConfig, build, init,
+    Activation, Autoencoder, ConvConfig, DenoisingConfig, DenseConfig, ImageShape, ModelConfig,
+    ModelKind, Noise, SparseConfig, Sparsity, VaeArch, VaeConfig, build, init,
 };
 use ae_train::fused::{
     L1Penalty, MlpSpec, StepOutput, VaeSpec, fused_train_step, mlp_step, vae_step,
@@ -145,6 +145,51 @@ fn mse_models_have_the_fused_step_of_their_loss() {
 }
 
 /// The variables of `varmap`, sorted by name, as the trainer hands them to Adam.
+#[test]
+fn the_conv_models_have_the_fused_step() {
+    // `ae_kernels::conv_chain` through the model's `conv_view`: the default conv model and
+    // a denoising model over it on MNIST's shape, and an RGB model of three stages with a
+    // 5x5 kernel.
+    let shape = ImageShape::default();
+    assert!(check_fused(
+        &ModelConfig::default_for(ModelKind::Conv, shape),
+        DType::F32
+    ));
+    let denoising = ModelConfig::default_for(ModelKind::Denoising, shape);
+    assert!(
+        matches!(&denoising, ModelConfig::Denoising(d) if matches!(*d.base, ModelConfig::Conv(_)))
+    );
+    assert!(check_fused(&denoising, DType::F32));
+    let rgb = ConvConfig::for_input(ImageShape::new(3, 40, 48))
+        .with_channels(vec![8, 6, 4])
+        .with_kernel(5);
+    assert!(check_fused(&ModelConfig::Conv(rgb), DType::F32));
+}
+
+#[test]
+fn train_step_trains_the_conv_model_through_the_fused_step_like_the_graph() {
+    // As for the MSE models below: `fused = true` takes the conv chain (its loss is summed in
+    // f64, not an f32 value), `fused = false` candle's graph; same losses and weights.
+    let is_f32 = |l: f64| f64::from(l as f32) == l;
+    let cfg = ModelConfig::Conv(
+        ConvConfig::for_input(ImageShape::new(1, 12, 12)).with_channels(vec![4, 3]),
+    );
+    let (fl, fw) = train_steps(&cfg, true, 4);
+    let (gl, gw) = train_steps(&cfg, false, 4);
+    assert!(gl.iter().all(|&l| is_f32(l)), "{gl:?}");
+    assert!(
+        fl.iter().all(|&l| !is_f32(l)),
+        "the fused step was not taken: {fl:?}"
+    );
+    for (a, b) in fl.iter().zip(&gl) {
+        assert!((a - b).abs() <= 1e-5 * b.abs(), "loss {a} vs {b}");
+    }
+    for ((name, a), (_, b)) in fw.iter().zip(&gw) {
+        let d = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(d <= 1e-5, "{name} differs by {d}");
+    }
+}
+
 fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
     let data = varmap.data().lock().unwrap();
     let mut vars: Vec<_> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -213,9 +258,13 @@ fn train_step_trains_mse_models_through_the_fused_step_like_the_graph() {
 fn the_others_take_candles_graph() {
     let shape = ImageShape::default();
     let none = |cfg: ModelConfig| assert!(!check_fused(&cfg, DType::F32), "{cfg:?}");
-    // convolutional models
-    none(ModelConfig::default_for(ModelKind::Conv, shape));
-    none(ModelConfig::default_for(ModelKind::Denoising, shape));
+    // the conv VAE, the conv model with a dense code or another activation
+    none(ModelConfig::Conv(
+        ConvConfig::for_input(shape).with_dense_code(Some(16)),
+    ));
+    none(ModelConfig::Conv(
+        ConvConfig::for_input(shape).with_activation(Activation::Tanh),
+    ));
     none(ModelConfig::Vae(
         VaeConfig::default().with_arch(VaeArch::conv_default()),
     ));

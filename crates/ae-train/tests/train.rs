@@ -276,20 +276,21 @@ fn training_into_an_existing_run_needs_resume_or_overwrite() {
 
 #[test]
 fn the_fused_cpu_step_trains_like_candles_graph() {
-    // The dense models and the dense VAE train through the fused step (`ae_train::fused`);
-    // `fused: false` runs the same steps through candle's autograd. The two differ only
-    // in the order of floating-point additions, so after three epochs the losses agree
-    // closely (and a wrong gradient anywhere would make them drift apart).
+    // The dense models, the dense VAE and the conv model train through the fused step
+    // (`ae_train::fused`); `fused: false` runs the same steps through candle's autograd. The
+    // two differ only in the order of floating-point additions, so after three epochs the
+    // losses agree closely (and a wrong gradient anywhere would make them drift apart).
     let tmp = tempfile::tempdir().unwrap();
     for kind in [
         ModelKind::Vanilla,
         ModelKind::Sparse,
         ModelKind::Denoising,
         ModelKind::Vae,
+        ModelKind::Conv,
     ] {
         let mut cfg = small(kind);
         if kind == ModelKind::Denoising {
-            // The default base is the conv model, which has no fused step.
+            // The default base is the conv model, tested as `Conv`: here the dense one.
             cfg.model = ModelConfig::Denoising(DenoisingConfig {
                 base: Box::new(ModelConfig::Vanilla(DenseConfig::default())),
                 noise: Noise::Gaussian { std: 0.3 },

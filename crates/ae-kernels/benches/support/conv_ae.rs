@@ -145,6 +145,43 @@ impl ConvAe {
     }
 }
 
+impl ConvAe {
+    /// The model as `ae_kernels::conv_chain` stages (the ae-kernels backends only).
+    pub fn stages(&self) -> Result<Vec<ae_kernels::conv_chain::Stage>> {
+        use ae_kernels::conv_chain::Stage;
+        let params = |l: &Layer| -> Result<(Tensor, Tensor)> {
+            let (w, b) = match l {
+                Layer::Conv(c) => (c.weight(), c.bias()),
+                Layer::ConvT(c) => (c.weight(), c.bias()),
+                Layer::Stock(_) => candle_core::bail!("the stock model has no conv chain"),
+            };
+            let b = b.ok_or_else(|| candle_core::Error::msg("a layer without bias"))?;
+            Ok((w.clone(), b.clone()))
+        };
+        let l = &self.layers;
+        let conv = |i: usize, relu| params(&l[i]).and_then(|(w, b)| Stage::conv(&w, &b, relu));
+        let conv_t = |i: usize| params(&l[i]).and_then(|(w, b)| Stage::conv_t(&w, &b, true));
+        Ok(vec![
+            conv(0, true)?,
+            Stage::pool2(),
+            conv(1, true)?,
+            Stage::pool2(),
+            conv_t(2)?,
+            conv_t(3)?,
+            conv(4, false)?,
+        ])
+    }
+
+    /// [`ConvAe::step`] as one `ae_kernels::conv_chain` step (image at a time, no graph):
+    /// the loss and every parameter's gradient from `x` `[n, 1, 28, 28]`.
+    pub fn chain_step(&self, stages: &[ae_kernels::conv_chain::Stage], x: &[f32]) -> Result<f64> {
+        let n = x.len() / 784;
+        let (sum, _grads) =
+            ae_kernels::conv_chain::bce_step(stages, [1, 28, 28], x, x, n, 1.0 / x.len() as f32)?;
+        Ok(sum / x.len() as f64)
+    }
+}
+
 /// The variants (stock, fast convs, all fast, fused) on shared random weights, and a random
 /// `[batch, 1, 28, 28]` batch in [0, 1).
 pub fn setup(batch: usize) -> Result<([ConvAe; 4], Tensor)> {

@@ -91,7 +91,7 @@ pub(super) fn finish<T: Elem>(out: &mut [T], bias: Option<&[T]>, plane: usize, r
 
 /// The gradient reaching the convolution itself: `grad` when no ReLU is fused, else
 /// `grad * (res > 0)` (written to `buf`), `res` being the fused op's output.
-pub(super) fn masked<'a, T: Elem>(grad: &'a [T], res: Option<&[T]>, buf: &'a mut [T]) -> &'a [T] {
+pub(crate) fn masked<'a, T: Elem>(grad: &'a [T], res: Option<&[T]>, buf: &'a mut [T]) -> &'a [T] {
     match res {
         None => grad,
         Some(res) => {

@@ -24,14 +24,16 @@
 //! the others (and the 1x1 stride-1 unpadded case, whose column matrix is the image itself,
 //! and empty images) and is the reference the wide layout is tested against.
 
+mod chosen;
 mod geom;
 mod im2col;
 mod layout;
 mod wide;
 
+pub(crate) use chosen::Chosen;
 pub(crate) use geom::Geom;
 use im2col::Im2col;
-use layout::{BwdIo, FwdIo, Layout, masked};
+pub(crate) use layout::{BwdIo, FwdIo, Layout, masked};
 use wide::Wide;
 
 use crate::elem::{Elem, add_channel_sums};

@@ -60,8 +60,8 @@ pub(crate) struct Scratch<T> {
     xpad: Vec<T>,
     /// The wide column matrix `[k, lw]` (empty on the direct path).
     col: Vec<T>,
-    /// The wide output, or the zero-extended output gradient, `[o, lw]`. In the gradient only
-    /// the real columns are ever written, so the others stay zero.
+    /// The wide output, or the zero-extended output gradient, `[o, lw]` ([`Wide::widen`]
+    /// writes zeros into the extra columns, which a forward pass may have left non-zero).
     yw: Vec<T>,
     /// One padded image plane `[hp, wp]` collecting the image gradient of one channel.
     plane: Vec<T>,
@@ -311,8 +311,9 @@ impl Wide {
     }
 
     /// Spreads the output gradient `gy` `[o, ho, wo]` onto the wide grid `yw`, masked by
-    /// `res > 0` when a ReLU is fused (`res` being the op's output). Only the real columns
-    /// are written.
+    /// `res > 0` when a ReLU is fused (`res` being the op's output), with zeros in the extra
+    /// columns (so the same scratch serves a forward pass and then a backward pass, as in
+    /// `crate::conv_chain`).
     #[inline(always)]
     fn widen<T: Elem>(&self, gy: &[T], res: Option<&[T]>, yw: &mut [T]) {
         let g = &self.g;
@@ -320,6 +321,9 @@ impl Wide {
             let plane = oc * g.l()..(oc + 1) * g.l();
             let src = &gy[plane.clone()];
             for oy in 0..g.ho {
+                if oy + 1 < g.ho {
+                    dst[oy * self.wp + g.wo..(oy + 1) * self.wp].fill(T::ZERO);
+                }
                 let out = &mut dst[oy * self.wp..oy * self.wp + g.wo];
                 let row = &src[oy * g.wo..(oy + 1) * g.wo];
                 match res {

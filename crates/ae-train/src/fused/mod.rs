@@ -1,5 +1,6 @@
-//! The fused CPU training step of the dense models: one step's loss and every parameter's
-//! gradient, computed over plain slices outside candle's graph.
+//! The fused CPU training steps: one step's loss and every parameter's gradient, computed
+//! over plain slices outside candle's graph, for the dense models (here) and the
+//! convolutional autoencoder ([`conv`], through `ae_kernels::conv_chain`).
 //!
 //! With candle's autograd, a dense autoencoder's training step is a graph of a few dozen
 //! nodes whose backward pass allocates every gradient as a fresh tensor; here the forward
@@ -20,9 +21,10 @@
 //! either reconstruction loss of that last layer's output ([`ReconLoss`]: BCE from logits,
 //! or MSE with the output itself as the prediction; for the VAE, the Bernoulli or the
 //! Gaussian decoder's `½·SSE`), no penalty or an L1 penalty, parameters `f32` on the CPU
-//! with the CPU kernels on (`ae_kernels::cpu_kernels`). [`fused_train_step`] returns `None`
-//! for anything else (convolutional models, other activations, KL sparsity, other devices
-//! and dtypes, the portable path), and the trainer takes candle's graph.
+//! with the CPU kernels on (`ae_kernels::cpu_kernels`); and the conv model without a dense
+//! code with ReLU activations ([`conv`]). [`fused_train_step`] returns `None` for anything
+//! else (the conv model with a dense code, other activations, KL sparsity, other devices and
+//! dtypes, the portable path), and the trainer takes candle's graph.
 
 use ae_data::AeRng;
 use ae_kernels::chain::{self, Forward, Grad, Layer};
@@ -36,6 +38,8 @@ use ae_models::{
 use candle_core::{DType, Tensor};
 
 use crate::{Result, TrainError};
+
+pub mod conv;
 
 /// What one fused step computed.
 #[derive(Clone, Debug)]
@@ -108,7 +112,7 @@ pub enum FusedSpec {
 
 /// Whether `t` can take part in a fused step: `f32` on the CPU, with the CPU kernels on
 /// (not the portable path, `ae_kernels::portable`).
-fn fusable(t: &Tensor) -> bool {
+pub(crate) fn fusable(t: &Tensor) -> bool {
     ae_kernels::cpu_kernels(t.device()) && t.dtype() == DType::F32
 }
 
@@ -198,6 +202,9 @@ pub fn fused_train_step(
     n: usize,
     rng: &mut AeRng,
 ) -> Result<Option<StepOutput>> {
+    if let Some(view) = model.conv_view() {
+        return conv::conv_step(&view, input, target, n);
+    }
     let Some(view) = model.dense_view() else {
         return Ok(None);
     };

@@ -1,0 +1,76 @@
+//! The fused CPU step of the convolutional autoencoder (and a denoising model over it): the
+//! model's [`ConvView`] as `ae_kernels::conv_chain` stages, trained image by image outside
+//! candle's graph.
+//!
+//! The loss is the model's: BCE from logits with the view's reduction, the per-element term
+//! `ae_kernels`' (the one behind `ae_losses::bce_with_logits`), normalised by
+//! [`Reduction::scale`](ae_losses::Reduction::scale), the one definition of each reduction.
+//! `tests/fused.rs` checks the loss and every gradient against forward + `loss()` + candle's
+//! backward.
+
+use ae_kernels::conv_chain::{self, Stage};
+use ae_models::{Activation, ConvStage, ConvView};
+
+use super::{StepOutput, fusable};
+use crate::Result;
+
+/// The stages of `view`, or `None` when the chain cannot compute one of them (an activation
+/// other than ReLU, parameters that are not `f32` on the CPU with the CPU kernels on).
+pub fn conv_stages(view: &ConvView<'_>) -> Result<Option<Vec<Stage>>> {
+    let mut out = Vec::with_capacity(view.stages.len());
+    for s in &view.stages {
+        let stage = match *s {
+            ConvStage::MaxPool2 => Stage::pool2(),
+            ConvStage::Conv {
+                weight,
+                bias,
+                activation,
+            }
+            | ConvStage::ConvT {
+                weight,
+                bias,
+                activation,
+            } => {
+                let relu = match activation {
+                    None => false,
+                    Some(Activation::Relu) => true,
+                    Some(_) => return Ok(None),
+                };
+                if !fusable(weight) || !fusable(bias) {
+                    return Ok(None);
+                }
+                if matches!(s, ConvStage::Conv { .. }) {
+                    Stage::conv(weight, bias, relu)?
+                } else {
+                    Stage::conv_t(weight, bias, relu)?
+                }
+            }
+        };
+        out.push(stage);
+    }
+    Ok(Some(out))
+}
+
+/// One fused step of the conv model `view` on `n` images `x` (inputs) against `y`
+/// (targets), both `[n, c, h, w]` row-major; `None` when [`conv_stages`] has none.
+pub fn conv_step(
+    view: &ConvView<'_>,
+    x: &[f32],
+    y: &[f32],
+    n: usize,
+) -> Result<Option<StepOutput>> {
+    let Some(stages) = conv_stages(view)? else {
+        return Ok(None);
+    };
+    let [c, h, w] = view.input;
+    let scale = view.reduction.scale(&[n, c, h, w])?;
+    let (sum, grads) = conv_chain::bce_step(&stages, view.input, x, y, n, scale as f32)?;
+    let total = sum * scale;
+    Ok(Some(StepOutput {
+        total,
+        recon: total,
+        kl: None,
+        sparsity: None,
+        grads,
+    }))
+}
