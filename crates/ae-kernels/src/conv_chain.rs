@@ -296,6 +296,23 @@ impl<T: Elem> Work<T> {
     }
 }
 
+impl<T: Elem> Work<T> {
+    /// Flushes every convolution's scratch into its weight gradient in `acc` (laid out as
+    /// `params`).
+    fn flush(&mut self, ops: &[Op], params: &[&[T]], acc: &mut [T]) {
+        let mut at = 0;
+        let mut p = 0;
+        for (op, s) in ops.iter().zip(&mut self.scratch) {
+            if let (Op::Conv { lay, .. } | Op::ConvT { lay, .. }, Some(s)) = (op, s) {
+                let wlen = params[p].len();
+                lay.flush(s, &mut acc[at..at + wlen]);
+                at += wlen + params[p + 1].len();
+                p += 2;
+            }
+        }
+    }
+}
+
 /// [`bce_step`] over plain slices: `params` holds each convolution's weight and bias, in
 /// order; returns the loss and the gradients, concatenated in that order.
 fn step<T: Real>(
@@ -326,6 +343,7 @@ fn step<T: Real>(
                 scale,
             );
         }
+        work.flush(ops, params, acc);
         if let Ok(mut l) = losses.lock() {
             l.push((first, loss));
         }

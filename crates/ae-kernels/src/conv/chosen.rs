@@ -61,4 +61,12 @@ impl Layout for Chosen {
             _ => unreachable!("a layout's scratch comes from the same layout"),
         }
     }
+
+    fn flush<T: Elem>(&self, s: &mut ChosenScratch<T>, gw: &mut [T]) {
+        match (self, s) {
+            (Self::Wide(l), ChosenScratch::Wide(s)) => l.flush(s, gw),
+            (Self::Plain(l), ChosenScratch::Plain(s)) => l.flush(s, gw),
+            _ => unreachable!("a layout's scratch comes from the same layout"),
+        }
+    }
 }

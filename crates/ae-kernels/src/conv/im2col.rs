@@ -89,6 +89,9 @@ impl Layout for Im2col {
             finish(gx, bias, g.h * g.w, relu);
         }
     }
+
+    /// Nothing to flush: [`Layout::bwd`] adds to `gw` directly.
+    fn flush<T: Elem>(&self, _s: &mut Scratch<T>, _gw: &mut [T]) {}
 }
 
 impl Geom {

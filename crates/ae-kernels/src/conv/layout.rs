@@ -25,6 +25,13 @@ pub(crate) trait Layout: Copy + Send + Sync {
     /// The image result is offset by `bias` and passed through a ReLU when `relu` (for a
     /// transposed convolution's forward pass, which is this data pass).
     fn bwd<T: Elem>(&self, s: &mut Self::Scratch<T>, io: BwdIo<'_, T>, par: Parallelism);
+
+    /// Adds to `gw` the weight gradient that [`Layout::bwd`] calls since the last flush left
+    /// in the scratch, and clears it there. A layout may accumulate the weight gradient in its
+    /// own order (the wide layout keeps it transposed, so that its GEMM reads the column
+    /// matrix in place): every driver flushes each task's scratch into the task's `gw` after
+    /// its last image.
+    fn flush<T: Elem>(&self, s: &mut Self::Scratch<T>, gw: &mut [T]);
 }
 
 /// One image's buffers for [`Layout::fwd`].
@@ -55,7 +62,7 @@ pub(crate) struct BwdIo<'a, T> {
     pub res: Option<&'a [T]>,
     /// The image gradient, overwritten (zeroed by the caller).
     pub gx: Option<&'a mut [T]>,
-    /// The weight gradient, added to.
+    /// The weight gradient, added to (possibly only at the next [`Layout::flush`]).
     pub gw: Option<&'a mut [T]>,
     /// The bias gradient, added to.
     pub gb: Option<&'a mut [T]>,

@@ -244,6 +244,9 @@ fn backward<T: Elem, L: Layout>(
                 };
                 lay.bwd(&mut s, io, par);
             }
+            if need.weight {
+                lay.flush(&mut s, gw);
+            }
         },
     );
     let (gw, gb) = split_acc(acc, wlen, need);
@@ -350,6 +353,9 @@ fn transposed_backward<T: Elem, L: Layout>(
                     };
                     lay.fwd(&mut s, io, par);
                 }
+            }
+            if need.weight {
+                lay.flush(&mut s, gw);
             }
         },
     );

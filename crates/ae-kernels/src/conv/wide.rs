@@ -65,6 +65,9 @@ pub(crate) struct Scratch<T> {
     yw: Vec<T>,
     /// One padded image plane `[hp, wp]` collecting the image gradient of one channel.
     plane: Vec<T>,
+    /// The weight gradient accumulated since the last flush, transposed: `[k, o]` (empty on
+    /// the direct path, which adds to the caller's gradient).
+    gwt: Vec<T>,
 }
 
 /// `acc += a * x`, element-wise.
@@ -197,6 +200,7 @@ impl Wide {
             col: vec![T::ZERO; if self.direct() { 0 } else { g.k() * self.lw }],
             yw: vec![T::ZERO; g.o * self.lw],
             plane: vec![T::ZERO; self.chan_len()],
+            gwt: vec![T::ZERO; if self.direct() { 0 } else { g.k() * g.o }],
         }
     }
 
@@ -463,6 +467,7 @@ impl Wide {
             col,
             yw,
             plane,
+            gwt: s_gwt,
         } = s;
         self.widen(gy, res, yw);
         if let Some(gb) = gb {
@@ -484,10 +489,19 @@ impl Wide {
                     }
                 }
             } else {
+                // gwᵀ [k, o] += col [k, lw] @ ywᵀ [lw, o], into the scratch (see
+                // `Wide::flush`): with a column-major destination, gemm reads the column
+                // matrix where it is instead of packing all of it for every image.
                 self.im2col(xp, col);
+                let gwt = MatView {
+                    rows: g.o,
+                    cols: k,
+                    rs: 1,
+                    cs: g.o,
+                };
                 matmul(
-                    gw,
-                    MatView::row_major(g.o, k),
+                    &mut s_gwt[..],
+                    gwt,
                     true,
                     yw,
                     MatView::row_major(g.o, lw),
@@ -546,6 +560,20 @@ impl Layout for Wide {
 
     fn bwd<T: Elem>(&self, s: &mut Scratch<T>, io: BwdIo<'_, T>, par: Parallelism) {
         bwd_dispatch(self, s, io, par)
+    }
+
+    /// Adds the transposed weight gradient `[k, o]` of the scratch to `gw` `[o, k]`.
+    fn flush<T: Elem>(&self, s: &mut Scratch<T>, gw: &mut [T]) {
+        let o = self.g.o;
+        if s.gwt.is_empty() || o == 0 {
+            return;
+        }
+        for (j, row) in s.gwt.chunks_exact_mut(o).enumerate() {
+            for (i, v) in row.iter_mut().enumerate() {
+                gw[i * self.g.k() + j] += *v;
+                *v = T::ZERO;
+            }
+        }
     }
 }
 
