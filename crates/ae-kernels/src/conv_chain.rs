@@ -1,7 +1,7 @@
-//! A chain of convolutions, transposed convolutions and 2x2 max pools trained with a
-//! per-pixel BCE loss over plain slices, outside candle's graph, one image at a time: the
-//! conv autoencoder's whole training step (forward, loss, backward) in one pass over the
-//! batch.
+//! A chain of convolutions, transposed convolutions, 2x2 max pools and fully connected
+//! layers trained with a per-pixel BCE loss over plain slices, outside candle's graph, one
+//! image at a time: the conv autoencoder's whole training step (forward, loss, backward,
+//! with or without its dense code) in one pass over the batch.
 //!
 //! Through candle's graph (even with this crate's fused conv + ReLU ops and pools) each
 //! layer runs over the whole batch before the next starts, so each activation and each
@@ -45,6 +45,9 @@ pub enum StageKind {
     /// A 2x2 max pool with stride 2 (odd rows and columns dropped, as candle's); the gradient
     /// goes to the first maximum of each window.
     Pool2,
+    /// A fully connected layer on the flattened input: weight `[out, in]`, bias `[out]`; its
+    /// output is read as a given `[c, h, w]` of `out` values (the conv model's dense code).
+    Linear,
 }
 
 /// One stage of a conv chain, with its parameters (usually the tensors of candle `Var`s:
@@ -54,6 +57,8 @@ pub struct Stage {
     kind: StageKind,
     params: Option<(Tensor, Tensor)>,
     relu: bool,
+    /// The output shape of a linear stage.
+    shape: [usize; 3],
 }
 
 impl Stage {
@@ -75,7 +80,21 @@ impl Stage {
             kind: StageKind::Pool2,
             params: None,
             relu: false,
+            shape: [0; 3],
         }
+    }
+
+    /// A fully connected layer over an `f32` CPU weight `[out, in]` and bias `[out]`,
+    /// followed by a ReLU when `relu`, whose `out` values are read as `shape` `[c, h, w]` by
+    /// the next stage.
+    pub fn linear(weight: &Tensor, bias: &Tensor, relu: bool, shape: [usize; 3]) -> Result<Self> {
+        let mut s = Self::with_params(StageKind::Linear, weight, bias, relu)?;
+        let (out, _) = weight.dims2()?;
+        if shape.iter().product::<usize>() != out {
+            bail!("conv chain: a linear stage of {out} outputs cannot be read as {shape:?}")
+        }
+        s.shape = shape;
+        Ok(s)
     }
 
     /// What the stage computes.
@@ -93,11 +112,15 @@ impl Stage {
                 )
             }
         }
-        let (a, b, kh, kw) = weight.dims4()?;
-        let out = if kind == StageKind::Conv { a } else { b };
-        if kh != kw || kh % 2 == 0 {
-            bail!("conv chain: the kernel must be square and odd, got {kh}x{kw}")
-        }
+        let out = if kind == StageKind::Linear {
+            weight.dims2()?.0
+        } else {
+            let (a, b, kh, kw) = weight.dims4()?;
+            if kh != kw || kh % 2 == 0 {
+                bail!("conv chain: the kernel must be square and odd, got {kh}x{kw}")
+            }
+            if kind == StageKind::Conv { a } else { b }
+        };
         if bias.dims() != [out] {
             bail!(
                 "conv chain: bias {:?} does not match a weight {:?} of {out} outputs",
@@ -109,6 +132,7 @@ impl Stage {
             kind,
             params: Some((weight.clone(), bias.clone())),
             relu,
+            shape: [0; 3],
         })
     }
 }
@@ -123,6 +147,8 @@ enum Op {
     ConvT { g: Geom, lay: Chosen, relu: bool },
     /// A max pool.
     Pool(PoolGeom),
+    /// A fully connected layer from `inp` values to `out`.
+    Linear { inp: usize, out: usize, relu: bool },
 }
 
 impl Op {
@@ -132,6 +158,7 @@ impl Op {
             Op::Conv { g, .. } => g.img_len(),
             Op::ConvT { g, .. } => g.out_len(),
             Op::Pool(p) => p.planes * p.h * p.w,
+            Op::Linear { inp, .. } => *inp,
         }
     }
 
@@ -141,6 +168,7 @@ impl Op {
             Op::Conv { g, .. } => g.out_len(),
             Op::ConvT { g, .. } => g.img_len(),
             Op::Pool(p) => p.planes * p.ho() * p.wo(),
+            Op::Linear { out, .. } => *out,
         }
     }
 }
@@ -161,6 +189,18 @@ fn plan(stages: &[Stage], input: [usize; 3]) -> Result<(Vec<Op>, [usize; 3])> {
                 };
                 (h, w) = (p.ho(), p.wo());
                 Op::Pool(p)
+            }
+            (Some((weight, _)), StageKind::Linear) => {
+                let (out, inp) = weight.dims2()?;
+                if inp != c * h * w {
+                    bail!("conv chain: stage {i} takes {inp} values, its input has {c}x{h}x{w}")
+                }
+                [c, h, w] = s.shape;
+                Op::Linear {
+                    inp,
+                    out,
+                    relu: s.relu,
+                }
             }
             (Some((weight, _)), kind) => {
                 let (a, b, k, _) = weight.dims4()?;
@@ -264,7 +304,7 @@ pub fn bce_step(
 struct Work<T: Elem> {
     /// Each stage's output for the current image.
     acts: Vec<Vec<T>>,
-    /// Each convolution's layout scratch (`None` for the pools).
+    /// Each convolution's layout scratch (`None` for the pools and linear stages).
     scratch: Vec<Option<<Chosen as Layout>::Scratch<T>>>,
     /// The gradient reaching the current stage's output, and the one it passes back.
     grad: Vec<T>,
@@ -286,7 +326,7 @@ impl<T: Elem> Work<T> {
                 .iter()
                 .map(|o| match o {
                     Op::Conv { lay, .. } | Op::ConvT { lay, .. } => Some(lay.scratch()),
-                    Op::Pool(_) => None,
+                    Op::Pool(_) | Op::Linear { .. } => None,
                 })
                 .collect(),
             grad: vec![T::ZERO; widest],
@@ -303,12 +343,15 @@ impl<T: Elem> Work<T> {
         let mut at = 0;
         let mut p = 0;
         for (op, s) in ops.iter().zip(&mut self.scratch) {
-            if let (Op::Conv { lay, .. } | Op::ConvT { lay, .. }, Some(s)) = (op, s) {
-                let wlen = params[p].len();
-                lay.flush(s, &mut acc[at..at + wlen]);
-                at += wlen + params[p + 1].len();
-                p += 2;
+            if matches!(op, Op::Pool(_)) {
+                continue;
             }
+            let wlen = params[p].len();
+            if let (Op::Conv { lay, .. } | Op::ConvT { lay, .. }, Some(s)) = (op, s) {
+                lay.flush(s, &mut acc[at..at + wlen]);
+            }
+            at += wlen + params[p + 1].len();
+            p += 2;
         }
     }
 }
@@ -407,6 +450,21 @@ fn image<T: Real>(
                 p += 2;
             }
             (Op::Pool(g), _) => pool_fwd_image(g, src, dst),
+            (&Op::Linear { inp, relu, .. }, _) => {
+                for ((d, row), &b) in dst
+                    .iter_mut()
+                    .zip(params[p].chunks_exact(inp))
+                    .zip(params[p + 1])
+                {
+                    let v = dot(row, src) + b;
+                    // The fused ReLU's `v > 0 ? v : 0` (NaN to 0, as `crate::relu`).
+                    *d = match (relu, v > T::ZERO) {
+                        (true, false) => T::ZERO,
+                        _ => v,
+                    };
+                }
+                p += 2;
+            }
             _ => unreachable!("every convolution has a scratch"),
         }
     }
@@ -480,6 +538,21 @@ fn image<T: Real>(
                     pool_bwd_image(g, src, gy, gx);
                 }
             }
+            (&Op::Linear { inp, out, relu }, _) => {
+                p -= 2;
+                let (gw, gb) = grads_of(acc, &mut a, inp * out, out);
+                let gm = masked(gy, relu.then_some(res), &mut mask[..gy.len()]);
+                for ((gw_o, gb_o), &v) in gw.chunks_exact_mut(inp).zip(gb.iter_mut()).zip(gm) {
+                    *gb_o += v;
+                    axpy(gw_o, v, src);
+                }
+                if let Some(gx) = gx {
+                    gx.fill(T::ZERO);
+                    for (&v, w_o) in gm.iter().zip(params[p].chunks_exact(inp)) {
+                        axpy(gx, v, w_o);
+                    }
+                }
+            }
             _ => unreachable!("every convolution has a scratch"),
         }
         std::mem::swap(grad, back);
@@ -487,7 +560,35 @@ fn image<T: Real>(
     loss
 }
 
-/// The weight and bias gradients of the convolution whose parameters end at `*a` in the
+/// `sum(a * b)` with independent partial sums, so that it vectorises.
+fn dot<T: Elem>(a: &[T], b: &[T]) -> T {
+    const LANES: usize = 8;
+    let mut part = [T::ZERO; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for ((p, &u), &v) in part.iter_mut().zip(x).zip(y) {
+            *p += u * v;
+        }
+    }
+    let mut s = T::ZERO;
+    for (&u, &v) in ra.iter().zip(rb) {
+        s += u * v;
+    }
+    for p in part {
+        s += p;
+    }
+    s
+}
+
+/// `acc += a · x`, element-wise.
+fn axpy<T: Elem>(acc: &mut [T], a: T, x: &[T]) {
+    for (d, &s) in acc.iter_mut().zip(x) {
+        *d += a * s;
+    }
+}
+
+/// The weight and bias gradients of the stage whose parameters end at `*a` in the
 /// accumulator (a weight of `wlen` values, then `blen` biases); moves `*a` to their start.
 fn grads_of<'a, T>(
     acc: &'a mut [T],

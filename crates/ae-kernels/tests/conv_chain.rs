@@ -11,11 +11,13 @@ mod common;
 use ae_kernels::test_utils::values;
 use common::rel_err;
 
-/// One parameterised stage of the reference: its kind, weight, bias and ReLU.
+/// One parameterised stage of the reference: its kind, weight, bias, ReLU and (linear
+/// stages) output shape.
 struct Layer {
     kind: StageKind,
     params: Option<(Var, Var)>,
     relu: bool,
+    shape: [usize; 3],
 }
 
 /// A conv autoencoder on `[c, h, w]` inputs: per entry of `channels` a conv (ReLU when
@@ -44,11 +46,13 @@ fn autoencoder(c: usize, channels: &[usize], k: usize, relu: bool) -> Result<Vec
             kind: StageKind::Conv,
             params: Some((w, bias(c_out)?)),
             relu,
+            shape: [0; 3],
         });
         layers.push(Layer {
             kind: StageKind::Pool2,
             params: None,
             relu: false,
+            shape: [0; 3],
         });
         c_in = c_out;
     }
@@ -58,6 +62,7 @@ fn autoencoder(c: usize, channels: &[usize], k: usize, relu: bool) -> Result<Vec
             kind: StageKind::ConvT,
             params: Some((w, bias(c_out)?)),
             relu,
+            shape: [0; 3],
         });
         c_in = c_out;
     }
@@ -66,7 +71,39 @@ fn autoencoder(c: usize, channels: &[usize], k: usize, relu: bool) -> Result<Vec
         kind: StageKind::Conv,
         params: Some((w, bias(c)?)),
         relu: false,
+        shape: [0; 3],
     });
+    Ok(layers)
+}
+
+/// [`autoencoder`] with a dense code of `k` units after the encoder (linear), mapped back to
+/// the encoder's output shape `map` (with a ReLU when `relu`), as the conv model's
+/// `dense_code`.
+fn coded(
+    c: usize,
+    channels: &[usize],
+    k: usize,
+    map: [usize; 3],
+    relu: bool,
+) -> Result<Vec<Layer>> {
+    let dev = Device::Cpu;
+    let mut layers = autoencoder(c, channels, 3, relu)?;
+    let feat: usize = map.iter().product();
+    let linear =
+        |out: usize, inp: usize, seed: u64, relu: bool, shape: [usize; 3]| -> Result<Layer> {
+            let s = 1.5 / (inp as f32).sqrt();
+            let w = Tensor::from_vec(values(out * inp, seed, -s, s), (out, inp), &dev)?;
+            let b = Tensor::from_vec(values(out, seed + 1, -0.2, 0.3), out, &dev)?;
+            Ok(Layer {
+                kind: StageKind::Linear,
+                params: Some((Var::from_tensor(&w)?, Var::from_tensor(&b)?)),
+                relu,
+                shape,
+            })
+        };
+    let at = 2 * channels.len();
+    layers.insert(at, linear(k, feat, 40, false, [k, 1, 1])?);
+    layers.insert(at + 1, linear(feat, k, 42, relu, map)?);
     Ok(layers)
 }
 
@@ -77,6 +114,20 @@ fn reference(layers: &[Layer], x: &Tensor, t: &Tensor) -> Result<(f64, Vec<Tenso
         let k = |w: &Var| w.as_tensor().dim(2).unwrap_or(1);
         h = match (&l.params, l.kind) {
             (None, _) => ae_kernels::max_pool2d(&h, 2)?,
+            (Some((w, b)), StageKind::Linear) => {
+                let f = if l.relu {
+                    ae_kernels::linear_relu
+                } else {
+                    ae_kernels::linear
+                };
+                let [c, hh, ww] = l.shape;
+                f(&h.flatten_from(1)?, w.as_tensor(), Some(b.as_tensor()))?.reshape((
+                    h.dim(0)?,
+                    c,
+                    hh,
+                    ww,
+                ))?
+            }
             (Some((w, b)), StageKind::Conv) => {
                 let f = if l.relu {
                     ae_kernels::conv2d_relu
@@ -114,6 +165,9 @@ fn stages(layers: &[Layer]) -> Result<Vec<Stage>> {
         .iter()
         .map(|l| match (&l.params, l.kind) {
             (None, _) => Ok(Stage::pool2()),
+            (Some((w, b)), StageKind::Linear) => {
+                Stage::linear(w.as_tensor(), b.as_tensor(), l.relu, l.shape)
+            }
             (Some((w, b)), StageKind::Conv) => Stage::conv(w.as_tensor(), b.as_tensor(), l.relu),
             (Some((w, b)), _) => Stage::conv_t(w.as_tensor(), b.as_tensor(), l.relu),
         })
@@ -121,9 +175,14 @@ fn stages(layers: &[Layer]) -> Result<Vec<Stage>> {
 }
 
 fn check(n: usize, shape: [usize; 3], channels: &[usize], k: usize, relu: bool) -> Result<()> {
+    let layers = autoencoder(shape[0], channels, k, relu)?;
+    let what = format!("n {n}, shape {shape:?}, channels {channels:?}, k {k}, relu {relu}");
+    check_layers(&layers, n, shape, &what)
+}
+
+fn check_layers(layers: &[Layer], n: usize, shape: [usize; 3], what: &str) -> Result<()> {
     let dev = Device::Cpu;
     let [c, h, w] = shape;
-    let layers = autoencoder(c, channels, k, relu)?;
     let len = c * h * w;
     let xv = values(n * len, 3, 0.0, 1.0);
     let tv: Vec<f32> = values(n * len, 4, 0.0, 1.0)
@@ -132,12 +191,11 @@ fn check(n: usize, shape: [usize; 3], channels: &[usize], k: usize, relu: bool) 
         .collect();
     let x = Tensor::from_vec(xv.clone(), (n, c, h, w), &dev)?;
     let t = Tensor::from_vec(tv.clone(), (n, c, h, w), &dev)?;
-    let (want_loss, want) = reference(&layers, &x, &t)?;
-    let st = stages(&layers)?;
+    let (want_loss, want) = reference(layers, &x, &t)?;
+    let st = stages(layers)?;
     assert_eq!(conv_chain::output_shape(&st, shape)?, shape);
     let scale = 1.0 / (n * len) as f32;
     let (loss, grads) = conv_chain::bce_step(&st, shape, &xv, &tv, n, scale)?;
-    let what = format!("n {n}, shape {shape:?}, channels {channels:?}, k {k}, relu {relu}");
     assert!(
         (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
         "{what}: loss {loss} vs {want_loss}"
@@ -169,6 +227,16 @@ fn other_shapes_match_candles_graph() -> Result<()> {
 }
 
 #[test]
+fn a_dense_code_matches_candles_graph() -> Result<()> {
+    // Two stages of 4 and 3 channels on 12x12: a 3x3x3 map, coded in 5 units.
+    for relu in [true, false] {
+        let layers = coded(1, &[4, 3], 5, [3, 3, 3], relu)?;
+        check_layers(&layers, 6, [1, 12, 12], &format!("dense code, relu {relu}"))?;
+    }
+    Ok(())
+}
+
+#[test]
 fn bad_chains_and_batches_are_refused() -> Result<()> {
     let layers = autoencoder(1, &[2], 3, true)?;
     let st = stages(&layers)?;
@@ -185,5 +253,10 @@ fn bad_chains_and_batches_are_refused() -> Result<()> {
     let w = Tensor::zeros((2, 1, 2, 2), candle_core::DType::F32, &dev)?;
     let b = Tensor::zeros(2, candle_core::DType::F32, &dev)?;
     assert!(Stage::conv(&w, &b, true).is_err());
+    // A linear stage whose outputs cannot be read as the shape given.
+    let w = Tensor::zeros((6, 4), candle_core::DType::F32, &dev)?;
+    let b = Tensor::zeros(6, candle_core::DType::F32, &dev)?;
+    assert!(Stage::linear(&w, &b, true, [2, 2, 2]).is_err());
+    assert!(Stage::linear(&w, &b, true, [6, 1, 1]).is_ok());
     Ok(())
 }

@@ -435,13 +435,26 @@ impl Autoencoder for ConvAutoencoder {
         })
     }
 
-    /// Without a dense code: the encoder's convolutions and pools, the decoder's transposed
-    /// convolutions and its output convolution, BCE per-pixel mean (as [`Autoencoder::loss`]).
+    /// The encoder's convolutions and pools, the dense code's two layers if any, the
+    /// decoder's transposed convolutions and its output convolution; BCE per-pixel mean (as
+    /// [`Autoencoder::loss`]).
     fn conv_view(&self) -> Option<ConvView<'_>> {
-        if self.dense.is_some() {
-            return None;
-        }
         let mut stages = self.encoder.stages()?;
+        if let Some(d) = &self.dense {
+            let k = d.enc.weight().dim(0).ok()?;
+            stages.push(ConvStage::Linear {
+                weight: d.enc.weight(),
+                bias: d.enc.bias()?,
+                activation: None,
+                output: [k, 1, 1],
+            });
+            stages.push(ConvStage::Linear {
+                weight: d.dec.weight(),
+                bias: d.dec.bias()?,
+                activation: Some(self.cfg.activation),
+                output: d.map,
+            });
+        }
         stages.extend(self.decoder.stages()?);
         let i = &self.cfg.input;
         Some(ConvView {

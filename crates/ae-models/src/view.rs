@@ -109,10 +109,23 @@ pub enum ConvStage<'a> {
     },
     /// A 2x2 max pool with stride 2 (the gradient to the first maximum of each window).
     MaxPool2,
+    /// A fully connected layer on the flattened input (the conv model's dense code): weight
+    /// `[out, in]`, bias `[out]`, then `activation`; its `out` values are the next stage's
+    /// input of shape `output` `[c, h, w]`.
+    Linear {
+        /// The weight, the model's own parameter tensor.
+        weight: &'a Tensor,
+        /// The bias.
+        bias: &'a Tensor,
+        /// The activation after the layer.
+        activation: Option<Activation>,
+        /// The shape its output is read as.
+        output: [usize; 3],
+    },
 }
 
-/// A convolutional autoencoder without a dense code (the conv model, and a denoising model
-/// over it): from images `[c, h, w]` through `stages` to logits of the same shape, with the
+/// A convolutional autoencoder (the conv model, with or without a dense code, and a
+/// denoising model over it): from images `[c, h, w]` through `stages` to logits of the same shape, with the
 /// loss `ae_losses::bce_with_logits(logits, target, reduction)`.
 #[derive(Debug, Clone)]
 pub struct ConvView<'a> {

@@ -31,10 +31,8 @@ pub fn conv_stages(view: &ConvView<'_>) -> Result<Option<Vec<Stage>>> {
                 bias,
                 activation,
             } => {
-                let relu = match activation {
-                    None => false,
-                    Some(Activation::Relu) => true,
-                    Some(_) => return Ok(None),
+                let Some(relu) = relu_of(activation) else {
+                    return Ok(None);
                 };
                 if !fusable(weight) || !fusable(bias) {
                     return Ok(None);
@@ -45,10 +43,34 @@ pub fn conv_stages(view: &ConvView<'_>) -> Result<Option<Vec<Stage>>> {
                     Stage::conv_t(weight, bias, relu)?
                 }
             }
+            ConvStage::Linear {
+                weight,
+                bias,
+                activation,
+                output,
+            } => {
+                let Some(relu) = relu_of(activation) else {
+                    return Ok(None);
+                };
+                if !fusable(weight) || !fusable(bias) {
+                    return Ok(None);
+                }
+                Stage::linear(weight, bias, relu, output)?
+            }
         };
         out.push(stage);
     }
     Ok(Some(out))
+}
+
+/// Whether a stage with `activation` has a ReLU (`Some(true)`), none (`Some(false)`), or
+/// an activation the chain does not compute (`None`).
+fn relu_of(activation: Option<Activation>) -> Option<bool> {
+    match activation {
+        None => Some(false),
+        Some(Activation::Relu) => Some(true),
+        Some(_) => None,
+    }
 }
 
 /// One fused step of the conv model `view` on `n` images `x` (inputs) against `y`
