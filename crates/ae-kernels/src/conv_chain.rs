@@ -22,6 +22,9 @@
 //! step reads the conv model's description from `ae-models`). `f32` on the CPU only:
 //! [`Stage::conv`] and [`Stage::conv_t`] refuse anything else.
 
+use std::any::Any;
+use std::cell::RefCell;
+
 use candle_core::{DType, Result, Tensor, bail};
 use gemm::Parallelism;
 
@@ -138,7 +141,7 @@ impl Stage {
 }
 
 /// One stage planned for its input shape.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
     /// A convolution of geometry `g`.
     Conv { g: Geom, lay: Chosen, relu: bool },
@@ -356,6 +359,28 @@ impl<T: Elem> Work<T> {
     }
 }
 
+/// Runs `f` with this thread's buffers for `ops`, kept from one call to the next (a training
+/// run calls the same chain every step: its scratch, about 1.5 MB for the MNIST model, is
+/// allocated and zeroed once per thread instead of once per task and step). Every buffer is
+/// either overwritten before it is read or, like the padded images' borders and the
+/// flushed weight gradients, left as it was found (zero).
+fn with_work<T: Elem, R>(ops: &[Op], f: impl FnOnce(&mut Work<T>) -> R) -> R {
+    thread_local! {
+        static CACHE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    }
+    CACHE.with(|cache| {
+        let kept = cache
+            .borrow_mut()
+            .take()
+            .and_then(|b| b.downcast::<(Vec<Op>, Work<T>)>().ok())
+            .filter(|kept| kept.0 == ops);
+        let mut entry = kept.unwrap_or_else(|| Box::new((ops.to_vec(), Work::new(ops))));
+        let r = f(&mut entry.1);
+        *cache.borrow_mut() = Some(entry);
+        r
+    })
+}
+
 /// [`bce_step`] over plain slices: `params` holds each convolution's weight and bias, in
 /// order; returns the loss and the gradients, concatenated in that order.
 fn step<T: Real>(
@@ -372,21 +397,23 @@ fn step<T: Real>(
     // image order, so the value does not depend on which thread ran which task.
     let losses = std::sync::Mutex::new(Vec::new());
     let acc = run_tasks(n, &mut [], 0, acc_len, |imgs, _, acc, _| {
-        let mut work = Work::new(ops);
-        let mut loss = 0f64;
         let first = imgs.start;
-        for i in imgs {
-            loss += image(
-                ops,
-                params,
-                &mut work,
-                block(x, i, in_len),
-                block(target, i, in_len),
-                acc,
-                scale,
-            );
-        }
-        work.flush(ops, params, acc);
+        let loss = with_work(ops, |work| {
+            let mut loss = 0f64;
+            for i in imgs {
+                loss += image(
+                    ops,
+                    params,
+                    work,
+                    block(x, i, in_len),
+                    block(target, i, in_len),
+                    acc,
+                    scale,
+                );
+            }
+            work.flush(ops, params, acc);
+            loss
+        });
         if let Ok(mut l) = losses.lock() {
             l.push((first, loss));
         }
@@ -445,6 +472,7 @@ fn image<T: Real>(
                     gb: None,
                     bias: Some(params[p + 1]),
                     relu,
+                    reuse_cols: false,
                 };
                 lay.bwd(s, io, par);
                 p += 2;
@@ -499,6 +527,9 @@ fn image<T: Real>(
                     gb: Some(gb),
                     bias: None,
                     relu: false,
+                    // This image's forward pass through this stage unfolded `src` into the
+                    // stage's own scratch, untouched since.
+                    reuse_cols: true,
                 };
                 lay.bwd(s, io, par);
             }
@@ -519,6 +550,7 @@ fn image<T: Real>(
                     gb: None,
                     bias: None,
                     relu: false,
+                    reuse_cols: false,
                 };
                 lay.bwd(s, io, par);
                 if let Some(gx) = gx {

@@ -12,7 +12,7 @@ use crate::elem::Elem;
 use crate::ops::{StorageElem, data, float_dispatch};
 
 /// Geometry of a `k x k`, stride-`k`, unpadded max pool over `[planes, h, w]`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PoolGeom {
     pub planes: usize,
     pub h: usize,

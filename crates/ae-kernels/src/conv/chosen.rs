@@ -12,7 +12,7 @@ use super::wide::{self, Wide};
 use crate::elem::Elem;
 
 /// Either layout, as [`super::chosen`] picks it for a geometry.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Chosen {
     /// The padded-width layout.
     Wide(Wide),

@@ -10,7 +10,7 @@ use crate::matmul::{MatView, matmul};
 
 /// The plain im2col layout of one geometry: the reference the wide layout is tested against,
 /// and the layout of the geometries it does not pay for.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Im2col(pub Geom);
 
 /// Per-task scratch buffers of the plain layout.
@@ -72,6 +72,7 @@ impl Layout for Im2col {
             gb,
             bias,
             relu,
+            reuse_cols,
         } = io;
         let Scratch { col, mask } = s;
         if res.is_some() {
@@ -79,7 +80,7 @@ impl Layout for Im2col {
         }
         let gy = masked(gy, res, mask);
         if let Some(gw) = gw {
-            g.filter_pass(x, gy, gw, col, par);
+            g.filter_pass(x, gy, gw, col, reuse_cols, par);
         }
         if let Some(gb) = gb {
             add_channel_sums(gb, gy, g.l());
@@ -158,16 +159,22 @@ impl Geom {
     }
 
     /// `gw += gy @ im2col(x)^T` for one image.
+    #[allow(clippy::too_many_arguments)]
     fn filter_pass<T: Elem>(
         &self,
         x: &[T],
         gy: &[T],
         gw: &mut [T],
         col: &mut [T],
+        reuse_cols: bool,
         par: Parallelism,
     ) {
         let (k, l) = (self.k(), self.l());
-        let cols = self.cols(x, col);
+        let cols = match (reuse_cols, self.direct()) {
+            (_, true) => x,
+            (true, false) => &col[..],
+            (false, false) => self.cols(x, col),
+        };
         let (gv, cv) = (MatView::row_major(self.o, l), MatView::row_major(k, l).t());
         matmul(
             gw,

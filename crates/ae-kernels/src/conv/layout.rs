@@ -70,6 +70,9 @@ pub(crate) struct BwdIo<'a, T> {
     pub bias: Option<&'a [T]>,
     /// A ReLU on the image result, after the bias.
     pub relu: bool,
+    /// The scratch already holds the padded image and the columns of this `x` (a forward
+    /// pass on it was the scratch's last use): the weight gradient skips the unfolding.
+    pub reuse_cols: bool,
 }
 
 /// Adds `bias[ch]` to every element of channel `ch` of `[chs, plane]` data.

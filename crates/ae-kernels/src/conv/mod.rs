@@ -241,6 +241,7 @@ fn backward<T: Elem, L: Layout>(
                     gb: need.bias.then_some(&mut *gb),
                     bias,
                     relu,
+                    reuse_cols: false,
                 };
                 lay.bwd(&mut s, io, par);
             }
@@ -339,6 +340,7 @@ fn transposed_backward<T: Elem, L: Layout>(
                         gb: None,
                         bias: None,
                         relu: false,
+                        reuse_cols: false,
                     };
                     lay.bwd(&mut s, io, par);
                 }

@@ -30,17 +30,18 @@
 
 use gemm::Parallelism;
 
+mod direct;
+
 use super::geom::Geom;
 use super::layout::{BwdIo, FwdIo, Layout};
 use crate::elem::{Elem, add_channel_sums};
 use crate::matmul::{MatView, matmul};
 use crate::simd::avx2_dispatch;
 
-/// Output channels up to which the direct kernels replace the GEMMs.
-const DIRECT_MAX_O: usize = 4;
+use direct::DIRECT_MAX_O;
 
 /// The wide layout of one stride-1 convolution geometry (see the module docs).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Wide {
     g: Geom,
     /// Zero rows (and columns) in front of each phase plane: `ceil(pad / stride)`.
@@ -70,42 +71,12 @@ pub(crate) struct Scratch<T> {
     gwt: Vec<T>,
 }
 
-/// `acc += a * x`, element-wise.
-#[inline(always)]
-fn axpy<T: Elem>(acc: &mut [T], a: T, x: &[T]) {
-    for (d, &s) in acc.iter_mut().zip(x) {
-        *d += a * s;
-    }
-}
-
 /// `acc += x`, element-wise.
 #[inline(always)]
 fn add<T: Elem>(acc: &mut [T], x: &[T]) {
     for (d, &s) in acc.iter_mut().zip(x) {
         *d += s;
     }
-}
-
-/// `sum(a * b)` with independent partial sums, so that it vectorises.
-#[inline(always)]
-fn dot<T: Elem>(a: &[T], b: &[T]) -> T {
-    const LANES: usize = 16;
-    let mut part = [T::ZERO; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for ((p, &u), &v) in part.iter_mut().zip(x).zip(y) {
-            *p += u * v;
-        }
-    }
-    let mut s = T::ZERO;
-    for (&u, &v) in ra.iter().zip(rb) {
-        s += u * v;
-    }
-    for p in part {
-        s += p;
-    }
-    s
 }
 
 impl Wide {
@@ -197,9 +168,23 @@ impl Wide {
                     g.c * self.chan_len()
                 }
             ],
-            col: vec![T::ZERO; if self.direct() { 0 } else { g.k() * self.lw }],
+            col: vec![
+                T::ZERO;
+                if self.direct() {
+                    self.direct_taps_len()
+                } else {
+                    g.k() * self.lw
+                }
+            ],
             yw: vec![T::ZERO; g.o * self.lw],
-            plane: vec![T::ZERO; self.chan_len()],
+            plane: vec![
+                T::ZERO;
+                if self.direct() {
+                    g.c * self.chan_len()
+                } else {
+                    self.chan_len()
+                }
+            ],
             gwt: vec![T::ZERO; if self.direct() { 0 } else { g.k() * g.o }],
         }
     }
@@ -412,19 +397,7 @@ impl Wide {
             self.padded(x, xpad)
         };
         if self.direct() {
-            for (acc, w) in yw.chunks_exact_mut(self.lw).zip(weight.chunks_exact(k)) {
-                acc.fill(T::ZERO);
-                let mut taps = w.iter();
-                for ci in 0..g.c {
-                    for ky in 0..g.kh {
-                        for kx in 0..g.kw {
-                            if let Some(&a) = taps.next() {
-                                axpy(acc, a, self.tap(xp, ci, ky, kx));
-                            }
-                        }
-                    }
-                }
-            }
+            self.direct_fwd(xp, weight, col, yw, par);
         } else {
             if !reuse_cols {
                 self.im2col(xp, col);
@@ -458,6 +431,7 @@ impl Wide {
             gb,
             bias,
             relu,
+            reuse_cols,
         } = io;
         let g = &self.g;
         let k = g.k();
@@ -473,72 +447,78 @@ impl Wide {
         if let Some(gb) = gb {
             add_channel_sums(gb, yw, lw);
         }
-        if let Some(gw) = gw {
-            let xp = self.padded(x, xpad);
-            if self.direct() {
-                for (gy_o, gw_o) in yw.chunks_exact(lw).zip(gw.chunks_exact_mut(k)) {
-                    let mut taps = gw_o.iter_mut();
-                    for ci in 0..g.c {
-                        for ky in 0..g.kh {
-                            for kx in 0..g.kw {
-                                if let Some(t) = taps.next() {
-                                    *t += dot(gy_o, self.tap(xp, ci, ky, kx));
-                                }
-                            }
-                        }
-                    }
-                }
-            } else {
-                // gwᵀ [k, o] += col [k, lw] @ ywᵀ [lw, o], into the scratch (see
-                // `Wide::flush`): with a column-major destination, gemm reads the column
-                // matrix where it is instead of packing all of it for every image.
-                self.im2col(xp, col);
-                let gwt = MatView {
-                    rows: g.o,
-                    cols: k,
-                    rs: 1,
-                    cs: g.o,
-                };
-                matmul(
-                    &mut s_gwt[..],
-                    gwt,
-                    true,
-                    yw,
-                    MatView::row_major(g.o, lw),
-                    col,
-                    MatView::row_major(k, lw).t(),
-                    par,
-                );
-            }
-        }
-        let Some(gx) = gx else { return };
-        if !self.direct() {
-            matmul(
-                col,
-                MatView::row_major(k, lw),
-                false,
+        if self.direct() {
+            let xp = match (&gw, reuse_cols) {
+                (None, _) => &[][..],
+                (Some(_), true) => self.padded_view(x, xpad),
+                (Some(_), false) => self.padded(x, xpad),
+            };
+            let with_gx = gx.is_some();
+            self.direct_bwd(
+                xp,
+                yw,
                 weight,
-                MatView::row_major(g.o, k).t(),
+                gw,
+                with_gx.then_some(&mut plane[..]),
+                col,
+                par,
+            );
+            if let Some(gx) = gx {
+                let cl = self.chan_len();
+                for (ci, (gx_c, p)) in gx
+                    .chunks_exact_mut(g.h * g.w)
+                    .zip(plane.chunks_exact(cl))
+                    .enumerate()
+                {
+                    self.crop(p, gx_c, bias.map_or(T::ZERO, |b| b[ci]), relu);
+                }
+            }
+            return;
+        }
+        // gwᵀ [k, o] += col [k, lw] @ ywᵀ [lw, o], into the scratch (`Wide::flush` adds it
+        // to the caller's gradient): with a column-major destination, gemm reads the column
+        // matrix where it is instead of packing all of it for every image.
+        if gw.is_some() {
+            if !reuse_cols {
+                let xp = self.padded(x, xpad);
+                self.im2col(xp, col);
+            }
+            let gwt = MatView {
+                rows: g.o,
+                cols: k,
+                rs: 1,
+                cs: g.o,
+            };
+            matmul(
+                &mut s_gwt[..],
+                gwt,
+                true,
                 yw,
                 MatView::row_major(g.o, lw),
+                col,
+                MatView::row_major(k, lw).t(),
                 par,
             );
         }
+        let Some(gx) = gx else { return };
+        matmul(
+            col,
+            MatView::row_major(k, lw),
+            false,
+            weight,
+            MatView::row_major(g.o, k).t(),
+            yw,
+            MatView::row_major(g.o, lw),
+            par,
+        );
         let taps = g.kh * g.kw;
         for (ci, gx_c) in gx.chunks_exact_mut(g.h * g.w).enumerate() {
             plane.fill(T::ZERO);
             for ky in 0..g.kh {
                 for kx in 0..g.kw {
                     let start = self.tap_start(ky, kx);
-                    let dst = &mut plane[start..start + lw];
                     let r = ci * taps + ky * g.kw + kx;
-                    if self.direct() {
-                        for (gy_o, w) in yw.chunks_exact(lw).zip(weight.chunks_exact(k)) {
-                            axpy(dst, w[r], gy_o);
-                        }
-                    } else {
-                        add(dst, &col[r * lw..(r + 1) * lw]);
-                    }
+                    add(&mut plane[start..start + lw], &col[r * lw..(r + 1) * lw]);
                 }
             }
             let b = bias.map_or(T::ZERO, |b| b[ci]);
