@@ -39,7 +39,7 @@ pub enum UsesError {
     /// An argument is out of range.
     #[error("{0}")]
     Invalid(String),
-    /// The logistic-regression solver (linfa-logistic) failed.
+    /// The logistic-regression solver (argmin's L-BFGS, as linfa-logistic runs it) failed.
     #[error("linear probe: {0}")]
     Probe(String),
 }

@@ -6,13 +6,13 @@
 //! | anomaly detection | [`anomaly`], [`detector`] | per-image reconstruction error (or the VAE's negative ELBO), a threshold from a contamination rate or a percentile, ROC-AUC and PR-AUC ([`stats`]) |
 //! | denoising | [`denoise`] | PSNR and SSIM of noisy and denoised images |
 //! | compression | [`aez`], [`baselines`] | the `.aez` format of quantised codes; bytes per image and PSNR against gzip and PNG |
-//! | feature learning | [`probe`] | multinomial logistic regression (linfa-logistic) on codes, pixels or PCA codes |
+//! | feature learning | [`probe`] | multinomial logistic regression (linfa-logistic's solver and settings) on codes, pixels or PCA codes |
 //! | generation | [`iwae`](mod@iwae) | the IWAE bound on the test log-likelihood of a VAE, nats per image |
 //!
 //! The maths that a well-kept crate already does is taken from it: the
 //! eigendecomposition of the covariance from `nalgebra`, the covariance
-//! product from candle's matmul, the logistic regression from
-//! `linfa-logistic`. ROC-AUC, average precision, SSIM and the `.aez` format are
+//! product from candle's matmul, the L-BFGS of the logistic regression from
+//! `argmin` (as `linfa-logistic` runs it). ROC-AUC, average precision, SSIM and the `.aez` format are
 //! small and written here (see `docs/uses.md` for why). Everything random
 //! (noise, VAE samples) comes from `ae_data::rng` streams.
 //!
@@ -38,6 +38,7 @@ pub mod denoise;
 pub mod detector;
 mod error;
 pub mod iwae;
+mod logreg;
 pub mod pca;
 pub mod probe;
 pub mod runs;

@@ -1,24 +1,26 @@
 //! Linear probe: multinomial logistic regression on features (codes, pixels,
 //! PCA codes) of the training images, accuracy on the test images.
 //!
-//! The regression is `linfa-logistic`'s `MultiLogisticRegression`: L-BFGS
-//! with a More-Thuente line search on `Σ cross-entropy + α/2 ‖W‖²` (intercept
-//! not penalised), the objective of scikit-learn's `LogisticRegression` with
-//! `C = 1/α`, so with the defaults (α = 1, 300 iterations) the numbers compare
-//! with the scikit-learn anchors (`LogisticRegression(max_iter=300)`).
+//! The regression is that of `linfa-logistic`'s `MultiLogisticRegression`
+//! (argmin's L-BFGS with a More-Thuente line search, its settings and stopping
+//! rule) on `Σ cross-entropy + α/2 ‖W‖²` (intercept not penalised), the
+//! objective of scikit-learn's `LogisticRegression` with `C = 1/α`, so with the
+//! defaults (α = 1, 300 iterations) the numbers compare with the scikit-learn
+//! anchors (`LogisticRegression(max_iter=300)`). The objective and its gradient
+//! are computed in [`crate::logreg`] (one fused, parallel pass per point instead
+//! of linfa's two), about eight times faster on 60,000 codes.
 
 use std::borrow::Cow;
 
 use ae_data::Split;
 use ae_models::Autoencoder;
 use candle_core::Device;
-use linfa::prelude::*;
-use linfa_logistic::MultiLogisticRegression;
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::batches::{DEFAULT_BATCH, encode_set};
 use crate::error::{Result, UsesError};
+use crate::logreg;
 use crate::pca::Pca;
 
 /// Settings of the probe.
@@ -84,13 +86,21 @@ fn matrix(x: &[f32], dim: usize, what: &str) -> Result<Array2<f64>> {
     .map_err(|e| UsesError::Mismatch(format!("{what}: {e}")))
 }
 
-fn accuracy(pred: &Array1<usize>, truth: &[u8]) -> f64 {
+fn accuracy(pred: &[usize], classes: &[u8], truth: &[u8]) -> f64 {
     let right = pred
         .iter()
         .zip(truth)
-        .filter(|&(&p, &t)| p == usize::from(t))
+        .filter(|&(&p, &t)| classes[p] == t)
         .count();
     right as f64 / truth.len().max(1) as f64
+}
+
+fn contiguous(a: Array2<f64>) -> Vec<f64> {
+    if a.is_standard_layout() {
+        a.into_raw_vec_and_offset().0
+    } else {
+        a.iter().copied().collect()
+    }
 }
 
 /// Fits the probe on `train` (`[N, dim]` row-major) with `train_labels` and
@@ -133,21 +143,33 @@ pub fn linear_probe(
             xte.column_mut(j).mapv_inplace(|v| (v - mean) / sd);
         }
     }
-    let ytr: Array1<usize> = train_labels.iter().map(|&l| usize::from(l)).collect();
-    let data = Dataset::new(xtr, ytr);
-    let model = MultiLogisticRegression::default()
-        .alpha(opts.alpha)
-        .max_iterations(opts.max_iter)
-        .fit(&data)
-        .map_err(|e| UsesError::Probe(e.to_string()))?;
-    let train_pred = model.predict(data.records());
+    // Class indices in label order, as linfa numbers them.
+    let classes: Vec<u8> = classes.into_iter().collect();
+    let mut index = [0usize; 256];
+    for (i, &c) in classes.iter().enumerate() {
+        index[usize::from(c)] = i;
+    }
+    let ytr: Vec<usize> = train_labels
+        .iter()
+        .map(|&l| index[usize::from(l)])
+        .collect();
+    let (xtr, xte) = (contiguous(xtr), contiguous(xte));
+    if xtr.iter().any(|v| !v.is_finite()) {
+        return Err(UsesError::Probe(
+            "the training features are not all finite".into(),
+        ));
+    }
+    let objective = logreg::Objective::new(&xtr, &ytr, dim, classes.len(), opts.alpha);
+    let model =
+        logreg::fit(objective, opts.max_iter).map_err(|e| UsesError::Probe(e.to_string()))?;
+    let train_pred = model.predict(&xtr);
     let test_pred = model.predict(&xte);
     Ok(ProbeResult {
         features: dim,
         train_images: train_labels.len(),
         test_images: test_labels.len(),
-        train_accuracy: accuracy(&train_pred, train_labels),
-        test_accuracy: accuracy(&test_pred, test_labels),
+        train_accuracy: accuracy(&train_pred, &classes, train_labels),
+        test_accuracy: accuracy(&test_pred, &classes, test_labels),
     })
 }
 
