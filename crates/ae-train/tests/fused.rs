@@ -179,23 +179,31 @@ fn the_conv_models_have_the_fused_step() {
 fn train_step_trains_the_conv_model_through_the_fused_step_like_the_graph() {
     // As for the MSE models below: `fused = true` takes the conv chain (its loss is summed in
     // f64, not an f32 value), `fused = false` candle's graph; same losses and weights.
-    let is_f32 = |l: f64| f64::from(l as f32) == l;
     let cfg = ModelConfig::Conv(
         ConvConfig::for_input(ImageShape::new(1, 12, 12)).with_channels(vec![4, 3]),
     );
-    let (fl, fw) = train_steps(&cfg, true, 4);
-    let (gl, gw) = train_steps(&cfg, false, 4);
-    assert!(gl.iter().all(|&l| is_f32(l)), "{gl:?}");
+    trains_like_the_graph(&cfg, 4);
+}
+
+/// `steps` steps of `train_step` on `cfg` through the fused step and through candle's graph:
+/// the fused path was taken (its loss, summed in `f64`, is not an `f32` value; the graph's
+/// is), and both give the same losses and, within 1e-5, the same weights (Adam moves a weight
+/// by at most ~lr = 1e-3 a step, so a wrong gradient shows).
+fn trains_like_the_graph(cfg: &ModelConfig, steps: usize) {
+    let is_f32 = |l: f64| f64::from(l as f32) == l;
+    let (fl, fw) = train_steps(cfg, true, steps);
+    let (gl, gw) = train_steps(cfg, false, steps);
+    assert!(gl.iter().all(|&l| is_f32(l)), "{cfg:?}: {gl:?}");
     assert!(
         fl.iter().all(|&l| !is_f32(l)),
-        "the fused step was not taken: {fl:?}"
+        "{cfg:?}: the fused step was not taken: {fl:?}"
     );
     for (a, b) in fl.iter().zip(&gl) {
-        assert!((a - b).abs() <= 1e-5 * b.abs(), "loss {a} vs {b}");
+        assert!((a - b).abs() <= 1e-5 * b.abs(), "{cfg:?}: loss {a} vs {b}");
     }
     for ((name, a), (_, b)) in fw.iter().zip(&gw) {
         let d = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-        assert!(d <= 1e-5, "{name} differs by {d}");
+        assert!(d <= 1e-5, "{cfg:?}: {name} differs by {d}");
     }
 }
 
@@ -240,26 +248,11 @@ fn train_step_trains_mse_models_through_the_fused_step_like_the_graph() {
     // graph's is an `f32` scalar widened to `f64`, the fused step's is summed in `f64`
     // (`mse_flat`) and is not an `f32` value. The weights need not differ: on these small
     // shapes both paths can run the same GEMMs in the same order.
-    let is_f32 = |l: f64| f64::from(l as f32) == l;
     for cfg in [
         ModelConfig::Vanilla(DenseConfig::for_input(table(30)).with_loss(ReconLoss::Mse)),
         ModelConfig::Vae(VaeConfig::for_input(table(30)).with_loss(ReconLoss::Mse)),
     ] {
-        let (fl, fw) = train_steps(&cfg, true, 5);
-        let (gl, gw) = train_steps(&cfg, false, 5);
-        assert!(gl.iter().all(|&l| is_f32(l)), "{cfg:?}: {gl:?}");
-        assert!(
-            fl.iter().all(|&l| !is_f32(l)),
-            "{cfg:?}: the fused step was not taken: {fl:?}"
-        );
-        for (a, b) in fl.iter().zip(&gl) {
-            assert!((a - b).abs() <= 1e-5 * b.abs(), "{cfg:?}: loss {a} vs {b}");
-        }
-        for ((name, a), (_, b)) in fw.iter().zip(&gw) {
-            let d = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-            // Adam moves a weight by at most ~lr = 1e-3 a step.
-            assert!(d <= 1e-5, "{cfg:?}: {name} differs by {d}");
-        }
+        trains_like_the_graph(&cfg, 5);
     }
 }
 

@@ -10,6 +10,7 @@
 
 use ae_kernels::conv_chain::{self, Stage};
 use ae_models::{Activation, ConvStage, ConvView};
+use candle_core::Tensor;
 
 use super::{StepOutput, fusable};
 use crate::Result;
@@ -25,47 +26,40 @@ pub fn conv_stages(view: &ConvView<'_>) -> Result<Option<Vec<Stage>>> {
                 weight,
                 bias,
                 activation,
-            }
-            | ConvStage::ConvT {
+            } => match layer_relu(weight, bias, activation) {
+                Some(relu) => Stage::conv(weight, bias, relu)?,
+                None => return Ok(None),
+            },
+            ConvStage::ConvT {
                 weight,
                 bias,
                 activation,
-            } => {
-                let Some(relu) = relu_of(activation) else {
-                    return Ok(None);
-                };
-                if !fusable(weight) || !fusable(bias) {
-                    return Ok(None);
-                }
-                if matches!(s, ConvStage::Conv { .. }) {
-                    Stage::conv(weight, bias, relu)?
-                } else {
-                    Stage::conv_t(weight, bias, relu)?
-                }
-            }
+            } => match layer_relu(weight, bias, activation) {
+                Some(relu) => Stage::conv_t(weight, bias, relu)?,
+                None => return Ok(None),
+            },
             ConvStage::Linear {
                 weight,
                 bias,
                 activation,
                 output,
-            } => {
-                let Some(relu) = relu_of(activation) else {
-                    return Ok(None);
-                };
-                if !fusable(weight) || !fusable(bias) {
-                    return Ok(None);
-                }
-                Stage::linear(weight, bias, relu, output)?
-            }
+            } => match layer_relu(weight, bias, activation) {
+                Some(relu) => Stage::linear(weight, bias, relu, output)?,
+                None => return Ok(None),
+            },
         };
         out.push(stage);
     }
     Ok(Some(out))
 }
 
-/// Whether a stage with `activation` has a ReLU (`Some(true)`), none (`Some(false)`), or
-/// an activation the chain does not compute (`None`).
-fn relu_of(activation: Option<Activation>) -> Option<bool> {
+/// Whether a layer with these parameters and `activation` has a ReLU (`Some(true)`) or none
+/// (`Some(false)`); `None` when the chain cannot compute it (another activation, parameters
+/// that are not `f32` on the CPU with the CPU kernels on).
+fn layer_relu(weight: &Tensor, bias: &Tensor, activation: Option<Activation>) -> Option<bool> {
+    if !fusable(weight) || !fusable(bias) {
+        return None;
+    }
     match activation {
         None => Some(false),
         Some(Activation::Relu) => Some(true),
