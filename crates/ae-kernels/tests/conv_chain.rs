@@ -1,6 +1,7 @@
 //! The image-at-a-time conv chain step (`ae_kernels::conv_chain`) against the same layers
 //! written with the crate's candle ops (conv + ReLU, max pool, transposed conv, BCE) and
-//! differentiated by candle's autograd: the loss and every parameter's gradient, on conv
+//! differentiated by candle's autograd: the logits of the forward pass alone, the loss and
+//! every parameter's gradient, on conv
 //! autoencoders of several shapes (channels, kernel sizes, depths, ReLU or not, batch sizes
 //! that leave some rayon tasks short).
 
@@ -107,8 +108,9 @@ fn coded(
     Ok(layers)
 }
 
-/// The reference: the layers as candle ops, BCE mean, differentiated by candle.
-fn reference(layers: &[Layer], x: &Tensor, t: &Tensor) -> Result<(f64, Vec<Tensor>)> {
+/// The reference: the layers as candle ops, BCE mean, differentiated by candle; the loss
+/// sum, the gradients and the logits.
+fn reference(layers: &[Layer], x: &Tensor, t: &Tensor) -> Result<(f64, Vec<Tensor>, Tensor)> {
     let mut h = x.clone();
     for l in layers {
         let k = |w: &Var| w.as_tensor().dim(2).unwrap_or(1);
@@ -157,7 +159,7 @@ fn reference(layers: &[Layer], x: &Tensor, t: &Tensor) -> Result<(f64, Vec<Tenso
             }
         }
     }
-    Ok((f64::from(loss.to_scalar::<f32>()?) / scale, out))
+    Ok((f64::from(loss.to_scalar::<f32>()?) / scale, out, h))
 }
 
 fn stages(layers: &[Layer]) -> Result<Vec<Stage>> {
@@ -191,8 +193,18 @@ fn check_layers(layers: &[Layer], n: usize, shape: [usize; 3], what: &str) -> Re
         .collect();
     let x = Tensor::from_vec(xv.clone(), (n, c, h, w), &dev)?;
     let t = Tensor::from_vec(tv.clone(), (n, c, h, w), &dev)?;
-    let (want_loss, want) = reference(layers, &x, &t)?;
+    let (want_loss, want, logits) = reference(layers, &x, &t)?;
     let st = stages(layers)?;
+    // The forward pass alone: the logits, and the first stage's output.
+    let got = conv_chain::forward(&st, shape, &xv, n, st.len())?;
+    let got = Tensor::from_vec(got, logits.dims(), &dev)?;
+    let err = rel_err(&got, &logits)?;
+    assert!(err < 1e-5, "{what}: logits relative error {err}");
+    let first = conv_chain::forward(&st, shape, &xv, n, 1)?;
+    assert_eq!(first.len() % n, 0, "{what}");
+    assert!(conv_chain::forward(&st, shape, &xv, n, st.len() + 1).is_err());
+    assert!(conv_chain::forward(&st, shape, &xv, n, 0).is_err());
+    assert!(conv_chain::forward(&st, shape, &xv[1..], n, 1).is_err());
     assert_eq!(conv_chain::output_shape(&st, shape)?, shape);
     let scale = 1.0 / (n * len) as f32;
     let (loss, grads) = conv_chain::bce_step(&st, shape, &xv, &tv, n, scale)?;

@@ -440,7 +440,9 @@ impl Autoencoder for ConvAutoencoder {
     /// [`Autoencoder::loss`]).
     fn conv_view(&self) -> Option<ConvView<'_>> {
         let mut stages = self.encoder.stages()?;
+        let mut code = stages.len();
         if let Some(d) = &self.dense {
+            code += 1;
             let k = d.enc.weight().dim(0).ok()?;
             stages.push(ConvStage::Linear {
                 weight: d.enc.weight(),
@@ -460,6 +462,7 @@ impl Autoencoder for ConvAutoencoder {
         Some(ConvView {
             input: [i.channels, i.height, i.width],
             stages,
+            code,
             reduction: Reduction::Mean,
         })
     }

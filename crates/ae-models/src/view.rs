@@ -133,6 +133,9 @@ pub struct ConvView<'a> {
     pub input: [usize; 3],
     /// The stages, input first.
     pub stages: Vec<ConvStage<'a>>,
+    /// How many stages lead to the code: the output of stage `code - 1` is what
+    /// [`Autoencoder::encode`](crate::Autoencoder::encode) returns (flattened).
+    pub code: usize,
     /// How the BCE loss is reduced.
     pub reduction: Reduction,
 }

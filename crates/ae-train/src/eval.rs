@@ -12,6 +12,7 @@ use ae_models::{Autoencoder, InputLayout, ReconLoss};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::fused::conv::{ConvOutput, conv_forward};
 use crate::{Result, TrainError};
 
 /// Metrics over a whole image set.
@@ -189,31 +190,56 @@ pub fn evaluate(
     let (mut bce, mut mse, mut loss, mut recon) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
     let (mut kl, mut sparsity) = (None::<f64>, None::<f64>);
     let mut clean = Vec::new();
+    let view = model.conv_view();
     let indices: Vec<usize> = (0..set.len()).collect();
     for idx in indices.chunks(batch_size.max(1)) {
         set.gather(idx, &mut clean)?;
         let shape = layout.shape(idx.len());
         let target = Tensor::from_slice(&clean, shape.as_slice(), device)?;
-        let input = match &noise {
-            Some(n) => {
-                let mut noisy = clean.clone();
-                n.apply(&mut noisy, set.shape(), &mut noise_rng);
-                Tensor::from_vec(noisy, shape.as_slice(), device)?
-            }
-            None => target.clone(),
+        let noisy = noise.as_ref().map(|n| {
+            let mut noisy = clean.clone();
+            n.apply(&mut noisy, set.shape(), &mut noise_rng);
+            noisy
+        });
+        let input = noisy.as_deref().unwrap_or(&clean);
+        // The conv models' forward pass through the conv chain, image at a time (as their
+        // training step), with the loss their description states; the others' through the
+        // model.
+        let chain = match &view {
+            Some(v) => conv_forward(v, input, idx.len(), ConvOutput::Logits)?.map(|l| (v, l)),
+            None => None,
         };
-        let out = model.forward(&input, if is_vae { Some(&mut sample_rng) } else { None })?;
+        let parts = match chain {
+            Some((v, logits)) => {
+                let logits = Tensor::from_vec(logits, shape.as_slice(), device)?;
+                let recon = bce_with_logits(&logits, &target, v.reduction)?;
+                (logits, recon.clone(), recon, None, None)
+            }
+            None => {
+                let input = Tensor::from_slice(input, shape.as_slice(), device)?;
+                let rng = if is_vae { Some(&mut sample_rng) } else { None };
+                let out = model.forward(&input, rng)?;
+                let parts = model.loss(&out, &target)?;
+                (
+                    out.logits,
+                    parts.total,
+                    parts.recon,
+                    parts.kl,
+                    parts.sparsity,
+                )
+            }
+        };
+        let (logits, total, recon_t, kl_t, sparsity_t) = parts;
         let b = idx.len() as f64;
-        bce += bce_with_logits(&out.logits, &target, Reduction::Sum)?.to_scalar::<f32>()? as f64;
-        let rec = model.output(&out.logits)?;
+        bce += bce_with_logits(&logits, &target, Reduction::Sum)?.to_scalar::<f32>()? as f64;
+        let rec = model.output(&logits)?;
         mse += ae_losses::mse(&rec, &target, Reduction::Sum)?.to_scalar::<f32>()? as f64;
-        let parts = model.loss(&out, &target)?;
-        loss += parts.total.to_scalar::<f32>()? as f64 * b;
-        recon += parts.recon.to_scalar::<f32>()? as f64 * b;
-        if let Some(t) = &parts.kl {
+        loss += total.to_scalar::<f32>()? as f64 * b;
+        recon += recon_t.to_scalar::<f32>()? as f64 * b;
+        if let Some(t) = &kl_t {
             *kl.get_or_insert(0.0) += t.to_scalar::<f32>()? as f64 * b;
         }
-        if let Some(t) = &parts.sparsity {
+        if let Some(t) = &sparsity_t {
             *sparsity.get_or_insert(0.0) += t.to_scalar::<f32>()? as f64 * b;
         }
     }

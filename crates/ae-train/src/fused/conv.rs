@@ -90,3 +90,31 @@ pub fn conv_step(
         grads,
     }))
 }
+
+/// What [`conv_forward`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvOutput {
+    /// The logits, `[n, c, h, w]` row-major.
+    Logits,
+    /// The code, `[n, code]` row-major (what `Autoencoder::encode` returns, flattened).
+    Code,
+}
+
+/// The conv chain's forward pass of the model `view` on `n` images `x` `[n, c, h, w]`
+/// row-major, image at a time (no gradient): the logits or the code; `None` when
+/// [`conv_stages`] has no chain for it.
+pub fn conv_forward(
+    view: &ConvView<'_>,
+    x: &[f32],
+    n: usize,
+    what: ConvOutput,
+) -> Result<Option<Vec<f32>>> {
+    let Some(stages) = conv_stages(view)? else {
+        return Ok(None);
+    };
+    let upto = match what {
+        ConvOutput::Logits => stages.len(),
+        ConvOutput::Code => view.code,
+    };
+    Ok(Some(conv_chain::forward(&stages, view.input, x, n, upto)?))
+}

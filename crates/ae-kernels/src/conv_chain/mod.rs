@@ -22,18 +22,18 @@
 //! step reads the conv model's description from `ae-models`). `f32` on the CPU only:
 //! [`Stage::conv`] and [`Stage::conv_t`] refuse anything else.
 
-use std::any::Any;
-use std::cell::RefCell;
+mod image;
+mod work;
 
 use candle_core::{DType, Result, Tensor, bail};
-use gemm::Parallelism;
 
 use crate::chain::{Grad, with_values};
-use crate::conv::{BwdIo, Chosen, FwdIo, Geom, Layout, masked};
-use crate::elem::{Elem, Real, add_channel_sums};
-use crate::loss::bce_sum_serial;
+use crate::conv::{Chosen, Geom};
+use crate::elem::Real;
 use crate::plan::{block, run_tasks};
-use crate::pool::{PoolGeom, pool_bwd_image, pool_fwd_image};
+use crate::pool::PoolGeom;
+use image::{forward_image, image};
+use work::{Work, with_work};
 
 /// What one stage of a conv chain computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,7 +142,7 @@ impl Stage {
 
 /// One stage planned for its input shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
+pub(crate) enum Op {
     /// A convolution of geometry `g`.
     Conv { g: Geom, lay: Chosen, relu: bool },
     /// A transposed convolution: the adjoint of the convolution `g`, whose image is this
@@ -303,84 +303,6 @@ pub fn bce_step(
     Ok((loss, grads))
 }
 
-/// One task's buffers, reused from image to image.
-struct Work<T: Elem> {
-    /// Each stage's output for the current image.
-    acts: Vec<Vec<T>>,
-    /// Each convolution's layout scratch (`None` for the pools and linear stages).
-    scratch: Vec<Option<<Chosen as Layout>::Scratch<T>>>,
-    /// The gradient reaching the current stage's output, and the one it passes back.
-    grad: Vec<T>,
-    back: Vec<T>,
-    /// A transposed convolution's output gradient masked by its ReLU.
-    mask: Vec<T>,
-}
-
-impl<T: Elem> Work<T> {
-    fn new(ops: &[Op]) -> Self {
-        let widest = ops
-            .iter()
-            .map(|o| o.in_len().max(o.out_len()))
-            .max()
-            .unwrap_or(0);
-        Self {
-            acts: ops.iter().map(|o| vec![T::ZERO; o.out_len()]).collect(),
-            scratch: ops
-                .iter()
-                .map(|o| match o {
-                    Op::Conv { lay, .. } | Op::ConvT { lay, .. } => Some(lay.scratch()),
-                    Op::Pool(_) | Op::Linear { .. } => None,
-                })
-                .collect(),
-            grad: vec![T::ZERO; widest],
-            back: vec![T::ZERO; widest],
-            mask: vec![T::ZERO; widest],
-        }
-    }
-}
-
-impl<T: Elem> Work<T> {
-    /// Flushes every convolution's scratch into its weight gradient in `acc` (laid out as
-    /// `params`).
-    fn flush(&mut self, ops: &[Op], params: &[&[T]], acc: &mut [T]) {
-        let mut at = 0;
-        let mut p = 0;
-        for (op, s) in ops.iter().zip(&mut self.scratch) {
-            if matches!(op, Op::Pool(_)) {
-                continue;
-            }
-            let wlen = params[p].len();
-            if let (Op::Conv { lay, .. } | Op::ConvT { lay, .. }, Some(s)) = (op, s) {
-                lay.flush(s, &mut acc[at..at + wlen]);
-            }
-            at += wlen + params[p + 1].len();
-            p += 2;
-        }
-    }
-}
-
-/// Runs `f` with this thread's buffers for `ops`, kept from one call to the next (a training
-/// run calls the same chain every step: its scratch, about 1.5 MB for the MNIST model, is
-/// allocated and zeroed once per thread instead of once per task and step). Every buffer is
-/// either overwritten before it is read or, like the padded images' borders and the
-/// flushed weight gradients, left as it was found (zero).
-fn with_work<T: Elem, R>(ops: &[Op], f: impl FnOnce(&mut Work<T>) -> R) -> R {
-    thread_local! {
-        static CACHE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
-    }
-    CACHE.with(|cache| {
-        let kept = cache
-            .borrow_mut()
-            .take()
-            .and_then(|b| b.downcast::<(Vec<Op>, Work<T>)>().ok())
-            .filter(|kept| kept.0 == ops);
-        let mut entry = kept.unwrap_or_else(|| Box::new((ops.to_vec(), Work::new(ops))));
-        let r = f(&mut entry.1);
-        *cache.borrow_mut() = Some(entry);
-        r
-    })
-}
-
 /// [`bce_step`] over plain slices: `params` holds each convolution's weight and bias, in
 /// order; returns the loss and the gradients, concatenated in that order.
 fn step<T: Real>(
@@ -423,212 +345,50 @@ fn step<T: Real>(
     (parts.iter().map(|&(_, l)| l).sum(), acc)
 }
 
-/// Forward pass, loss and backward pass of one image `x` against `t`, the weight and bias
-/// gradients added to `acc`; returns the image's loss.
-fn image<T: Real>(
-    ops: &[Op],
-    params: &[&[T]],
-    work: &mut Work<T>,
-    x: &[T],
-    t: &[T],
-    acc: &mut [T],
-    scale: T,
-) -> f64 {
-    let par = Parallelism::None;
-    let Work {
-        acts,
-        scratch,
-        grad,
-        back,
-        mask,
-    } = work;
-    let mut p = 0;
-    for (l, op) in ops.iter().enumerate() {
-        let (done, rest) = acts.split_at_mut(l);
-        let src: &[T] = if l == 0 { x } else { &done[l - 1] };
-        let dst = &mut rest[0];
-        match (op, scratch[l].as_mut()) {
-            (&Op::Conv { lay, relu, .. }, Some(s)) => {
-                let io = FwdIo {
-                    weight: params[p],
-                    x: src,
-                    y: dst,
-                    bias: Some(params[p + 1]),
-                    relu,
-                    reuse_cols: false,
-                };
-                lay.fwd(s, io, par);
-                p += 2;
-            }
-            (&Op::ConvT { lay, relu, .. }, Some(s)) => {
-                dst.fill(T::ZERO);
-                let io = BwdIo {
-                    weight: params[p],
-                    x: &[],
-                    gy: src,
-                    res: None,
-                    gx: Some(dst),
-                    gw: None,
-                    gb: None,
-                    bias: Some(params[p + 1]),
-                    relu,
-                    reuse_cols: false,
-                };
-                lay.bwd(s, io, par);
-                p += 2;
-            }
-            (Op::Pool(g), _) => pool_fwd_image(g, src, dst),
-            (&Op::Linear { inp, relu, .. }, _) => {
-                for ((d, row), &b) in dst
-                    .iter_mut()
-                    .zip(params[p].chunks_exact(inp))
-                    .zip(params[p + 1])
-                {
-                    let v = dot(row, src) + b;
-                    // The fused ReLU's `v > 0 ? v : 0` (NaN to 0, as `crate::relu`).
-                    *d = match (relu, v > T::ZERO) {
-                        (true, false) => T::ZERO,
-                        _ => v,
-                    };
+/// The outputs of the first `upto` of `stages` (all of them: the logits) for `n` images `x`
+/// `[n, c, h, w]` of shape `input`, `[n, ...]` row-major: the chain's forward pass one image
+/// at a time (for evaluation and encoding; no gradient). The same values as the training
+/// step's forward pass.
+pub fn forward(
+    stages: &[Stage],
+    input: [usize; 3],
+    x: &[f32],
+    n: usize,
+    upto: usize,
+) -> Result<Vec<f32>> {
+    let (ops, _) = plan(stages, input)?;
+    if upto == 0 || upto > ops.len() {
+        bail!(
+            "conv chain: cannot stop after stage {upto} of a chain of {}",
+            ops.len()
+        )
+    }
+    let len: usize = input.iter().product();
+    if x.len() != n * len {
+        bail!(
+            "conv chain: a batch of {n} images of {len} values needs {} inputs, got {}",
+            n * len,
+            x.len()
+        )
+    }
+    let tensors: Vec<&Tensor> = stages
+        .iter()
+        .filter_map(|s| s.params.as_ref())
+        .flat_map(|(w, b)| [w, b])
+        .collect();
+    let out_len = ops[upto - 1].out_len();
+    let mut out = vec![0f32; n * out_len];
+    with_values::<_, candle_core::Error>(&tensors, |params| {
+        run_tasks(n, &mut out, out_len, 0, |imgs, chunk, _, _| {
+            with_work(&ops, |work: &mut Work<f32>| {
+                for (i, y) in imgs.zip(chunk.chunks_exact_mut(out_len)) {
+                    let (acts, scratch) = (&mut work.acts, &mut work.scratch);
+                    forward_image(&ops[..upto], params, acts, scratch, block(x, i, len));
+                    y.copy_from_slice(&acts[upto - 1]);
                 }
-                p += 2;
-            }
-            _ => unreachable!("every convolution has a scratch"),
-        }
-    }
-    let Some(out) = acts.last() else { return 0.0 };
-    let g0 = &mut grad[..out.len()];
-    let loss = bce_sum_serial(out, t, g0);
-    for v in g0.iter_mut() {
-        *v = *v * scale;
-    }
-    // Backward, last stage first; `p` walks the parameters back and `a` the accumulator.
-    let mut a = acc.len();
-    for (l, op) in ops.iter().enumerate().rev() {
-        let src: &[T] = if l == 0 { x } else { &acts[l - 1] };
-        let res = &acts[l][..];
-        let gy = &grad[..op.out_len()];
-        let gx = (l > 0).then(|| &mut back[..op.in_len()]);
-        match (op, scratch[l].as_mut()) {
-            (&Op::Conv { g, lay, relu }, Some(s)) => {
-                p -= 2;
-                let (gw, gb) = grads_of(acc, &mut a, g.weight_len(), g.o);
-                let mut gx = gx;
-                if let Some(gx) = gx.as_mut() {
-                    gx.fill(T::ZERO);
-                }
-                let io = BwdIo {
-                    weight: params[p],
-                    x: src,
-                    gy,
-                    res: relu.then_some(res),
-                    gx,
-                    gw: Some(gw),
-                    gb: Some(gb),
-                    bias: None,
-                    relu: false,
-                    // This image's forward pass through this stage unfolded `src` into the
-                    // stage's own scratch, untouched since.
-                    reuse_cols: true,
-                };
-                lay.bwd(s, io, par);
-            }
-            (&Op::ConvT { g, lay, relu }, Some(s)) => {
-                p -= 2;
-                let (gw, gb) = grads_of(acc, &mut a, g.weight_len(), g.c);
-                // The output gradient through the ReLU: the adjoint convolution's image
-                // gradient, unfolded once for both the weight and the input gradient.
-                let gm = masked(gy, relu.then_some(res), &mut mask[..gy.len()]);
-                add_channel_sums(gb, gm, g.h * g.w);
-                let io = BwdIo {
-                    weight: params[p],
-                    x: gm,
-                    gy: src,
-                    res: None,
-                    gx: None,
-                    gw: Some(gw),
-                    gb: None,
-                    bias: None,
-                    relu: false,
-                    reuse_cols: false,
-                };
-                lay.bwd(s, io, par);
-                if let Some(gx) = gx {
-                    let io = FwdIo {
-                        weight: params[p],
-                        x: gm,
-                        y: gx,
-                        bias: None,
-                        relu: false,
-                        reuse_cols: true,
-                    };
-                    lay.fwd(s, io, par);
-                }
-            }
-            (Op::Pool(g), _) => {
-                if let Some(gx) = gx {
-                    pool_bwd_image(g, src, gy, gx);
-                }
-            }
-            (&Op::Linear { inp, out, relu }, _) => {
-                p -= 2;
-                let (gw, gb) = grads_of(acc, &mut a, inp * out, out);
-                let gm = masked(gy, relu.then_some(res), &mut mask[..gy.len()]);
-                for ((gw_o, gb_o), &v) in gw.chunks_exact_mut(inp).zip(gb.iter_mut()).zip(gm) {
-                    *gb_o += v;
-                    axpy(gw_o, v, src);
-                }
-                if let Some(gx) = gx {
-                    gx.fill(T::ZERO);
-                    for (&v, w_o) in gm.iter().zip(params[p].chunks_exact(inp)) {
-                        axpy(gx, v, w_o);
-                    }
-                }
-            }
-            _ => unreachable!("every convolution has a scratch"),
-        }
-        std::mem::swap(grad, back);
-    }
-    loss
-}
-
-/// `sum(a * b)` with independent partial sums, so that it vectorises.
-fn dot<T: Elem>(a: &[T], b: &[T]) -> T {
-    const LANES: usize = 8;
-    let mut part = [T::ZERO; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for ((p, &u), &v) in part.iter_mut().zip(x).zip(y) {
-            *p += u * v;
-        }
-    }
-    let mut s = T::ZERO;
-    for (&u, &v) in ra.iter().zip(rb) {
-        s += u * v;
-    }
-    for p in part {
-        s += p;
-    }
-    s
-}
-
-/// `acc += a · x`, element-wise.
-fn axpy<T: Elem>(acc: &mut [T], a: T, x: &[T]) {
-    for (d, &s) in acc.iter_mut().zip(x) {
-        *d += a * s;
-    }
-}
-
-/// The weight and bias gradients of the stage whose parameters end at `*a` in the
-/// accumulator (a weight of `wlen` values, then `blen` biases); moves `*a` to their start.
-fn grads_of<'a, T>(
-    acc: &'a mut [T],
-    a: &mut usize,
-    wlen: usize,
-    blen: usize,
-) -> (&'a mut [T], &'a mut [T]) {
-    let start = *a - wlen - blen;
-    *a = start;
-    acc[start..start + wlen + blen].split_at_mut(wlen)
+            });
+        });
+        Ok(())
+    })?;
+    Ok(out)
 }
