@@ -13,7 +13,7 @@
 //! every layer's forward pass, the loss and every backward pass on one image before the next
 //! (about 0.4 MB of activations and gradients per image with the default model, which stays
 //! in the core's cache), adding the weight and bias gradients into the task's accumulator.
-//! The per-image passes are the batched drivers' own ([`crate::conv`]'s layouts, the pools'
+//! The per-image passes are the batched drivers' own (`crate::conv`'s layouts, the pools'
 //! plane loops, the BCE kernel's term), so the numbers are those of the graph up to the
 //! order in which the per-image weight gradients are added (tested against candle's
 //! autograd in `tests/conv_chain.rs`).
