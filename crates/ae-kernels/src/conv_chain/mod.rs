@@ -248,6 +248,15 @@ fn plan(stages: &[Stage], input: [usize; 3]) -> Result<(Vec<Op>, [usize; 3])> {
     Ok((ops, [c, h, w]))
 }
 
+/// The parameter tensors of `stages`, in order: each weight, then its bias.
+fn param_tensors(stages: &[Stage]) -> Vec<&Tensor> {
+    stages
+        .iter()
+        .filter_map(|s| s.params.as_ref())
+        .flat_map(|(w, b)| [w, b])
+        .collect()
+}
+
 /// The output shape `[c, h, w]` of `stages` on inputs of shape `input`, or why they do not
 /// fit it.
 pub fn output_shape(stages: &[Stage], input: [usize; 3]) -> Result<[usize; 3]> {
@@ -285,11 +294,7 @@ pub fn bce_step(
             target.len()
         )
     }
-    let tensors: Vec<&Tensor> = stages
-        .iter()
-        .filter_map(|s| s.params.as_ref())
-        .flat_map(|(w, b)| [w, b])
-        .collect();
+    let tensors = param_tensors(stages);
     let (loss, acc) = with_values::<_, candle_core::Error>(&tensors, |params| {
         Ok(step(&ops, params, x, target, n, scale))
     })?;
@@ -371,11 +376,7 @@ pub fn forward(
             x.len()
         )
     }
-    let tensors: Vec<&Tensor> = stages
-        .iter()
-        .filter_map(|s| s.params.as_ref())
-        .flat_map(|(w, b)| [w, b])
-        .collect();
+    let tensors = param_tensors(stages);
     let out_len = ops[upto - 1].out_len();
     let mut out = vec![0f32; n * out_len];
     with_values::<_, candle_core::Error>(&tensors, |params| {
