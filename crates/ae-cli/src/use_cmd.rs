@@ -202,7 +202,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
         &set.pixels(),
         run.config.train.eval_batch_size,
         &run.device,
-        |x| Ok::<_, anyhow::Error>(run.model.encode(x)?.flatten_from(1)?),
+        |x| Ok::<_, anyhow::Error>(ae_train::encode_batch(run.model.as_ref(), x)?),
     )?;
     if codes.len() != set.len() * k {
         bail!(

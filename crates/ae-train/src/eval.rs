@@ -8,8 +8,8 @@ use ae_data::ImageSet;
 use ae_data::noise::Noise;
 use ae_data::rng::stream;
 use ae_losses::{Reduction, bce_with_logits};
-use ae_models::{Autoencoder, InputLayout, ReconLoss};
-use candle_core::{Device, Tensor};
+use ae_models::{Autoencoder, InputLayout, LossParts, ReconLoss};
+use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::fused::conv::{ConvOutput, conv_forward};
@@ -117,6 +117,45 @@ pub fn map_set_batches<E: From<candle_core::Error> + From<ae_data::DataError>>(
     map_tensors(batches, f)
 }
 
+/// The codes of the batch `x` (`[N, ...]` in the model's input layout), flattened to
+/// `[N, latent]`: for the conv models on the CPU through the conv chain, image at a time
+/// (`crate::fused::conv`, as they train), else `model.encode`. The one encoding every
+/// batch-wise caller (`ae-uses`, `ae-viz`) shares.
+pub fn encode_batch(model: &dyn Autoencoder, x: &Tensor) -> Result<Tensor> {
+    match chain_batch(model, x, ConvOutput::Code)? {
+        Some(code) => Ok(code),
+        None => Ok(model.encode(x)?.flatten_from(1)?),
+    }
+}
+
+/// The reconstructions of the batch `x` in the output's range (`[0, 1]` for a BCE model),
+/// flattened to `[N, ...]`: through the conv chain as [`encode_batch`], else
+/// `model.reconstruct`.
+pub fn reconstruct_batch(model: &dyn Autoencoder, x: &Tensor) -> Result<Tensor> {
+    match chain_batch(model, x, ConvOutput::Logits)? {
+        Some(logits) => Ok(model.output(&logits)?),
+        None => Ok(model.reconstruct(x)?.flatten_from(1)?),
+    }
+}
+
+/// The conv models' code or logits of the batch `x` through the conv chain, flattened to
+/// `[N, ...]`; `None` for the other models, or an `x` that is not `f32` on the CPU.
+fn chain_batch(model: &dyn Autoencoder, x: &Tensor, what: ConvOutput) -> Result<Option<Tensor>> {
+    let Some(view) = model.conv_view() else {
+        return Ok(None);
+    };
+    if !x.device().is_cpu() || x.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    let n = x.dim(0)?;
+    let values = x.flatten_all()?.to_vec1::<f32>()?;
+    let Some(out) = conv_forward(&view, &values, n, what)? else {
+        return Ok(None);
+    };
+    let per = out.len() / n.max(1);
+    Ok(Some(Tensor::from_vec(out, (n, per), x.device())?))
+}
+
 /// `f` on each batch, its outputs flattened to `f32` and concatenated.
 fn map_tensors<E: From<candle_core::Error>>(
     batches: impl Iterator<Item = std::result::Result<Tensor, E>>,
@@ -209,37 +248,36 @@ pub fn evaluate(
             Some(v) => conv_forward(v, input, idx.len(), ConvOutput::Logits)?.map(|l| (v, l)),
             None => None,
         };
-        let parts = match chain {
+        let (logits, parts) = match chain {
             Some((v, logits)) => {
                 let logits = Tensor::from_vec(logits, shape.as_slice(), device)?;
                 let recon = bce_with_logits(&logits, &target, v.reduction)?;
-                (logits, recon.clone(), recon, None, None)
+                let parts = LossParts {
+                    total: recon.clone(),
+                    recon,
+                    kl: None,
+                    sparsity: None,
+                };
+                (logits, parts)
             }
             None => {
                 let input = Tensor::from_slice(input, shape.as_slice(), device)?;
                 let rng = if is_vae { Some(&mut sample_rng) } else { None };
                 let out = model.forward(&input, rng)?;
                 let parts = model.loss(&out, &target)?;
-                (
-                    out.logits,
-                    parts.total,
-                    parts.recon,
-                    parts.kl,
-                    parts.sparsity,
-                )
+                (out.logits, parts)
             }
         };
-        let (logits, total, recon_t, kl_t, sparsity_t) = parts;
         let b = idx.len() as f64;
         bce += bce_with_logits(&logits, &target, Reduction::Sum)?.to_scalar::<f32>()? as f64;
         let rec = model.output(&logits)?;
         mse += ae_losses::mse(&rec, &target, Reduction::Sum)?.to_scalar::<f32>()? as f64;
-        loss += total.to_scalar::<f32>()? as f64 * b;
-        recon += recon_t.to_scalar::<f32>()? as f64 * b;
-        if let Some(t) = &kl_t {
+        loss += parts.total.to_scalar::<f32>()? as f64 * b;
+        recon += parts.recon.to_scalar::<f32>()? as f64 * b;
+        if let Some(t) = &parts.kl {
             *kl.get_or_insert(0.0) += t.to_scalar::<f32>()? as f64 * b;
         }
-        if let Some(t) = &sparsity_t {
+        if let Some(t) = &parts.sparsity {
             *sparsity.get_or_insert(0.0) += t.to_scalar::<f32>()? as f64 * b;
         }
     }

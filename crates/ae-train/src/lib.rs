@@ -51,8 +51,8 @@ pub use config::{
 pub use device::parse_device;
 pub use error::{Result, TrainError};
 pub use eval::{
-    EvalMetrics, evaluate, map_batches, map_set_batches, misfit, model_image_size, mse, psnr,
-    psnr_of_mse,
+    EvalMetrics, encode_batch, evaluate, map_batches, map_set_batches, misfit, model_image_size,
+    mse, psnr, psnr_of_mse, reconstruct_batch,
 };
 pub use lock::RunLock;
 pub use metrics::{EpochMetrics, Metrics};

@@ -3,8 +3,7 @@
 
 use ae_data::ImageSet;
 use ae_models::{Autoencoder, ImageShape};
-use ae_train::fused::conv::{ConvOutput, conv_forward};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use crate::error::{Result, UsesError};
 
@@ -60,10 +59,7 @@ pub fn encode_set(
 ) -> Result<Vec<f32>> {
     check_fits(model, set, "the images to encode")?;
     map_batches(model, set, batch, device, |x| {
-        match chain_batch(model, x, ConvOutput::Code)? {
-            Some(code) => Ok(code),
-            None => Ok(model.encode(x)?.flatten_from(1)?),
-        }
+        Ok(ae_train::encode_batch(model, x)?)
     })
 }
 
@@ -76,28 +72,6 @@ pub fn reconstruct_set(
 ) -> Result<Vec<f32>> {
     check_fits(model, set, "the images to reconstruct")?;
     map_batches(model, set, batch, device, |x| {
-        match chain_batch(model, x, ConvOutput::Logits)? {
-            Some(logits) => Ok(model.output(&logits)?),
-            None => Ok(model.reconstruct(x)?.flatten_from(1)?),
-        }
+        Ok(ae_train::reconstruct_batch(model, x)?)
     })
-}
-
-/// The conv models' code or logits of the batch `x` through the conv chain, image at a time
-/// (`ae_train::fused::conv`, as they train), flattened to `[N, ...]`; `None` for the other
-/// models, or an `x` that is not `f32` on the CPU.
-fn chain_batch(model: &dyn Autoencoder, x: &Tensor, what: ConvOutput) -> Result<Option<Tensor>> {
-    let Some(view) = model.conv_view() else {
-        return Ok(None);
-    };
-    if !x.device().is_cpu() || x.dtype() != DType::F32 {
-        return Ok(None);
-    }
-    let n = x.dim(0)?;
-    let values = x.flatten_all()?.to_vec1::<f32>()?;
-    let Some(out) = conv_forward(&view, &values, n, what)? else {
-        return Ok(None);
-    };
-    let per = out.len() / n.max(1);
-    Ok(Some(Tensor::from_vec(out, (n, per), x.device())?))
 }

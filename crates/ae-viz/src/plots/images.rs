@@ -85,7 +85,7 @@ pub fn denoising(
     let mut noisy = clean.to_vec();
     noise.apply(&mut noisy, set.shape(), &mut stream(opts.seed, "denoise"));
     let den = ae_train::map_batches(model.input_layout(), &noisy, opts.batch_size, device, |x| {
-        Ok::<_, VizError>(model.reconstruct(x)?)
+        Ok::<_, VizError>(ae_train::reconstruct_batch(model, x)?)
     })?;
     let stats = DenoiseStats {
         noise,

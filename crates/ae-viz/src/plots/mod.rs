@@ -212,7 +212,7 @@ pub fn reconstruct_images(
     device: &Device,
 ) -> Result<Vec<f32>> {
     map_first(model, set, (n, batch_size), device, |x| {
-        Ok(model.reconstruct(x)?)
+        Ok(ae_train::reconstruct_batch(model, x)?)
     })
 }
 
@@ -225,7 +225,7 @@ pub fn encode_images(
     device: &Device,
 ) -> Result<Vec<f32>> {
     map_first(model, set, (n, batch_size), device, |x| {
-        Ok(model.encode(x)?.flatten_from(1)?)
+        Ok(ae_train::encode_batch(model, x)?)
     })
 }
 
