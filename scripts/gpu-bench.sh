@@ -8,7 +8,9 @@
 # Environment: ANCHORS (folder of torch_gpu.py and mnist_np.py) [../shared/anchors beside the
 # repository], MNIST (folder of the four MNIST .gz files) [data/mnist], DEVICE [cuda],
 # OUT (run folders) [/tmp/ae-gpu-bench], MODELS [vanilla conv vae], PEER_COMPILE (e.g. reduce-overhead: also time
-# torch.compile with CUDA graphs, the fastest PyTorch).
+# torch.compile with CUDA graphs, the fastest PyTorch), AE_FLAGS (more flags for `ae train`, e.g.
+# --no-cuda-graph to launch every op of every step instead of replaying a recorded step), PEER=0
+# (skip the PyTorch runs).
 #
 # Prints, per model: ae's epoch seconds (the training loop only, from the run's metrics.json),
 # the peer's, and the ratio peer / ae over the epochs after the first (> 1: ae is faster), plus
@@ -43,11 +45,11 @@ for m in ${MODELS:-vanilla conv vae}; do
     smi=
   fi
   NO_COLOR=1 "$BIN" train --model "$m" --device "$DEVICE" --epochs "$EPOCHS" --seed 0 --overwrite \
-    --data-dir "$MNIST" --out "$OUT/$m" > "$log" 2>&1 || { echo "ae train $m failed: $(tail -2 "$log")"; rc=1; }
+    --data-dir "$MNIST" --out "$OUT/$m" ${AE_FLAGS:-} > "$log" 2>&1 || { echo "ae train $m failed: $(tail -2 "$log")"; rc=1; }
   [ -n "$smi" ] && { kill "$smi"; wait "$smi" 2>/dev/null; }
   ours=$(python3 -c 'import json, sys; print("\n".join(str(e["seconds"]) for e in json.load(open(sys.argv[1]))["epochs"]))' \
     "$OUT/$m/metrics.json" 2>/dev/null)
-  theirs=$(cd "$ANCHORS" && MNIST_DIR=$MNIST python3 torch_gpu.py "$m" "$EPOCHS" 2>"$OUT/$m.torch.err" \
+  [ "${PEER:-1}" = 0 ] && theirs= || theirs=$(cd "$ANCHORS" && MNIST_DIR=$MNIST python3 torch_gpu.py "$m" "$EPOCHS" 2>"$OUT/$m.torch.err" \
     | grep -oE 'time [0-9.]+s' | grep -oE '[0-9.]+')
   a=$(echo "$ours" | mean_after_first)
   t=$(echo "$theirs" | mean_after_first)

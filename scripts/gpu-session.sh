@@ -11,8 +11,9 @@
 # binaries), step_profile-cuda.xz, profile.xz and step_profile.xz (CPU examples),
 # gpu/ and anchors/ (../shared's), and data/mnist (a link to the repository's).
 #
-# Parts (seconds each is allowed): 1 GPU epochs of ae vs PyTorch eager, dense and VAE 4
-# epochs, conv 10 (memory sampled) [300]; 2 the CUDA tests (same gradients as the CPU, every
+# Parts (seconds each is allowed): 1 GPU epochs of ae (steps replayed from CUDA graphs) vs
+# PyTorch eager, dense and VAE 4 epochs, conv 10 (memory sampled) [300], then ae without CUDA
+# graphs, 3 epochs each [120]; 2 the CUDA tests (same gradients as the CPU, every
 # model trains, no memory held across steps) [150]; 3 where a GPU step's time goes [60];
 # 4 per-op CPU profile at 2 and all cores [90]; 5 CPU epochs of ae and PyTorch at 2 and all
 # cores (../shared/gpu/cpu-scaling.sh) [200].
@@ -48,6 +49,10 @@ MODELS="vanilla vae" OUT=$RUNS/bench ANCHORS=$KIT/anchors MNIST=$ROOT/data/mnist
   timeout 150 bash "$ROOT/scripts/gpu-bench.sh" "$BIN/ae" 4
 MODELS=conv OUT=$RUNS/bench ANCHORS=$KIT/anchors MNIST=$ROOT/data/mnist \
   timeout 150 bash "$ROOT/scripts/gpu-bench.sh" "$BIN/ae" 10
+# The same without CUDA graphs (every op of every step launched): what the recording buys.
+MODELS="vanilla vae conv" AE_FLAGS=--no-cuda-graph PEER=0 OUT=$RUNS/bench-eager ANCHORS=$KIT/anchors \
+  MNIST=$ROOT/data/mnist timeout 120 bash "$ROOT/scripts/gpu-bench.sh" "$BIN/ae" 3
+grep -h "CUDA graph" "$RUNS"/bench/*.log | sort | uniq -c
 for m in vanilla vae conv; do
   f=$RUNS/bench/$m.mem
   [ -s "$f" ] && echo "$m GPU memory (MiB), max per tenth of the run: $(awk '{ v[NR] = $1 } END {
@@ -66,7 +71,7 @@ done
 
 part 3 where a GPU training step goes
 for m in vanilla vae conv; do
-  timeout 30 "$BIN/step_profile-cuda" "$m" 200 cuda
+  timeout 20 "$BIN/step_profile-cuda" "$m" 200 cuda
 done
 
 part 4 per-op CPU profile at 2 and $ALL cores

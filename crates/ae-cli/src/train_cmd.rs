@@ -67,6 +67,10 @@ pub struct TrainArgs {
     /// dense models, the dense VAE and the conv model (for checking one against the other)
     #[arg(long)]
     pub no_fused_step: bool,
+    /// On CUDA, launch every op of every step instead of recording the step into a CUDA
+    /// graph once and replaying it (for checking one against the other)
+    #[arg(long)]
+    pub no_cuda_graph: bool,
     /// cpu, cuda, cuda:N, metal.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -129,6 +133,7 @@ const RESUMABLE: &[&str] = &[
     "out",
     "max_epochs_this_call",
     "no_fused_step",
+    "no_cuda_graph",
     "device",
     "json",
     "max_model_bytes",
@@ -301,6 +306,7 @@ pub fn run(a: TrainArgs, matches: Option<&ArgMatches>) -> Result<()> {
         device,
         max_epochs_this_call: a.max_epochs_this_call,
         fused: !a.no_fused_step,
+        cuda_graph: !a.no_cuda_graph,
         ..TrainOptions::default()
     };
     let report = train_on(&cfg, split, &out, &opts)

@@ -15,7 +15,7 @@ fn values(n: usize, seed: usize) -> Vec<f32> {
     (0..n)
         .map(|i| {
             let h = (i * 2_654_435_761 + seed * 40_503) % 1_000_003;
-            if h % 5 == 0 {
+            if h.is_multiple_of(5) {
                 0.0
             } else {
                 ((h % 201) as f32 - 100.0) / 100.0

@@ -185,6 +185,25 @@ pub trait Autoencoder: Send + Sync {
     /// from `rng`; with `None` it uses `z = mu`. Other models ignore `rng`.
     fn forward(&self, x: &Tensor, rng: Option<&mut AeRng>) -> Result<AeOutput>;
 
+    /// The noise a training [`forward`](Autoencoder::forward) pass on `n` samples draws,
+    /// drawn from `rng` exactly as that pass would draw it, on `device` (the VAE's `eps`,
+    /// `[n, latent]`); `Ok(None)` for models that draw none. With
+    /// [`forward_with_noise`](Autoencoder::forward_with_noise) it splits a training pass into
+    /// the host's draw and the device's work, which is then the same every step (what a
+    /// training step recorded into a CUDA graph replays).
+    fn draw_noise(&self, n: usize, rng: &mut AeRng, device: &Device) -> Result<Option<Tensor>> {
+        let _ = (n, rng, device);
+        Ok(None)
+    }
+
+    /// A training forward pass on `x` with the noise drawn by
+    /// [`draw_noise`](Autoencoder::draw_noise) (`None` for models that draw none): the same
+    /// output as `forward(x, Some(rng))` when `eps` was drawn from that `rng`.
+    fn forward_with_noise(&self, x: &Tensor, eps: Option<&Tensor>) -> Result<AeOutput> {
+        let _ = eps;
+        self.forward(x, None)
+    }
+
     /// The loss of `out` against `target` (the layout and shape of the input;
     /// values in [0, 1] for a BCE model, any for an MSE model; for denoising,
     /// the clean batch).

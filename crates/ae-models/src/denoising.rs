@@ -133,6 +133,14 @@ impl Autoencoder for DenoisingAutoencoder {
         self.base.forward(x, rng)
     }
 
+    fn draw_noise(&self, n: usize, rng: &mut AeRng, device: &Device) -> Result<Option<Tensor>> {
+        self.base.draw_noise(n, rng, device)
+    }
+
+    fn forward_with_noise(&self, x: &Tensor, eps: Option<&Tensor>) -> Result<AeOutput> {
+        self.base.forward_with_noise(x, eps)
+    }
+
     /// The base model's loss against the clean `target`.
     fn loss(&self, out: &AeOutput, target: &Tensor) -> Result<LossParts> {
         self.base.loss(out, target)

@@ -276,6 +276,27 @@ impl Vae {
         Ok((self.mu.forward(&h)?, self.logvar.forward(&h)?))
     }
 
+    /// The training pass's end from the posterior: `z = mu + exp(½ logvar)·eps`, or `z = mu`
+    /// without `eps`, decoded.
+    fn sample_and_decode(
+        &self,
+        mu: Tensor,
+        logvar: Tensor,
+        eps: Option<&Tensor>,
+    ) -> Result<AeOutput> {
+        let z = match eps {
+            Some(eps) => reparameterise(&mu, &logvar, eps)?,
+            None => mu.clone(),
+        };
+        let logits = self.decode(&z)?;
+        Ok(AeOutput {
+            logits,
+            code: z,
+            mu: Some(mu),
+            logvar: Some(logvar),
+        })
+    }
+
     /// `n` standard normal latents `[n, latent_dim]` drawn from `rng` (row-major,
     /// one `f32` per value), on `device`, in the model's dtype.
     pub fn draw_normal(&self, n: usize, rng: &mut AeRng, device: &Device) -> Result<Tensor> {
@@ -340,20 +361,23 @@ impl Autoencoder for Vae {
     /// from `rng` (see [`Vae::draw_normal`]), or `z = mu` when `rng` is `None`.
     fn forward(&self, x: &Tensor, rng: Option<&mut AeRng>) -> Result<AeOutput> {
         let (mu, logvar) = self.posterior(x)?;
-        let z = match rng {
-            Some(rng) => {
-                let eps = self.draw_normal(mu.dim(0)?, rng, mu.device())?;
-                reparameterise(&mu, &logvar, &eps)?
-            }
-            None => mu.clone(),
+        let eps = match rng {
+            Some(rng) => Some(self.draw_normal(mu.dim(0)?, rng, mu.device())?),
+            None => None,
         };
-        let logits = self.decode(&z)?;
-        Ok(AeOutput {
-            logits,
-            code: z,
-            mu: Some(mu),
-            logvar: Some(logvar),
-        })
+        self.sample_and_decode(mu, logvar, eps.as_ref())
+    }
+
+    /// `eps` `[n, latent]`, drawn by [`Vae::draw_normal`].
+    fn draw_noise(&self, n: usize, rng: &mut AeRng, device: &Device) -> Result<Option<Tensor>> {
+        Ok(Some(self.draw_normal(n, rng, device)?))
+    }
+
+    /// As [`Autoencoder::forward`], with `z = mu + exp(½ logvar)·eps` for the given `eps`
+    /// (`[N, latent]`), or `z = mu` without.
+    fn forward_with_noise(&self, x: &Tensor, eps: Option<&Tensor>) -> Result<AeOutput> {
+        let (mu, logvar) = self.posterior(x)?;
+        self.sample_and_decode(mu, logvar, eps)
     }
 
     /// BCE from logits (or `½·SSE` for MSE) + β·KL, both per-image sums

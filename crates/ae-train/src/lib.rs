@@ -33,6 +33,7 @@ mod adam;
 pub mod checkpoint;
 mod config;
 mod device;
+mod device_loop;
 mod error;
 mod eval;
 pub mod fused;
@@ -49,6 +50,7 @@ pub use config::{
     RECIPE_PEAK_LR_MSE_IMAGES, RunConfig, TrainConfig,
 };
 pub use device::parse_device;
+pub use device_loop::DeviceLoop;
 pub use error::{Result, TrainError};
 pub use eval::{
     EvalMetrics, encode_batch, evaluate, map_batches, map_set_batches, misfit, model_image_size,

@@ -16,6 +16,7 @@ use crate::checkpoint::{
     TrainState,
 };
 use crate::config::{FORMAT_VERSION, RunConfig};
+use crate::device_loop::DeviceLoop;
 use crate::eval::{EvalMetrics, check_fits, evaluate};
 use crate::fused::fused_train_step;
 use crate::lock::RunLock;
@@ -40,6 +41,9 @@ pub struct TrainOptions {
     /// dense VAE on the CPU) where it computes the model. `false` runs every step
     /// through candle's graph.
     pub fused: bool,
+    /// On CUDA, record a training step into a CUDA graph once and replay it
+    /// (`crate::device_loop`); `false` launches every op of every step.
+    pub cuda_graph: bool,
 }
 
 impl Default for TrainOptions {
@@ -51,6 +55,7 @@ impl Default for TrainOptions {
             progress: ProgressMode::Auto,
             max_epochs_this_call: None,
             fused: true,
+            cuda_graph: true,
         }
     }
 }
@@ -134,17 +139,6 @@ pub fn train_step_on_device(
     let parts = model.loss(&out, target)?;
     adam.step(&parts.total.backward()?)?;
     Ok(parts.total.detach())
-}
-
-/// The rows `idx` of `images` (`[N, ...]`), gathered on its device.
-fn gather_rows(images: &Tensor, idx: &[usize]) -> Result<Tensor> {
-    let rows = idx
-        .iter()
-        .map(|&i| u32::try_from(i))
-        .collect::<std::result::Result<Vec<u32>, _>>()
-        .map_err(|_| TrainError::Mismatch("a batch index does not fit in u32".into()))?;
-    let rows = Tensor::from_vec(rows, idx.len(), images.device())?;
-    Ok(images.index_select(&rows, 0)?)
 }
 
 /// Fails with [`TrainError::NonFinite`] (and marks the epoch diverged) unless `loss` is finite.
@@ -289,11 +283,15 @@ pub fn train_on(
     let noise = model.noise().filter(|n| !matches!(n, Noise::None)).cloned();
     // Off the CPU kernels (a GPU, or the CPU's portable path) the training set lives on the
     // device: batches are gathered there by index, and the losses summed there and read once
-    // per epoch, instead of a host-to-device copy and a device-to-host read per step. Noise is
-    // drawn on the host, so denoising models keep the host path.
-    let resident = match noise {
+    // per epoch, instead of a host-to-device copy and a device-to-host read per step; on CUDA
+    // each step is replayed from a CUDA graph (`device_loop`). Noise is drawn on the host, so
+    // denoising models keep the host path.
+    let mut resident = match noise {
         None if !ae_kernels::cpu_kernels(device) && u32::try_from(train_set.len()).is_ok() => {
-            Some(train_set.to_tensor(model.input_layout().data_layout(), device)?)
+            Some(DeviceLoop::new(
+                train_set.to_tensor(model.input_layout().data_layout(), device)?,
+                opts.cuda_graph,
+            )?)
         }
         _ => None,
     };
@@ -331,18 +329,10 @@ pub fn train_on(
         progress.start_epoch(epoch + 1, t.epochs, steps_per_epoch);
         let started = Instant::now();
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
-        let mut device_sum: Option<Tensor> = None;
         for (bi, idx) in order.iter().enumerate() {
             adam.set_lr(step_lr(bi));
-            if let Some(images) = &resident {
-                let x = gather_rows(images, idx)?;
-                let loss =
-                    train_step_on_device(model.as_ref(), &mut adam, &x, &x, &mut sample_rng)?;
-                let weighted = loss.affine(idx.len() as f64, 0.0)?;
-                device_sum = Some(match device_sum.take() {
-                    Some(sum) => (sum + weighted)?,
-                    None => weighted,
-                });
+            if let Some(dl) = &mut resident {
+                dl.step(model.as_ref(), &mut adam, idx, &mut sample_rng)?;
                 seen += idx.len();
                 progress.batch(None, seen as f64 / started.elapsed().as_secs_f64());
                 continue;
@@ -373,11 +363,11 @@ pub fn train_on(
                 seen as f64 / started.elapsed().as_secs_f64(),
             );
         }
-        if let Some(sum) = device_sum {
+        if let Some(dl) = &mut resident {
             // The one read of the epoch. A non-finite sum stops the run as a non-finite
             // step does on the host path (reported at the epoch's last batch: which step
             // it was is not known without a read per step).
-            loss_sum = f64::from(sum.to_dtype(DType::F32)?.to_scalar::<f32>()?);
+            loss_sum = dl.take_loss_sum()?;
             check_finite(
                 loss_sum,
                 epoch,

@@ -141,3 +141,72 @@ fn the_portable_path_trains_the_same_models_as_the_kernels() {
         assert!((kernels.test.loss - portable.test.loss).abs() <= 1e-3 * kernels.test.loss);
     }
 }
+
+/// On CUDA, steps replayed from a recorded CUDA graph train as steps launched op by op:
+/// the same weights and loss sums, for a dense and a conv model and the VAE (its noise drawn
+/// on the host into a buffer), one graph per batch size.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_graph_steps_train_as_eager_steps() {
+    use ae_train::DeviceLoop;
+    use candle_core::Tensor;
+
+    let cuda = Device::new_cuda(0).expect("a build with the cuda feature tests on a CUDA device");
+    let n = 40;
+    let x = batch(n);
+    // Four batches of 8 and one of 4 per epoch: two recorded sizes.
+    let order: Vec<Vec<usize>> = (0..5)
+        .map(|b| (b * 8..(b * 8 + 8).min(36)).map(|i| (i * 7) % n).collect())
+        .collect();
+    let cases = [
+        (ModelConfig::default_for(ModelKind::Vanilla, INPUT), 2),
+        (
+            models()
+                .into_iter()
+                .find(|c| matches!(c, ModelConfig::Conv(_)))
+                .unwrap(),
+            2,
+        ),
+        (ModelConfig::default_for(ModelKind::Vae, INPUT), 2),
+    ];
+    for (cfg, recorded) in cases {
+        let run = |graphs: bool| -> (Vec<Vec<f32>>, f64, usize) {
+            let (model, varmap) =
+                ae_models::init::seeded_model(&cfg, &cuda, &mut ae_data::rng::seeded(0)).unwrap();
+            let mut adam = Adam::new(named_vars(&varmap), AdamConfig::default()).unwrap();
+            let shape = model.input_layout().shape(n);
+            let images = Tensor::from_slice(&x, shape.as_slice(), &cuda).unwrap();
+            let mut dl = DeviceLoop::new(images, graphs).unwrap();
+            let mut rng = ae_data::rng::seeded(1);
+            let mut sum = 0.0;
+            for _epoch in 0..3 {
+                for idx in &order {
+                    dl.step(model.as_ref(), &mut adam, idx, &mut rng).unwrap();
+                }
+                sum += dl.take_loss_sum().unwrap();
+            }
+            let weights = named_vars(&varmap)
+                .iter()
+                .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+                .collect();
+            (weights, sum, dl.graphs_recorded())
+        };
+        let (eager, eager_sum, none) = run(false);
+        let (graph, graph_sum, used) = run(true);
+        let kind = cfg.kind();
+        assert_eq!(none, 0);
+        assert_eq!(used, recorded, "{kind:?}: batch sizes recorded");
+        assert!(
+            (eager_sum - graph_sum).abs() <= 1e-5 * eager_sum.abs(),
+            "{kind:?}: loss sums {eager_sum} vs {graph_sum}"
+        );
+        for (a, b) in eager.iter().zip(&graph) {
+            for (p, q) in a.iter().zip(b) {
+                assert!(
+                    (p - q).abs() <= 1e-5 * p.abs().max(1e-2),
+                    "{kind:?}: {p} vs {q}"
+                );
+            }
+        }
+    }
+}

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use ae_kernels::Backend;
 use ae_models::{ConvConfig, ImageShape, ModelConfig, VaeArch, VaeConfig};
 use ae_train::checkpoint::named_vars;
-use ae_train::{Adam, AdamConfig, train_step, train_step_on_device};
+use ae_train::{Adam, AdamConfig, DeviceLoop, train_step};
 use candle_core::{Device, Tensor};
 
 /// The system allocator, counting the bytes it has handed out and not taken back.
@@ -106,13 +106,12 @@ fn held_while_training(
                 .collect()
         })
         .collect();
-    let shape = model.input_layout().shape(batch);
-    let on_device: Vec<Tensor> = batches
-        .iter()
-        .map(|b| Tensor::from_slice(b, shape.as_slice(), device).unwrap())
-        .collect();
+    // Off the kernels, the trainer's device loop over the same batches as one set on the
+    // device (on CUDA, its steps replayed from a CUDA graph).
+    let shape = model.input_layout().shape(batches.len() * batch);
+    let all = Tensor::from_slice(&batches.concat(), shape.as_slice(), device).unwrap();
+    let mut device_loop = DeviceLoop::new(all, true).unwrap();
     let kernels = ae_kernels::cpu_kernels(device);
-    let mut sum = Tensor::zeros((), candle_core::DType::F32, device).unwrap();
     let mut at_early = 0;
     for step in 1..=steps {
         if kernels {
@@ -120,16 +119,18 @@ fn held_while_training(
             let loss = train_step(model.as_ref(), &mut adam, x, x, true, device, &mut rng).unwrap();
             assert!(loss.is_finite(), "step {step}: loss {loss}");
         } else {
-            let x = &on_device[step % batches.len()];
-            let loss = train_step_on_device(model.as_ref(), &mut adam, x, x, &mut rng).unwrap();
-            sum = (sum + loss.affine(batch as f64, 0.0).unwrap()).unwrap();
+            let b = step % batches.len();
+            let idx: Vec<usize> = (b * batch..(b + 1) * batch).collect();
+            device_loop
+                .step(model.as_ref(), &mut adam, &idx, &mut rng)
+                .unwrap();
         }
         if step == early {
             at_early = held(device);
         }
     }
     if !kernels {
-        assert!(sum.to_scalar::<f32>().unwrap().is_finite());
+        assert!(device_loop.take_loss_sum().unwrap().is_finite());
     }
     (at_early, held(device))
 }

@@ -175,6 +175,19 @@ impl Adam {
         Ok(())
     }
 
+    /// The step staged and not yet applied (to put back with [`Adam::restage`] when a
+    /// recording of the step into a CUDA graph fails).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn staged_step(&self) -> Option<AdamStep> {
+        self.staged
+    }
+
+    /// Puts back a staged step taken by [`Adam::staged_step`].
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn restage(&mut self, step: Option<AdamStep>) {
+        self.staged = step;
+    }
+
     /// The update of the step [`Adam::stage`] counted, from the gradients in `grads`.
     /// Variables without a gradient are left alone (their moments too). Off the CPU kernels
     /// every result is written in place, into the variables and the moment buffers, and the
