@@ -21,7 +21,7 @@
 
 use candle_core::{CpuStorage, DType, Result, Storage, Tensor, bail};
 
-use crate::dense::{DenseGeom, dense_bwd, dense_fwd};
+use crate::dense::{DenseAct, DenseGeom, dense_bwd, dense_fwd};
 use crate::plan::Need;
 
 /// One fully connected layer of a chain: `relu?(x Wᵀ + b)`.
@@ -161,7 +161,13 @@ pub fn forward(bound: &[Bound<'_>], x: &[f32], n: usize) -> Vec<Vec<f32>> {
     let mut acts: Vec<Vec<f32>> = Vec::with_capacity(bound.len());
     for l in bound {
         let input = acts.last().map_or(x, Vec::as_slice);
-        let y = dense_fwd(l.layer.geom(n), input, l.w, l.b, l.layer.relu);
+        let y = dense_fwd(
+            l.layer.geom(n),
+            input,
+            l.w,
+            l.b,
+            DenseAct::relu_if(l.layer.relu),
+        );
         acts.push(y);
     }
     acts
@@ -202,7 +208,8 @@ pub fn backward(
             bias: l.b.is_some(),
         };
         let res = l.layer.relu.then(|| acts[i].as_slice());
-        let g = dense_bwd(l.layer.geom(n), input, l.w, &gy, res, need);
+        let act = DenseAct::relu_if(l.layer.relu);
+        let g = dense_bwd(l.layer.geom(n), input, l.w, &gy, res, act, need);
         if let (Some(gb), Some(bt)) = (g.bias, &l.layer.bias) {
             grads.push((bt.clone(), gb));
         }

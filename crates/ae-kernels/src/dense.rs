@@ -17,6 +17,24 @@ use crate::ops::FusedKernel;
 use crate::par_gemm::{Epilogue, par_matmul};
 use crate::plan::{Grads, Need};
 
+/// The activation fused into a fully connected layer, after the bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DenseAct {
+    /// None: the layer's output is `x Wᵀ + b`.
+    Identity,
+    /// `max(·, 0)`.
+    Relu,
+    /// `1 / (1 + e^{-·})`, the same values as [`crate::sigmoid`].
+    Sigmoid,
+}
+
+impl DenseAct {
+    /// `Relu` when `relu`, else `Identity`.
+    pub fn relu_if(relu: bool) -> Self {
+        if relu { Self::Relu } else { Self::Identity }
+    }
+}
+
 /// Shape of one fully connected layer over a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct DenseGeom {
@@ -34,20 +52,24 @@ pub(crate) fn dense_fwd<T: Elem>(
     x: &[T],
     w: &[T],
     b: Option<&[T]>,
-    relu: bool,
+    act: DenseAct,
 ) -> Vec<T> {
     let mut y = vec![T::ZERO; g.n * g.out];
-    // The bias and the ReLU on each block's rows while they are in cache, in parallel.
+    // The bias and the activation on each block's rows while they are in cache, in parallel.
     let epilogue = |c0: usize, row: &mut [T]| {
         if let Some(b) = b {
             for (v, &bias) in row.iter_mut().zip(&b[c0..]) {
                 *v += bias;
             }
         }
-        if relu {
-            for v in row.iter_mut() {
-                *v = if *v > T::ZERO { *v } else { T::ZERO };
+        match act {
+            DenseAct::Identity => {}
+            DenseAct::Relu => {
+                for v in row.iter_mut() {
+                    *v = if *v > T::ZERO { *v } else { T::ZERO };
+                }
             }
+            DenseAct::Sigmoid => T::sigmoid_in_place(row),
         }
     };
     par_matmul(
@@ -57,19 +79,21 @@ pub(crate) fn dense_fwd<T: Elem>(
         MatView::row_major(g.n, g.inp),
         w,
         MatView::row_major(g.out, g.inp).t(),
-        (b.is_some() || relu).then_some(&epilogue as Epilogue<'_, T>),
+        (b.is_some() || act != DenseAct::Identity).then_some(&epilogue as Epilogue<'_, T>),
     );
     y
 }
 
 /// Gradients of [`dense_fwd`] given the output gradient `gy [n, out]` (and, with a fused
-/// ReLU, the forward output `res`, whose zeros mask the gradient).
+/// activation `act`, the forward output `res`: a ReLU's zeros mask the gradient, a sigmoid's
+/// values scale it by `σ (1 - σ)`).
 pub(crate) fn dense_bwd<T: Elem>(
     g: DenseGeom,
     x: &[T],
     w: &[T],
     gy: &[T],
     res: Option<&[T]>,
+    act: DenseAct,
     need: Need,
 ) -> Grads<T> {
     // The masked output gradient, and the bias gradient (its column sums), in one pass
@@ -81,7 +105,16 @@ pub(crate) fn dense_bwd<T: Elem>(
             .par_iter()
             .zip(res.par_iter())
             .with_min_len(1 << 14)
-            .map(|(&d, &r)| if r > T::ZERO { d } else { T::ZERO })
+            .map(|(&d, &r)| match act {
+                DenseAct::Sigmoid => T::sigmoid_bwd(r, d),
+                _ => {
+                    if r > T::ZERO {
+                        d
+                    } else {
+                        T::ZERO
+                    }
+                }
+            })
             .collect();
     }
     let gm: &[T] = if res.is_some() { &masked } else { gy };
@@ -151,12 +184,12 @@ fn column_sums<T: Elem>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
     acc
 }
 
-/// `x [n, inp]`, `weight [out, inp]` (, `bias [out]`) -> `relu?(x Wᵀ + b) [n, out]`.
+/// `x [n, inp]`, `weight [out, inp]` (, `bias [out]`) -> `act(x Wᵀ + b) [n, out]`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct DenseKernel {
     pub g: DenseGeom,
-    /// Whether a ReLU is fused after the bias.
-    pub relu: bool,
+    /// The activation fused after the bias.
+    pub act: DenseAct,
 }
 
 impl FusedKernel for DenseKernel {
@@ -174,12 +207,12 @@ impl FusedKernel for DenseKernel {
         ]
     }
 
-    fn relu(&self) -> bool {
-        self.relu
+    fn reads_output(&self) -> bool {
+        self.act != DenseAct::Identity
     }
 
     fn forward<T: Elem>(&self, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
-        dense_fwd(self.g, x, w, b, self.relu)
+        dense_fwd(self.g, x, w, b, self.act)
     }
 
     fn backward<T: Elem>(
@@ -190,7 +223,7 @@ impl FusedKernel for DenseKernel {
         res: Option<&[T]>,
         need: Need,
     ) -> Grads<T> {
-        dense_bwd(self.g, x, w, gy, res, need)
+        dense_bwd(self.g, x, w, gy, res, self.act, need)
     }
 }
 
@@ -207,8 +240,9 @@ mod tests {
             out: 3,
         };
         let (x, w, b, gy) = (seq(35, 1), seq(21, 2), seq(3, 3), seq(15, 4));
-        for relu in [false, true] {
-            let y = dense_fwd(g, &x, &w, Some(&b), relu);
+        for act in [DenseAct::Identity, DenseAct::Relu, DenseAct::Sigmoid] {
+            let y = dense_fwd(g, &x, &w, Some(&b), act);
+            // The factor the activation's derivative puts on each output's gradient.
             let mut mask = vec![1.0; 15];
             for r in 0..5 {
                 for o in 0..3 {
@@ -216,11 +250,18 @@ mod tests {
                     for i in 0..7 {
                         s += x[r * 7 + i] * w[o * 7 + i];
                     }
-                    if relu && s <= 0.0 {
-                        s = 0.0;
-                        mask[r * 3 + o] = 0.0;
+                    match act {
+                        DenseAct::Relu if s <= 0.0 => {
+                            s = 0.0;
+                            mask[r * 3 + o] = 0.0;
+                        }
+                        DenseAct::Sigmoid => {
+                            s = 1.0 / (1.0 + (-s).exp());
+                            mask[r * 3 + o] = s * (1.0 - s);
+                        }
+                        _ => {}
                     }
-                    assert!((y[r * 3 + o] - s).abs() < 1e-12);
+                    assert!((y[r * 3 + o] - s).abs() < 1e-12, "{act:?}");
                 }
             }
             let need = Need {
@@ -228,7 +269,8 @@ mod tests {
                 weight: true,
                 bias: true,
             };
-            let gr = dense_bwd(g, &x, &w, &gy, relu.then_some(y.as_slice()), need);
+            let res = (act != DenseAct::Identity).then_some(y.as_slice());
+            let gr = dense_bwd(g, &x, &w, &gy, res, act, need);
             let gm: Vec<f64> = gy.iter().zip(&mask).map(|(a, m)| a * m).collect();
             let (gx, gw, gb) = (gr.input.unwrap(), gr.weight.unwrap(), gr.bias.unwrap());
             for r in 0..5 {
@@ -260,7 +302,15 @@ mod tests {
             weight: true,
             bias: false,
         };
-        let gr = dense_bwd(g, &seq(6, 1), &seq(6, 2), &seq(4, 3), None, need);
+        let gr = dense_bwd(
+            g,
+            &seq(6, 1),
+            &seq(6, 2),
+            &seq(4, 3),
+            None,
+            DenseAct::Identity,
+            need,
+        );
         assert!(gr.input.is_none() && gr.bias.is_none() && gr.weight.is_some());
     }
 }

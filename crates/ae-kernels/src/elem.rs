@@ -17,17 +17,34 @@ pub(crate) trait Elem:
     const ZERO: Self;
     /// Multiplicative identity.
     const ONE: Self;
+    /// `σ(v) = 1 / (1 + e^{-v})` of every value, in place: the same values as
+    /// [`crate::sigmoid`] (for a fused sigmoid epilogue).
+    fn sigmoid_in_place(v: &mut [Self]);
+    /// A sigmoid's backward, `grad · res · (1 - res)` from its output `res`, as
+    /// [`crate::sigmoid`]'s backward computes it.
+    fn sigmoid_bwd(res: Self, grad: Self) -> Self;
 }
 
-impl Elem for f32 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
+macro_rules! elem_float {
+    ($t:ty) => {
+        impl Elem for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+
+            fn sigmoid_in_place(v: &mut [Self]) {
+                crate::unary::sigmoid_in_place(v)
+            }
+
+            #[inline(always)]
+            fn sigmoid_bwd(res: Self, grad: Self) -> Self {
+                <crate::unary::Sigmoid as crate::unary::Activation>::bwd(res, grad)
+            }
+        }
+    };
 }
 
-impl Elem for f64 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-}
+elem_float!(f32);
+elem_float!(f64);
 
 /// Floating-point element types, for the element-wise kernels (loss, optimizer).
 pub(crate) trait Real:

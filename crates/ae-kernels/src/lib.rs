@@ -18,8 +18,9 @@
 //! * [`relu`] / [`max_pool2d`]: single-pass replacements for `Tensor::relu` /
 //!   `Tensor::max_pool2d`, whose candle backward passes allocate several full-size temporaries
 //!   (and, for max-pool, scale the gradient by `1 / k²`: see [`max_pool2d`]);
-//! * [`linear`] / [`linear_relu`] and the layer [`nn::Linear`]: a fully connected layer with
-//!   the bias (and ReLU) fused into one GEMM, and a one-pass backward;
+//! * [`linear`] / [`linear_relu`] / [`linear_sigmoid`] and the layer [`nn::Linear`]: a fully
+//!   connected layer with the bias (and ReLU or sigmoid) fused into one GEMM, and a one-pass
+//!   backward;
 //! * [`bce_with_logits_sum`]: the stable binary cross-entropy from logits, summed, as one op;
 //! * [`adam_update`]: a fused, in-place Adam step of one parameter ([`adam_update_slice`]
 //!   with a gradient held as plain values);
@@ -72,7 +73,7 @@ pub use portable::{Backend, PORTABLE_VAR, cpu_kernels, portable, set_portable, w
 pub use threads::{CANDLE_SPIN_LIMIT, CANDLE_SPIN_LIMIT_VAR, tune_candle_threads};
 
 use conv::Geom;
-use dense::{DenseGeom, DenseKernel};
+use dense::{DenseAct, DenseGeom, DenseKernel};
 use loss::BceOp;
 use ops::{ConvKernel, DataKernel};
 use pool::{MaxPoolOp, PoolGeom};
@@ -315,30 +316,43 @@ pub fn max_pool2d(x: &Tensor, kernel: usize) -> Result<Tensor> {
 /// tracked tensors. Non-CPU devices, dtypes other than `f32`/`f64` and inputs of another rank
 /// use those candle ops.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-    linear_impl(x, w, b, false)
+    linear_impl(x, w, b, DenseAct::Identity)
 }
 
 /// `relu(linear(x, w, b))` as one op: the ReLU is applied while the output rows are in
 /// cache, and the backward pass masks the gradient with the op's own output. Same values
 /// and gradients as [`linear`] followed by [`relu`].
 pub fn linear_relu(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-    linear_impl(x, w, b, true)
+    linear_impl(x, w, b, DenseAct::Relu)
 }
 
-fn linear_impl(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+/// `sigmoid(linear(x, w, b))` as one op: the sigmoid is applied while the output rows are in
+/// cache (a separate pass over a decoder's output reads and writes it all again: a tenth of a
+/// dense reconstruction's time), and the backward pass scales the gradient by `σ (1 - σ)`
+/// from the op's own output. Same values and gradients as [`linear`] followed by
+/// [`sigmoid`].
+pub fn linear_sigmoid(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    linear_impl(x, w, b, DenseAct::Sigmoid)
+}
+
+fn linear_impl(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: DenseAct) -> Result<Tensor> {
     let (out, inp) = w.dims2()?;
     check_bias(b, out, "linear")?;
     let fast = x.rank() == 2 && fast_path(x, w, b);
     if !fast {
         let y = candle_core::Module::forward(&candle_nn::Linear::new(w.clone(), b.cloned()), x)?;
-        return if relu { stock::relu(&y) } else { Ok(y) };
+        return match act {
+            DenseAct::Identity => Ok(y),
+            DenseAct::Relu => stock::relu(&y),
+            DenseAct::Sigmoid => sigmoid(&y),
+        };
     }
     let (n, x_in) = x.dims2()?;
     if x_in != inp {
         bail!("linear: input has {x_in} features but the weight [{out}, {inp}] expects {inp}")
     }
     let g = DenseGeom { n, inp, out };
-    ops::apply(DenseKernel { g, relu }, x, w, b)
+    ops::apply(DenseKernel { g, act }, x, w, b)
 }
 
 /// `scale · Σ bce(σ(logits), target)` over all elements, a scalar (shape `[]`), with the

@@ -194,6 +194,12 @@ impl Linear {
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
         crate::linear_relu(x, &self.weight, self.bias.as_ref())
     }
+
+    /// `sigmoid(self.forward(x))`, fused into the layer on the fast path (see
+    /// [`crate::linear_sigmoid`]). `x`: `[N, in]` → `[N, out]`.
+    pub fn forward_sigmoid(&self, x: &Tensor) -> Result<Tensor> {
+        crate::linear_sigmoid(x, &self.weight, self.bias.as_ref())
+    }
 }
 
 impl Module for Linear {

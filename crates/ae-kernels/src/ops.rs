@@ -130,8 +130,9 @@ pub(crate) trait FusedKernel: Copy + Send + Sync + 'static {
     const OP3: &'static str;
     /// The dims of the input, the weight, the bias and the output.
     fn dims(&self) -> [Vec<usize>; 4];
-    /// Whether a ReLU is fused after the bias (the backward pass then reads the output).
-    fn relu(&self) -> bool;
+    /// Whether an activation is fused after the bias whose backward pass reads the op's
+    /// output (a ReLU's mask, a sigmoid's `σ (1 - σ)`).
+    fn reads_output(&self) -> bool;
     /// The output.
     fn forward<T: Elem>(&self, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T>;
     /// The requested gradients from the output gradient `gy` (and the output `res` when a
@@ -197,7 +198,7 @@ impl<K: FusedKernel> Fused<K> {
         let gy = gy.contiguous()?;
         let [xd, wd, bd, yd] = self.0.dims();
         let mut inputs: Vec<(&Tensor, &[usize])> = vec![(x, &xd), (w, &wd), (&gy, &yd)];
-        if self.0.relu() {
+        if self.0.reads_output() {
             inputs.push((res, &yd));
         }
         let shapes: [&[usize]; 3] = [&xd, &wd, &bd];
@@ -308,7 +309,7 @@ impl FusedKernel for ConvKernel {
         ]
     }
 
-    fn relu(&self) -> bool {
+    fn reads_output(&self) -> bool {
         self.relu
     }
 
@@ -353,7 +354,7 @@ impl FusedKernel for DataKernel {
         ]
     }
 
-    fn relu(&self) -> bool {
+    fn reads_output(&self) -> bool {
         self.relu
     }
 

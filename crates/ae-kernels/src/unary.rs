@@ -82,6 +82,18 @@ impl Activation for Sigmoid {
     }
 }
 
+/// `σ` of every value of `v`, in place, by [`sigmoid_dispatch`] over a small copy of each
+/// piece (in L1): the same values as the [`Sigmoid`] op.
+pub(crate) fn sigmoid_in_place<T: Real>(v: &mut [T]) {
+    const PIECE: usize = 256;
+    let mut buf = [T::ZERO; PIECE];
+    for piece in v.chunks_mut(PIECE) {
+        let src = &mut buf[..piece.len()];
+        src.copy_from_slice(piece);
+        sigmoid_dispatch(src, piece);
+    }
+}
+
 /// `y = f(x)` element-wise, in parallel chunks.
 fn map<A: Activation, T: Real>(x: &[T]) -> Vec<T> {
     let mut y = vec![T::ZERO; x.len()];

@@ -1,5 +1,6 @@
-//! `linear`, `linear_relu` and `bce_with_logits_sum` against the same maths written with
-//! candle's ops: forward values and gradients w.r.t. every input, on random shapes.
+//! `linear`, `linear_relu`, `linear_sigmoid` and `bce_with_logits_sum` against the same maths
+//! written with candle's ops: forward values and gradients w.r.t. every input, on random
+//! shapes.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use proptest::prelude::*;
@@ -34,22 +35,34 @@ fn value_and_grads(
     Ok(out)
 }
 
-fn check_linear(n: usize, inp: usize, out: usize, relu: bool, dtype: DType) -> Result<()> {
+/// The activation fused into the layer.
+#[derive(Clone, Copy, Debug)]
+enum Act {
+    Identity,
+    Relu,
+    Sigmoid,
+}
+
+const ACTS: [Act; 3] = [Act::Identity, Act::Relu, Act::Sigmoid];
+
+fn check_linear(n: usize, inp: usize, out: usize, act: Act, dtype: DType) -> Result<()> {
     let dev = Device::Cpu;
     let x = Tensor::randn(0f32, 1., (n, inp), &dev)?.to_dtype(dtype)?;
     let w = Tensor::randn(0f32, 1., (out, inp), &dev)?.to_dtype(dtype)?;
     let b = Tensor::randn(0f32, 1., out, &dev)?.to_dtype(dtype)?;
     let r = Tensor::randn(0f32, 1., (n, out), &dev)?.to_dtype(dtype)?;
-    let ours: &Fn3<'_> = &|x, w, b| {
-        if relu {
-            ae_kernels::linear_relu(x, w, Some(b))
-        } else {
-            ae_kernels::linear(x, w, Some(b))
-        }
+    let ours: &Fn3<'_> = &|x, w, b| match act {
+        Act::Identity => ae_kernels::linear(x, w, Some(b)),
+        Act::Relu => ae_kernels::linear_relu(x, w, Some(b)),
+        Act::Sigmoid => ae_kernels::linear_sigmoid(x, w, Some(b)),
     };
     let candle: &Fn3<'_> = &|x, w, b| {
         let y = x.matmul(&w.t()?)?.broadcast_add(b)?;
-        if relu { y.relu() } else { Ok(y) }
+        match act {
+            Act::Identity => Ok(y),
+            Act::Relu => y.relu(),
+            Act::Sigmoid => candle_nn::ops::sigmoid(&y),
+        }
     };
     let a = value_and_grads(&x, &w, &b, &r, ours)?;
     let c = value_and_grads(&x, &w, &b, &r, candle)?;
@@ -58,7 +71,7 @@ fn check_linear(n: usize, inp: usize, out: usize, relu: bool, dtype: DType) -> R
         let e = rel_err(a, c)?;
         assert!(
             e < tol,
-            "{what}: rel err {e} (n {n}, in {inp}, out {out}, relu {relu})"
+            "{what}: rel err {e} (n {n}, in {inp}, out {out}, {act:?})"
         );
     }
     Ok(())
@@ -69,10 +82,10 @@ proptest! {
 
     #[test]
     fn linear_matches_candle(
-        n in 1usize..=40, inp in 1usize..=70, out in 1usize..=33, relu: bool, f64_: bool,
+        n in 1usize..=40, inp in 1usize..=70, out in 1usize..=33, act in 0usize..3, f64_: bool,
     ) {
         let dtype = if f64_ { DType::F64 } else { DType::F32 };
-        if let Err(e) = check_linear(n, inp, out, relu, dtype) {
+        if let Err(e) = check_linear(n, inp, out, ACTS[act], dtype) {
             prop_assert!(false, "{e}");
         }
     }
@@ -88,9 +101,40 @@ proptest! {
 #[test]
 fn linear_at_the_dense_autoencoder_shapes() -> Result<()> {
     // Large enough for the multi-threaded GEMM path.
-    check_linear(256, 784, 128, true, DType::F32)?;
-    check_linear(256, 128, 784, false, DType::F32)?;
-    check_linear(128, 400, 20, false, DType::F64)
+    check_linear(256, 784, 128, Act::Relu, DType::F32)?;
+    check_linear(256, 128, 784, Act::Identity, DType::F32)?;
+    check_linear(1024, 128, 784, Act::Sigmoid, DType::F32)?;
+    check_linear(128, 400, 20, Act::Identity, DType::F64)
+}
+
+/// The fused sigmoid is the separate [`ae_kernels::sigmoid`] to the bit, forward and
+/// backward (what lets a model's reconstruction use it without changing a value).
+#[test]
+fn linear_sigmoid_is_linear_then_sigmoid_exactly() -> Result<()> {
+    let dev = Device::Cpu;
+    for (n, inp, out) in [(3, 5, 7), (1024, 128, 784), (33, 64, 300)] {
+        let x = Tensor::randn(0f32, 2., (n, inp), &dev)?;
+        let w = Tensor::randn(0f32, 1., (out, inp), &dev)?;
+        let b = Tensor::randn(0f32, 1., out, &dev)?;
+        let r = Tensor::randn(0f32, 1., (n, out), &dev)?;
+        let fused = value_and_grads(&x, &w, &b, &r, &|x, w, b| {
+            ae_kernels::linear_sigmoid(x, w, Some(b))
+        })?;
+        let apart = value_and_grads(&x, &w, &b, &r, &|x, w, b| {
+            ae_kernels::sigmoid(&ae_kernels::linear(x, w, Some(b))?)
+        })?;
+        for (what, (f, a)) in ["value", "dx", "dw", "db"]
+            .iter()
+            .zip(fused.iter().zip(&apart))
+        {
+            let (f, a) = (
+                f.flatten_all()?.to_vec1::<f32>()?,
+                a.flatten_all()?.to_vec1::<f32>()?,
+            );
+            assert!(f == a, "{what} differs at n {n}, in {inp}, out {out}");
+        }
+    }
+    Ok(())
 }
 
 #[test]

@@ -128,6 +128,10 @@ impl Autoencoder for DenoisingAutoencoder {
         self.base.decode(z)
     }
 
+    fn reconstruct(&self, x: &Tensor) -> Result<Tensor> {
+        self.base.reconstruct(x)
+    }
+
     /// The base model's `forward` on the (already corrupted) input `x`.
     fn forward(&self, x: &Tensor, rng: Option<&mut AeRng>) -> Result<AeOutput> {
         self.base.forward(x, rng)

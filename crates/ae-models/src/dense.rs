@@ -271,9 +271,20 @@ pub(crate) fn linear_stack(sizes: &[usize], vb: &VarBuilder<'_>) -> Result<Vec<L
 pub(crate) fn linear_act(layer: &Linear, h: &Tensor, act: Option<Activation>) -> Result<Tensor> {
     Ok(match act {
         Some(Activation::Relu) => layer.forward_relu(h)?,
+        Some(Activation::Sigmoid) => layer.forward_sigmoid(h)?,
         Some(a) => a.apply(&layer.forward(h)?)?,
         None => layer.forward(h)?,
     })
+}
+
+/// The activation that turns a decoder's last layer into the reconstruction (what
+/// [`ReconLoss::output`] applies): the sigmoid for BCE, none for MSE. Fused into the last
+/// layer by [`linear_act`], it gives the same values as the separate pass.
+pub(crate) fn output_activation(loss: ReconLoss) -> Option<Activation> {
+    match loss {
+        ReconLoss::Bce => Some(Activation::Sigmoid),
+        ReconLoss::Mse => None,
+    }
 }
 
 /// Runs `layers`, with `act` after every layer but the last and `last` after the last one.
@@ -402,6 +413,14 @@ impl Autoencoder for DenseAutoencoder {
         run_stack(&self.decoder, z, self.cfg.activation, None)
     }
 
+    /// `[N, C*H*W]` → the reconstruction `[N, C*H*W]`, with the output's sigmoid fused into
+    /// the decoder's last layer: the same values as `output(decode(encode(x)))`.
+    fn reconstruct(&self, x: &Tensor) -> Result<Tensor> {
+        let z = self.encode(x)?;
+        let last = output_activation(self.recon_loss());
+        run_stack(&self.decoder, &z, self.cfg.activation, last)
+    }
+
     /// `[N, C*H*W]` → logits `[N, C*H*W]`, code `[N, latent_dim]`; `rng` unused.
     fn forward(&self, x: &Tensor, _rng: Option<&mut AeRng>) -> Result<AeOutput> {
         let code = self.encode(x)?;
@@ -498,6 +517,10 @@ impl Autoencoder for SparseAutoencoder {
     /// `[N, C*H*W]` → code `[N, latent_dim]`.
     fn encode(&self, x: &Tensor) -> Result<Tensor> {
         self.inner.encode(x)
+    }
+
+    fn reconstruct(&self, x: &Tensor) -> Result<Tensor> {
+        self.inner.reconstruct(x)
     }
 
     /// `[N, latent_dim]` → logits `[N, C*H*W]`.

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::autoencoder::{AeOutput, Autoencoder, InputLayout, LossParts, check_batch_shape};
 use crate::config::{Activation, ImageShape, ModelKind, ReconLoss, check_latent, check_sizes};
 use crate::conv::{ConvDecoder, ConvEncoder, bottleneck, validate_conv_stack};
-use crate::dense::{describe, describe_stack, linear_act, linear_stack, run_stack};
+use crate::dense::{
+    describe, describe_stack, linear_act, linear_stack, output_activation, run_stack,
+};
 use crate::error::{Result, invalid};
 use crate::view::{DenseView, VaeView, standard_normal};
 
@@ -353,6 +355,19 @@ impl Autoencoder for Vae {
                 let h = h.reshape((z.dim(0)?, code[0], code[1], code[2]))?;
                 decoder.forward(&h)
             }
+        }
+    }
+
+    /// `x` → the reconstruction from `z = mu`; the dense VAE's output sigmoid fused into its
+    /// decoder's last layer (the same values as `output(decode(encode(x)))`).
+    fn reconstruct(&self, x: &Tensor) -> Result<Tensor> {
+        let z = self.encode(x)?;
+        match &self.net {
+            VaeNet::Dense { decoder, .. } => {
+                let last = output_activation(self.cfg.recon_loss());
+                run_stack(decoder, &z, self.cfg.activation, last)
+            }
+            VaeNet::Conv { .. } => self.output(&self.decode(&z)?),
         }
     }
 

@@ -77,6 +77,28 @@ fn check_shapes(cfg: &ModelConfig, n: usize) {
     assert_eq!(rec.dims(), x_shape.as_slice());
     let values = rec.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
+    // The reconstruction (its output activation fused into the last layer where a model
+    // can) is output(decode(encode(x))) to the bit.
+    let apart = model.output(&model.decode(&z).unwrap()).unwrap();
+    assert_eq!(
+        values,
+        apart.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
+
+    // A training pass split into the host's draw and the device's work is the same pass.
+    let whole = model.forward(&x, Some(&mut ae_data::seeded(7))).unwrap();
+    let eps = model
+        .draw_noise(n, &mut ae_data::seeded(7), &Device::Cpu)
+        .unwrap();
+    assert_eq!(eps.is_some(), model.encode_dist(&x).unwrap().is_some());
+    let split = model.forward_with_noise(&x, eps.as_ref()).unwrap();
+    for (a, b) in [(&whole.logits, &split.logits), (&whole.code, &split.code)] {
+        let (a, b) = (
+            a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            b.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        assert_eq!(a, b);
+    }
 
     match model
         .sample_prior(n, &mut ae_data::seeded(1), &Device::Cpu)
