@@ -138,6 +138,16 @@ pub fn reconstruct_batch(model: &dyn Autoencoder, x: &Tensor) -> Result<Tensor> 
     }
 }
 
+/// The last layer's output (logits for a BCE model) of the batch `x` from its own code
+/// (`decode(encode(x))`, no sampling), flattened to `[N, ...]`: through the conv chain as
+/// [`encode_batch`], else the model's own layers.
+pub fn logits_batch(model: &dyn Autoencoder, x: &Tensor) -> Result<Tensor> {
+    match chain_batch(model, x, ConvOutput::Logits)? {
+        Some(logits) => Ok(logits),
+        None => Ok(model.decode(&model.encode(x)?)?.flatten_from(1)?),
+    }
+}
+
 /// The conv models' code or logits of the batch `x` through the conv chain, flattened to
 /// `[N, ...]`; `None` for the other models, or an `x` that is not `f32` on the CPU.
 fn chain_batch(model: &dyn Autoencoder, x: &Tensor, what: ConvOutput) -> Result<Option<Tensor>> {

@@ -53,8 +53,8 @@ pub use device::parse_device;
 pub use device_loop::DeviceLoop;
 pub use error::{Result, TrainError};
 pub use eval::{
-    EvalMetrics, encode_batch, evaluate, map_batches, map_set_batches, misfit, model_image_size,
-    mse, psnr, psnr_of_mse, reconstruct_batch,
+    EvalMetrics, encode_batch, evaluate, logits_batch, map_batches, map_set_batches, misfit,
+    model_image_size, mse, psnr, psnr_of_mse, reconstruct_batch,
 };
 pub use lock::RunLock;
 pub use metrics::{EpochMetrics, Metrics};

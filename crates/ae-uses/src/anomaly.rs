@@ -86,12 +86,13 @@ pub fn anomaly_scores(
         let x = x.flatten_from(1)?;
         Ok(match kind {
             ScoreKind::Mse => {
-                let rec = model.reconstruct(&x.reshape(model.input_layout().shape(x.dim(0)?))?)?;
-                (rec.flatten_from(1)? - &x)?.sqr()?.mean(D::Minus1)?
+                let xi = x.reshape(model.input_layout().shape(x.dim(0)?))?;
+                let rec = ae_train::reconstruct_batch(model, &xi)?;
+                (rec - &x)?.sqr()?.mean(D::Minus1)?
             }
             ScoreKind::Bce => {
                 let xi = x.reshape(model.input_layout().shape(x.dim(0)?))?;
-                let logits = model.decode(&model.encode(&xi)?)?.flatten_from(1)?;
+                let logits = ae_train::logits_batch(model, &xi)?;
                 bce_rows(&logits, &x)?.affine(1.0 / x.dim(1)? as f64, 0.0)?
             }
             ScoreKind::Elbo => {

@@ -74,7 +74,9 @@ pub fn denoise_table(
                 model.input_layout().shape(chunk.len()).as_slice(),
                 device,
             )?;
-            let den = model.reconstruct(&x)?.flatten_all()?.to_vec1::<f32>()?;
+            let den = ae_train::reconstruct_batch(model, &x)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
             for i in 0..chunk.len() {
                 let r = i * d..(i + 1) * d;
                 let (cl, no, de) = (&clean[r.clone()], &noisy[r.clone()], &den[r]);

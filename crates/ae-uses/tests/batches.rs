@@ -1,12 +1,13 @@
-//! The conv models' batched encoding, reconstruction and evaluation go through the conv
-//! chain (`ae_train::fused::conv`, image at a time): the same codes, reconstructions and
-//! test metrics as the model's own candle forward pass, with and without a dense code, on
-//! batches that leave the last one short.
+//! The conv models' batched encoding, reconstruction, evaluation and anomaly scores go
+//! through the conv chain (`ae_train::fused::conv`, image at a time): the same codes,
+//! reconstructions, test metrics and scores as the model's own candle forward pass, with and
+//! without a dense code, on batches that leave the last one short.
 #![allow(clippy::unwrap_used)]
 
 use ae_data::ImageSet;
 use ae_kernels::test_utils::{rel_err, values};
 use ae_models::{Autoencoder, ConvConfig, ImageShape, ModelConfig};
+use ae_uses::anomaly::{ScoreKind, anomaly_scores};
 use ae_uses::batches::{encode_set, reconstruct_set};
 use candle_core::{Device, Tensor};
 
@@ -56,5 +57,30 @@ fn conv_codes_reconstructions_and_metrics_match_the_models_forward_pass() {
             "{code:?}: loss {}",
             m.loss
         );
+        // Per-image anomaly scores against the same measures of the graph's outputs.
+        let rec = model.reconstruct(&x).unwrap().flatten_from(1).unwrap();
+        let rec = rec.to_vec2::<f32>().unwrap();
+        let logits = logits.flatten_from(1).unwrap().to_vec2::<f32>().unwrap();
+        let pix = x.flatten_from(1).unwrap().to_vec2::<f32>().unwrap();
+        for kind in [ScoreKind::Mse, ScoreKind::Bce] {
+            let ours = anomaly_scores(model.as_ref(), &set, kind, 16, &Device::Cpu).unwrap();
+            assert_eq!(ours.len(), n);
+            for (i, score) in ours.iter().enumerate() {
+                let want = (0..144)
+                    .map(|j| {
+                        let (t, l) = (f64::from(pix[i][j]), f64::from(logits[i][j]));
+                        match kind {
+                            ScoreKind::Mse => (f64::from(rec[i][j]) - t).powi(2),
+                            _ => l.max(0.0) - l * t + (-l.abs()).exp().ln_1p(),
+                        }
+                    })
+                    .sum::<f64>()
+                    / 144.0;
+                assert!(
+                    (score - want).abs() <= 1e-4 * want.abs().max(1e-6),
+                    "{code:?} {kind:?} image {i}: {score} vs {want}"
+                );
+            }
+        }
     }
 }
