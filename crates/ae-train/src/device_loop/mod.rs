@@ -91,6 +91,18 @@ impl DeviceLoop {
         idx: &[usize],
         rng: &mut AeRng,
     ) -> Result<()> {
+        let n = self.images.dim(0)?;
+        if idx.is_empty() {
+            return Err(TrainError::Mismatch(
+                "a training step needs at least one row".into(),
+            ));
+        }
+        if let Some(&bad) = idx.iter().find(|&&i| i >= n) {
+            // Checked here: a GPU's gather does not check its indices.
+            return Err(TrainError::Mismatch(format!(
+                "batch row {bad} is past the training set's {n} rows"
+            )));
+        }
         let rows = idx
             .iter()
             .map(|&i| u32::try_from(i))
@@ -175,6 +187,30 @@ mod tests {
     use crate::checkpoint::named_vars;
     use crate::trainer::train_step_on_device;
     use ae_models::{ConvConfig, DenseConfig, ImageShape, ModelConfig, VaeConfig};
+
+    /// Rows past the set and empty batches are refused before anything reaches the device.
+    #[test]
+    fn bad_batches_are_refused() {
+        let input = ImageShape::new(1, 12, 12);
+        let cfg = ModelConfig::Vanilla(DenseConfig::for_input(input));
+        let dev = Device::Cpu;
+        let (model, varmap) =
+            ae_models::init::seeded_model(&cfg, &dev, &mut ae_data::rng::seeded(0)).unwrap();
+        let mut adam = Adam::new(named_vars(&varmap), AdamConfig::default()).unwrap();
+        let images = Tensor::zeros((5, 144), DType::F32, &dev).unwrap();
+        let mut dl = DeviceLoop::new(images, true).unwrap();
+        let mut rng = ae_data::rng::seeded(1);
+        let err = dl
+            .step(model.as_ref(), &mut adam, &[0, 5], &mut rng)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("row 5") && err.contains("5 rows"), "{err}");
+        assert!(dl.step(model.as_ref(), &mut adam, &[], &mut rng).is_err());
+        assert_eq!(adam.step_count(), 0, "nothing was staged");
+        dl.step(model.as_ref(), &mut adam, &[4, 0], &mut rng)
+            .unwrap();
+        assert_eq!(adam.step_count(), 1);
+    }
 
     /// The loop's steps (index buffer, staged Adam, the loss summed on the device) train
     /// exactly as a step on a batch handed over whole, on the portable path (what a GPU
