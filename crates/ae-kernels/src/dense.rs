@@ -96,9 +96,11 @@ pub(crate) fn dense_bwd<T: Elem>(
     act: DenseAct,
     need: Need,
 ) -> Grads<T> {
-    // The masked output gradient, and the bias gradient (its column sums), in one pass
-    // over column bands in parallel: each band's sums run down the rows in order, as one
-    // thread would, so the bits do not depend on the thread count.
+    // The output gradient through the activation (one parallel pass), then the bias
+    // gradient, its column sums over column bands in parallel: each band's sums run down the
+    // rows in order, as one thread would, so the bits do not depend on the thread count.
+    // (One pass doing both, band by band, was 5-7% slower on a vanilla epoch: the
+    // element-wise pass vectorises better on its own.)
     let mut masked = Vec::new();
     if let Some(res) = res {
         masked = gy
