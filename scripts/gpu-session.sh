@@ -17,6 +17,9 @@
 # model trains, no memory held across steps) [150]; 3 where a GPU step's time goes [60];
 # 4 per-op CPU profile at 2 and all cores [90]; 5 CPU epochs of ae and PyTorch at 2 and all
 # cores (../shared/gpu/cpu-scaling.sh) [200].
+#
+# PARTS (default "1 2 3 4 5") picks parts, e.g. PARTS="1 2" then PARTS="4 5" in a second call: one
+# `run` call may take 600 s at most, and the parts together take longer. Part 0 always runs.
 set -u
 KIT=$(cd "${1:?usage: gpu-session.sh KIT}" && pwd)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +28,7 @@ RUNS=/tmp/gpu-session-runs
 mkdir -p "$OUT" "$RUNS"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 part() { printf '\n===== %s  [%s]\n' "$*" "$(date +%T)"; }
+want() { case " ${PARTS:-1 2 3 4 5} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 ALL=$(nproc)
 
 part 0 machine and binaries
@@ -42,6 +46,7 @@ NV=$(python3 -c 'import nvidia, os; print(os.path.dirname(list(nvidia.__path__)[
 ldd "$BIN/ae" | grep -E 'cuda|cublas|curand|nvrtc|not found'
 export NO_COLOR=1
 
+if want 1; then
 part 1 GPU epochs: ae vs PyTorch eager, the same GPU
 # The first ae run pays candle's PTX JIT (cached by the driver afterwards): its first epoch is
 # the cold start-up.
@@ -59,6 +64,8 @@ for m in vanilla vae conv; do
     for (d = 0; d < 10; d++) { m = 0; for (i = int(d * NR / 10) + 1; i <= int((d + 1) * NR / 10); i++) if (v[i] > m) m = v[i]; printf "%d ", m } }' "$f")"
 done
 
+fi
+if want 2; then
 part 2 CUDA tests
 for t in "$BIN"/cuda_ops "$BIN"/portable "$BIN"/devices "$BIN"/leak; do
   [ -x "$t" ] || continue
@@ -69,11 +76,15 @@ for t in "$BIN"/cuda_ops "$BIN"/portable "$BIN"/devices "$BIN"/leak; do
   esac
 done
 
+fi
+if want 3; then
 part 3 where a GPU training step goes
 for m in vanilla vae conv; do
   timeout 20 "$BIN/step_profile-cuda" "$m" 200 cuda
 done
 
+fi
+if want 4; then
 part 4 per-op CPU profile at 2 and $ALL cores
 for c in 2 "$ALL"; do
   echo "--- $c cores"
@@ -83,9 +94,12 @@ for c in 2 "$ALL"; do
   done
 done
 
+fi
+if want 5; then
 part 5 CPU epochs: ae and PyTorch at 2 and $ALL cores
 timeout 200 bash "$KIT/gpu/cpu-scaling.sh" "$BIN/ae"
 
+fi
 part done
 tar czf "$OUT/runs.tar.gz" -C "$RUNS" --exclude bin --exclude '*.safetensors' . 2>/dev/null
 ls -la "$OUT"
