@@ -12,8 +12,8 @@
 # gpu/ and anchors/ (../shared's), and data/mnist (a link to the repository's).
 #
 # Parts (seconds each is allowed): 1 GPU epochs of ae (steps replayed from CUDA graphs) vs
-# PyTorch eager, dense and VAE 4 epochs, conv 10 (memory sampled) [300], then ae without CUDA
-# graphs, 3 epochs each [120]; 2 the CUDA tests (same gradients as the CPU, every
+# PyTorch eager and compiled, dense and VAE 4 epochs, conv 10 (memory sampled) [370], then ae
+# without CUDA graphs, 3 epochs each [120]; 2 the CUDA tests (same gradients as the CPU, every
 # model trains, no memory held across steps) [150]; 3 where a GPU step's time goes [60];
 # 4 per-op CPU profile at 2 and all cores [90]; 5 CPU epochs of ae and PyTorch at 2 and all
 # cores (../shared/gpu/cpu-scaling.sh) [200].
@@ -50,10 +50,12 @@ if want 1; then
 part 1 GPU epochs: ae vs PyTorch eager, the same GPU
 # The first ae run pays candle's PTX JIT (cached by the driver afterwards): its first epoch is
 # the cold start-up.
+# PEER_COMPILE also times torch.compile(mode="reduce-overhead") (CUDA graphs, the fastest
+# peer of issue 13; 10-20 s of compiling per model, not counted in its epochs).
 MODELS="vanilla vae" OUT=$RUNS/bench ANCHORS=$KIT/anchors MNIST=$ROOT/data/mnist \
-  timeout 150 bash "$ROOT/scripts/gpu-bench.sh" "$BIN/ae" 4
+  PEER_COMPILE=reduce-overhead timeout 200 bash "$ROOT/scripts/gpu-bench.sh" "$BIN/ae" 4
 MODELS=conv OUT=$RUNS/bench ANCHORS=$KIT/anchors MNIST=$ROOT/data/mnist \
-  timeout 150 bash "$ROOT/scripts/gpu-bench.sh" "$BIN/ae" 10
+  PEER_COMPILE=reduce-overhead timeout 170 bash "$ROOT/scripts/gpu-bench.sh" "$BIN/ae" 10
 # The same without CUDA graphs (every op of every step launched): what the recording buys.
 MODELS="vanilla vae conv" AE_FLAGS=--no-cuda-graph PEER=0 OUT=$RUNS/bench-eager ANCHORS=$KIT/anchors \
   MNIST=$ROOT/data/mnist timeout 120 bash "$ROOT/scripts/gpu-bench.sh" "$BIN/ae" 3
