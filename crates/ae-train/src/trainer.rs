@@ -119,9 +119,11 @@ pub fn train_step(
     Ok(value)
 }
 
-/// One training step on a batch already on the model's device, as [`train_on`] takes it on a
-/// GPU (and on the CPU's portable path, `ae_kernels::portable`): forward, loss and backward
-/// through candle's graph, then one Adam update, with nothing read back to the host.
+/// One training step on a batch already on the model's device (a GPU, or the CPU's portable
+/// path, `ae_kernels::portable`): forward, loss and backward through candle's graph, then one
+/// Adam update, with nothing read back to the host. [`train_on`] runs the same work through
+/// [`DeviceLoop::step`](crate::DeviceLoop::step), which gathers the batch from the set on the
+/// device and keeps the step's buffers fixed (so that CUDA can replay it).
 ///
 /// `input` and `target` are `[N, ...]` in the model's input layout (the same tensor twice
 /// unless denoising). Returns the loss as a detached scalar tensor on the device. Unlike

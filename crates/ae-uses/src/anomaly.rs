@@ -82,22 +82,20 @@ pub fn anomaly_scores(
                 .into(),
         ));
     }
-    let scores = map_batches(model, set, batch, device, |x| {
-        let x = x.flatten_from(1)?;
+    // `xi`: the batch in the model's input layout; `x`: the same values, one row per image.
+    let scores = map_batches(model, set, batch, device, |xi| {
+        let x = xi.flatten_from(1)?;
         Ok(match kind {
             ScoreKind::Mse => {
-                let xi = x.reshape(model.input_layout().shape(x.dim(0)?))?;
-                let rec = ae_train::reconstruct_batch(model, &xi)?;
+                let rec = ae_train::reconstruct_batch(model, xi)?;
                 (rec - &x)?.sqr()?.mean(D::Minus1)?
             }
             ScoreKind::Bce => {
-                let xi = x.reshape(model.input_layout().shape(x.dim(0)?))?;
-                let logits = ae_train::logits_batch(model, &xi)?;
+                let logits = ae_train::logits_batch(model, xi)?;
                 bce_rows(&logits, &x)?.affine(1.0 / x.dim(1)? as f64, 0.0)?
             }
             ScoreKind::Elbo => {
-                let xi = x.reshape(model.input_layout().shape(x.dim(0)?))?;
-                let Some((mu, logvar)) = model.encode_dist(&xi)? else {
+                let Some((mu, logvar)) = model.encode_dist(xi)? else {
                     return Err(UsesError::Invalid(
                         "the model gives no posterior: the elbo score needs a vae".into(),
                     ));

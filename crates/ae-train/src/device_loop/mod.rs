@@ -109,13 +109,14 @@ impl DeviceLoop {
             .collect::<std::result::Result<Vec<u32>, _>>()
             .map_err(|_| TrainError::Mismatch("a batch index does not fit in u32".into()))?;
         let k = self.slot(rows.len())?;
-        let host = Tensor::from_vec(rows, idx.len(), self.device())?;
-        self.slots[k].idx.set(&host)?;
-        drop(host);
+        self.slots[k]
+            .idx
+            .set(&Tensor::from_vec(rows, idx.len(), self.device())?)?;
         if let Some(eps) = model.draw_noise(idx.len(), rng, self.device())? {
             match &self.slots[k].eps {
                 Some(buf) => buf.set(&eps)?,
-                None => self.slots[k].eps = Some(Var::from_tensor(&eps.copy()?)?),
+                // `from_tensor` copies a tensor that is not a variable into a new buffer.
+                None => self.slots[k].eps = Some(Var::from_tensor(&eps)?),
             }
         }
         adam.stage()?;
