@@ -379,21 +379,7 @@ impl ImageSet {
     /// Replaces `out` with the pixels of the images at `indices` (`[B, C*H*W]` row-major).
     pub fn gather(&self, indices: &[usize], out: &mut Vec<f32>) -> Result<()> {
         self.check_indices(indices)?;
-        let d = self.dim();
-        out.clear();
-        out.reserve(indices.len() * d);
-        // The rows are scattered over the set: the CPU is asked for each row a few rows
-        // ahead of its conversion, so their loads overlap instead of waiting in turn.
-        const AHEAD: usize = 8;
-        for &i in indices.iter().take(AHEAD) {
-            self.images.prefetch(i * d..(i + 1) * d);
-        }
-        for (k, &i) in indices.iter().enumerate() {
-            if let Some(&next) = indices.get(k + AHEAD) {
-                self.images.prefetch(next * d..(next + 1) * d);
-            }
-            self.images.extend_into(i * d..(i + 1) * d, out);
-        }
+        self.images.gather_rows(indices, self.dim(), out);
         Ok(())
     }
 
