@@ -54,7 +54,6 @@ pub(crate) fn dense_fwd<T: Elem>(
     b: Option<&[T]>,
     act: DenseAct,
 ) -> Vec<T> {
-    let mut y = vec![T::ZERO; g.n * g.out];
     // The bias and the activation on each block's rows while they are in cache, in parallel.
     let epilogue = |c0: usize, row: &mut [T]| {
         if let Some(b) = b {
@@ -73,15 +72,13 @@ pub(crate) fn dense_fwd<T: Elem>(
         }
     };
     par_matmul(
-        &mut y,
         g.out,
         x,
         MatView::row_major(g.n, g.inp),
         w,
         MatView::row_major(g.out, g.inp).t(),
         (b.is_some() || act != DenseAct::Identity).then_some(&epilogue as Epilogue<'_, T>),
-    );
-    y
+    )
 }
 
 /// Gradients of [`dense_fwd`] given the output gradient `gy [n, out]` (and, with a fused
@@ -126,32 +123,26 @@ pub(crate) fn dense_bwd<T: Elem>(
     let (input, weight) = rayon::join(
         || {
             need.input.then(|| {
-                let mut gx = vec![T::ZERO; g.n * g.inp];
                 par_matmul(
-                    &mut gx,
                     g.inp,
                     gm,
                     MatView::row_major(g.n, g.out),
                     w,
                     MatView::row_major(g.out, g.inp),
                     None,
-                );
-                gx
+                )
             })
         },
         || {
             need.weight.then(|| {
-                let mut gw = vec![T::ZERO; g.out * g.inp];
                 par_matmul(
-                    &mut gw,
                     g.inp,
                     gm,
                     MatView::row_major(g.n, g.out).t(),
                     x,
                     MatView::row_major(g.n, g.inp),
                     None,
-                );
-                gw
+                )
             })
         },
     );

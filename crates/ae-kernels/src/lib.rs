@@ -49,6 +49,7 @@ mod conv;
 pub mod conv_chain;
 mod dense;
 mod elem;
+mod fill;
 mod loss;
 mod malloc;
 mod matmul;
@@ -66,7 +67,9 @@ mod unary;
 
 use candle_core::{DType, Result, Tensor, bail};
 
-pub use adam::{AdamMoments, AdamStep, adam_update, adam_update_slice};
+pub use adam::{
+    AdamMoments, AdamSliceParam, AdamStep, adam_update, adam_update_slice, adam_update_slices,
+};
 pub use malloc::tune_glibc_malloc;
 pub use nn::{Conv2d, ConvTranspose2d, Linear};
 pub use portable::{Backend, PORTABLE_VAR, cpu_kernels, portable, set_portable, with_portable};
@@ -389,11 +392,5 @@ pub fn bce_with_logits_sum(logits: &Tensor, target: &Tensor, scale: f64) -> Resu
 /// order), and its gradient w.r.t. the logits scaled by `grad_scale`:
 /// `grad_scale · (σ(x) - y)`.
 pub fn bce_with_logits_slice(logits: &[f32], target: &[f32], grad_scale: f32) -> (f64, Vec<f32>) {
-    use rayon::prelude::*;
-    let mut r = vec![0f32; logits.len()];
-    let sum = loss::bce_sum(logits, target, 1.0, Some(&mut r));
-    r.par_iter_mut()
-        .with_min_len(1 << 14)
-        .for_each(|v| *v *= grad_scale);
-    (sum, r)
+    loss::bce_sum_scaled_resid(logits, target, grad_scale)
 }

@@ -140,6 +140,21 @@ pub(crate) fn bce_sum<T: Real>(x: &[T], y: &[T], scale: f64, resid: Option<&mut 
     parts.iter().sum::<f64>() * scale
 }
 
+/// [`bce_sum`] at scale 1 (the same sum) and, in a new vector, `grad_scale · (σ(x) - y)`:
+/// each parallel task zeroes, fills and scales its own chunk of it ([`crate::fill`]).
+pub(crate) fn bce_sum_scaled_resid<T: Real>(x: &[T], y: &[T], grad_scale: T) -> (f64, Vec<T>) {
+    assert_eq!(x.len(), y.len(), "bce: logits and targets differ in length");
+    let (r, parts) = crate::fill::par_new(x.len(), CHUNK, |i, r| {
+        let at = i * CHUNK..i * CHUNK + r.len();
+        let sum = chunk_sum_dispatch(&x[at.clone()], &y[at], Some(&mut *r));
+        for v in r.iter_mut() {
+            *v = *v * grad_scale;
+        }
+        sum
+    });
+    (parts.iter().sum::<f64>(), r)
+}
+
 /// [`bce_sum`] of one image on the calling thread (`scale` 1): `Σ term(x, y)` in `f64`, and
 /// `σ(x) - y` written to `resid`. The same per-element term and chunking as [`bce_sum`], so
 /// for fewer than `CHUNK` values the same sum.
@@ -196,10 +211,9 @@ impl BceOp {
         let xs = data::<T>("bce_with_logits", x.0, x.1, dims)?;
         let ys = data::<T>("bce_with_logits", y.0, y.1, dims)?;
         let v = if self.keep_grad {
-            let mut r = vec![T::ZERO; xs.len()];
-            let v = bce_sum(xs, ys, self.scale, Some(&mut r));
+            let (sum, r) = bce_sum_scaled_resid(xs, ys, T::ONE);
             *self.resid.lock().unwrap_or_else(|p| p.into_inner()) = Some(T::storage(r));
-            v
+            sum * self.scale
         } else {
             bce_sum(xs, ys, self.scale, None)
         };
@@ -357,6 +371,17 @@ mod tests {
         for i in [0, CHUNK - 1, CHUNK + 255, n - 1] {
             let e = 1.0 / (1.0 + (-(x[i] as f64)).exp()) - y[i] as f64;
             assert!((r[i] as f64 - e).abs() < 1e-6, "{i}: {} vs {e}", r[i]);
+        }
+        // The scaled residual built chunk by chunk: the same sum and the same values as
+        // the residual scaled afterwards, on any number of threads.
+        for threads in [1, 3] {
+            let (c, rs) = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| bce_sum_scaled_resid(&x, &y, 0.25f32));
+            assert_eq!(c, a, "{threads} threads");
+            assert_eq!(rs, r.iter().map(|v| v * 0.25).collect::<Vec<_>>());
         }
     }
 }

@@ -30,14 +30,51 @@ pub(crate) const BLOCK_MIN: usize = 32;
 /// Fewest multiply-adds of a block in a two-way grid.
 pub(crate) const BLOCK_MIN_FLOPS: usize = 1 << 16;
 
-/// `(row blocks, column blocks)` for an `m x n` output with inner size `k` on `threads`.
+/// How gemm 0.19 orders the sum of each output element of an `m x n` product with inner
+/// size `k`: products of at most 256 outputs take a path of SIMD dot products (lane-wise
+/// partial sums); the others run the inner dimension through the microkernels in blocks,
+/// of at most 512 for outputs within 64 x 64 and of a size from the cache sizes otherwise,
+/// which differ once `k` is over 512. Two products of one class give the same bits.
+fn sum_order(m: usize, n: usize, k: usize) -> u8 {
+    if m * n <= 256 {
+        0
+    } else if k <= 512 {
+        1
+    } else if m <= 64 && n <= 64 {
+        2
+    } else {
+        3
+    }
+}
+
+/// Whether every block of an `(rb, cb)` grid of an `m x n` output sums its elements as
+/// the whole product does (see [`sum_order`]): then the grid gives the bits of one thread.
+fn same_sums(m: usize, n: usize, k: usize, rb: usize, cb: usize) -> bool {
+    let whole = sum_order(m, n, k);
+    let sides = |len: usize, parts: usize| {
+        let per = len.div_ceil(parts).max(1);
+        [per, len - (len.div_ceil(per) - 1) * per]
+    };
+    sides(m, rb).into_iter().all(|r| {
+        sides(n, cb)
+            .into_iter()
+            .all(|c| sum_order(r, c, k) == whole)
+    })
+}
+
+/// `(row blocks, column blocks)` for an `m x n` output with inner size `k` on `threads`:
+/// only grids whose blocks give the same bits as one thread ([`same_sums`]).
 pub(crate) fn grid(m: usize, n: usize, k: usize, threads: usize) -> (usize, usize) {
     let work = m.saturating_mul(n).saturating_mul(k);
     if threads <= 1 || work < PARALLEL_MIN_FLOPS || m == 0 || n == 0 {
         return (1, 1);
     }
     if threads <= ROW_SPLIT_MAX_THREADS {
-        return (threads.min(m), 1);
+        let rb = (1..=threads.min(m))
+            .rev()
+            .find(|&rb| same_sums(m, n, k, rb, 1))
+            .unwrap_or(1);
+        return (rb, 1);
     }
     let blocks = threads.min((work / BLOCK_MIN_FLOPS).max(1));
     let max_rb = (m / BLOCK_MIN).clamp(1, blocks);
@@ -46,6 +83,9 @@ pub(crate) fn grid(m: usize, n: usize, k: usize, threads: usize) -> (usize, usiz
     let mut best_key = (0, usize::MAX);
     for rb in 1..=max_rb {
         let cb = (blocks / rb).clamp(1, max_cb);
+        if !same_sums(m, n, k, rb, cb) {
+            continue;
+        }
         let key = (rb * cb, rb * n + cb * m);
         if key.0 > best_key.0 || (key.0 == best_key.0 && key.1 < best_key.1) {
             best = (rb, cb);
@@ -65,28 +105,31 @@ unsafe impl<T: Send> Send for Out<T> {}
 // SAFETY: as above; the pointer itself is only read.
 unsafe impl<T: Send> Sync for Out<T> {}
 
-/// `dst [m, cols] = lhs @ rhs` (row-major `dst`, `m = lv.rows`) on a [`grid`] of blocks,
-/// then `epilogue(first column, row segment)` on every row segment of every block.
+/// `lhs @ rhs` as a new row-major `[m, cols]` vector (`m = lv.rows`), computed on a
+/// [`grid`] of blocks, then `epilogue(first column, row segment)` on every row segment of
+/// every block. Each block zeroes (or, on a two-way grid, writes) only its own part of the
+/// output, so no thread clears the whole output first ([`crate::fill`]).
 ///
 /// # Panics
 /// When a view does not fit its buffer or the shapes disagree (internal invariant).
 pub(crate) fn par_matmul<T: Elem>(
-    dst: &mut [T],
     cols: usize,
     lhs: &[T],
     lv: MatView,
     rhs: &[T],
     rv: MatView,
     epilogue: Option<Epilogue<'_, T>>,
-) {
+) -> Vec<T> {
     let m = lv.rows;
-    assert!(dst.len() == m * cols && rv.cols == cols && lv.cols == rv.rows);
+    assert!(rv.cols == cols && lv.cols == rv.rows);
+    let len = m * cols;
     let (rb, cb) = grid(m, cols, lv.cols, rayon::current_num_threads());
     let rows_per = m.div_ceil(rb).max(1);
     let cols_per = cols.div_ceil(cb).max(1);
     if cb == 1 {
-        // Whole rows: each block is a contiguous chunk of `dst`.
-        let run = |(i, d): (usize, &mut [T])| {
+        // Whole rows: each block is a contiguous chunk of the output (one block, on the
+        // calling thread, when `rb` is 1).
+        let run = |i: usize, d: &mut [T]| {
             let rows = d.len() / cols.max(1);
             let view = MatView { rows, ..lv };
             let l = &lhs[(i * rows_per * lv.rs).min(lhs.len())..];
@@ -104,15 +147,9 @@ pub(crate) fn par_matmul<T: Elem>(
                 d.chunks_exact_mut(cols).for_each(|row| e(0, row));
             }
         };
-        if rb == 1 || cols == 0 {
-            run((0, dst));
-        } else {
-            dst.par_chunks_mut(rows_per * cols)
-                .enumerate()
-                .for_each(run);
-        }
-        return;
+        return crate::fill::par_new(len, rows_per * cols, run).0;
     }
+    let mut dst: Vec<T> = Vec::with_capacity(len);
     let out = Out(dst.as_mut_ptr());
     let out = &out;
     (0..rb * cb).into_par_iter().for_each(|t| {
@@ -121,12 +158,6 @@ pub(crate) fn par_matmul<T: Elem>(
             return;
         }
         let (rows, width) = (rows_per.min(m - r0), cols_per.min(cols - c0));
-        // SAFETY: block t covers rows r0..r0+rows and columns c0..c0+width of the m x cols
-        // output, inside `dst` (its length is m * cols, asserted above), and no other block
-        // covers any of those elements; each row segment is turned into its own slice.
-        let mut block: Vec<&mut [T]> = (r0..r0 + rows)
-            .map(|r| unsafe { std::slice::from_raw_parts_mut(out.0.add(r * cols + c0), width) })
-            .collect();
         let mut tile = vec![T::ZERO; rows * width];
         matmul(
             &mut tile,
@@ -138,13 +169,25 @@ pub(crate) fn par_matmul<T: Elem>(
             MatView { cols: width, ..rv },
             Parallelism::None,
         );
-        for (seg, src) in block.iter_mut().zip(tile.chunks_exact(width)) {
-            seg.copy_from_slice(src);
+        for (r, src) in (r0..r0 + rows).zip(tile.chunks_exact(width)) {
+            // SAFETY: block t covers rows r0..r0+rows and columns c0..c0+width of the
+            // m x cols output, inside `dst`'s capacity of m * cols, and no other block
+            // covers any of those elements; the segment is initialised by the copy before
+            // it is turned into a slice.
+            let seg = unsafe {
+                let p = out.0.add(r * cols + c0);
+                std::ptr::copy_nonoverlapping(src.as_ptr(), p, width);
+                std::slice::from_raw_parts_mut(p, width)
+            };
             if let Some(e) = epilogue {
                 e(c0, seg);
             }
         }
     });
+    // SAFETY: the blocks' rectangles tile the whole output (`rb * rows_per >= m`,
+    // `cb * cols_per >= cols`), and every block wrote all of its elements.
+    unsafe { dst.set_len(len) };
+    dst
 }
 
 #[cfg(test)]
@@ -159,11 +202,26 @@ mod tests {
     }
 
     #[test]
+    fn grids_keep_the_sum_order_of_one_thread() {
+        // 64 x 64 blocks of a k > 512 product: refused.
+        assert!(!same_sums(256, 256, 784, 4, 4));
+        assert!(same_sums(256, 784, 256, 4, 4), "k <= 512: one block of k");
+        let (rb, cb) = grid(256, 256, 784, 16);
+        assert!(rb * cb > 1 && same_sums(256, 256, 784, rb, cb), "{rb}x{cb}");
+        // 16 rows of a 32-wide output (256 values: gemm's dot-product path) from a whole
+        // that is not: fewer blocks.
+        assert_eq!(grid(32, 32, 784, 2), (2, 1));
+        assert_eq!(grid(16, 32, 784, 2), (1, 1));
+        // Last blocks are checked too: 70 rows in 3 blocks are 24, 24 and 22.
+        assert!(!same_sums(70, 16, 600, 3, 1));
+    }
+
+    #[test]
     fn many_threads_cut_columns_too() {
-        // The seed model's widest products at 16 threads.
+        // The seed model's widest products at 16 threads. The first layer's (inner size
+        // 784) may not use 64 x 64 blocks or smaller (`same_sums`): 12 blocks of 86 x 32.
         let (rb, cb) = grid(256, 128, 784, 16);
-        assert_eq!(rb * cb, 16);
-        assert!(cb > 1 && rb >= 4, "{rb}x{cb}");
+        assert_eq!((rb, cb), (3, 4));
         let (rb, cb) = grid(128, 784, 256, 16);
         assert_eq!(rb * cb, 16);
         assert!(cb > rb, "weight gradient: wide output, {rb}x{cb}");
@@ -193,19 +251,7 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            let mut dst = vec![0f32; m * n];
-            pool.install(|| {
-                par_matmul(
-                    &mut dst,
-                    n,
-                    &lhs,
-                    MatView::row_major(m, k),
-                    rhs,
-                    rv,
-                    Some(&epi),
-                );
-            });
-            dst
+            pool.install(|| par_matmul(n, &lhs, MatView::row_major(m, k), rhs, rv, Some(&epi)))
         };
         let one = run(1, &rhs, MatView::row_major(k, n));
         assert!(one.iter().any(|v| *v > 0.0) && one.contains(&0.0));
@@ -217,6 +263,29 @@ mod tests {
                 one,
                 "{threads} threads"
             );
+        }
+        // The seed model's first layer at 16 threads: 64 x 64 blocks would split its
+        // inner size (784) at 512 where the whole product splits it otherwise.
+        let (m2, k2, n2) = (256, 784, 256);
+        let l2: Vec<f32> = (0..m2 * k2)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+            .collect();
+        let r2: Vec<f32> = (0..k2 * n2)
+            .map(|i| ((i * 53 % 89) as f32 - 44.0) / 13.0)
+            .collect();
+        let at = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    let rv = MatView::row_major(n2, k2).t();
+                    par_matmul(n2, &l2, MatView::row_major(m2, k2), &r2, rv, None)
+                })
+        };
+        let whole = at(1);
+        for threads in [2, 4, 8, 16, 32] {
+            assert!(at(threads) == whole, "{threads} threads");
         }
         // A transposed right-hand side (the weight-gradient form) too.
         let rt: Vec<f32> = (0..n * k).map(|i| rhs[(i % k) * n + i / k]).collect();

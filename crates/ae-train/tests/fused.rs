@@ -256,6 +256,33 @@ fn train_step_trains_mse_models_through_the_fused_step_like_the_graph() {
     }
 }
 
+/// The fused steps of the MNIST-sized dense models give the same bits on any number of
+/// threads: the GEMMs are cut into blocks whose sums gemm orders as the whole product's
+/// (`ae_kernels`' `par_gemm::grid`), and every reduction adds in a fixed order. (At 16
+/// threads, 16 x 32 blocks of the first layer once split its 784-long sums differently.)
+#[test]
+fn the_fused_dense_steps_give_the_same_bits_on_any_thread_count() {
+    let shape = ImageShape::default();
+    for kind in [ModelKind::Vanilla, ModelKind::Vae] {
+        let cfg = ModelConfig::default_for(kind, shape);
+        let at = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| train_steps(&cfg, true, 3))
+        };
+        let one = at(1);
+        for threads in [2, 5, 16] {
+            let (losses, weights) = at(threads);
+            assert_eq!(losses, one.0, "{kind:?}, {threads} threads: losses");
+            for ((name, a), (_, b)) in weights.iter().zip(&one.1) {
+                assert!(a == b, "{kind:?}, {threads} threads: {name} differs");
+            }
+        }
+    }
+}
+
 #[test]
 fn the_others_take_candles_graph() {
     let shape = ImageShape::default();

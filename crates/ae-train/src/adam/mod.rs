@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use ae_kernels::{AdamMoments, AdamStep, adam_update, adam_update_slice};
+use ae_kernels::{AdamMoments, AdamStep, adam_update, adam_update_slices};
 use candle_core::{Tensor, Var, backprop::GradStore};
 use serde::{Deserialize, Serialize};
 
@@ -242,22 +242,29 @@ impl Adam {
                 )));
             }
         }
-        let step = self.advance();
-        for slot in &mut self.slots {
+        for slot in &self.slots {
             let id = slot.var.as_tensor().id();
-            let Some((_, g)) = grads.iter().find(|(t, _)| t.id() == id) else {
-                continue;
-            };
-            match &mut slot.moments {
-                Moments::Fused(mo) => adam_update_slice(slot.var.as_tensor(), g, mo, &step)?,
-                Moments::Flat { .. } => {
-                    return Err(TrainError::Mismatch(format!(
-                        "adam: '{}' is not a CPU f32/f64 variable, so it takes tensor gradients",
-                        slot.name
-                    )));
-                }
+            if matches!(slot.moments, Moments::Flat { .. })
+                && grads.iter().any(|(t, _)| t.id() == id)
+            {
+                return Err(TrainError::Mismatch(format!(
+                    "adam: '{}' is not a CPU f32/f64 variable, so it takes tensor gradients",
+                    slot.name
+                )));
             }
         }
+        let step = self.advance();
+        // Every variable in one parallel pass (the same values as one update per variable).
+        let mut params = Vec::with_capacity(grads.len());
+        for slot in &mut self.slots {
+            let id = slot.var.as_tensor().id();
+            if let Moments::Fused(mo) = &mut slot.moments
+                && let Some((_, g)) = grads.iter().find(|(t, _)| t.id() == id)
+            {
+                params.push((slot.var.as_tensor(), g.as_slice(), mo));
+            }
+        }
+        adam_update_slices(&mut params, &step)?;
         Ok(())
     }
 
