@@ -128,9 +128,12 @@ pub(crate) fn pool_bwd_image<T: Elem>(g: &PoolGeom, x: &[T], gy: &[T], gx: &mut 
 }
 
 /// The 2x2 case of [`pool_bwd`] on one plane (every pool of the conv models): a row pair at a
-/// time, each window's argmax found by [`max2x2`] as an offset and its gradient added there,
-/// instead of the generic argmax's loops over `k`. The same argmax, so the same values bit
-/// for bit; rows and columns beyond `2·ho`, `2·wo` stay 0.
+/// time, each window's argmax found by [`max2x2`] as an offset and its gradient written
+/// there, instead of the generic argmax's loops over `k`. The same argmax, so the same values
+/// bit for bit; rows and columns beyond `2·ho`, `2·wo` stay 0. `gx` must be zero on entry
+/// (both callers zero it). Not inlined: inside the conv chain's per-image function the loop
+/// ran out of registers.
+#[inline(never)]
 fn pool2_bwd_plane<T: Elem>(g: &PoolGeom, plane: &[T], gy: &[T], gx: &mut [T]) {
     let (w, wo) = (g.w, g.wo());
     for ((src, dst), gy_row) in plane
@@ -145,7 +148,9 @@ fn pool2_bwd_plane<T: Elem>(g: &PoolGeom, plane: &[T], gy: &[T], gx: &mut [T]) {
             .zip(gy_row)
             .enumerate()
         {
-            dst[2 * ox + max2x2(a, b, w).0] += v;
+            // `0 + v`: what `+=` leaves in the zeroed cell (windows do not overlap), without
+            // reading back a cell the zeroing just wrote.
+            dst[2 * ox + max2x2(a, b, w).0] = T::ZERO + v;
         }
     }
 }
@@ -163,16 +168,22 @@ fn pool2_fwd_plane<T: Elem>(g: &PoolGeom, plane: &[T], y: &mut [T]) {
 
 /// [`PoolGeom::argmax`] of the 2x2 window with rows `a` and `b` (in row-major order, `m < v`
 /// replaces): the maximum's offset from `a[0]` in a plane of width `w`, and its value.
+///
+/// Branch-free: where a window's maximum lies is data, so a branch on it is mispredicted
+/// often, and whether LLVM compiles `if m < x { best = off }` to a conditional move or to a
+/// branch depends on the code around it (the conv chain's max-pool backward once took 3x
+/// longer after an unrelated change elsewhere in the crate). `select_unpredictable` asks
+/// for the moves.
 #[inline(always)]
 fn max2x2<T: Elem>(a: &[T], b: &[T], w: usize) -> (usize, T) {
-    let (mut m, mut best) = (a[0], 0);
-    for (off, x) in [(1, a[1]), (w, b[0]), (w + 1, b[1])] {
-        if m < x {
-            m = x;
-            best = off;
-        }
-    }
-    (best, m)
+    use std::hint::select_unpredictable as pick;
+    let (m, best) = (a[0], 0);
+    let take = m < a[1];
+    let (m, best) = (pick(take, a[1], m), pick(take, 1, best));
+    let take = m < b[0];
+    let (m, best) = (pick(take, b[0], m), pick(take, w, best));
+    let take = m < b[1];
+    (pick(take, w + 1, best), pick(take, b[1], m))
 }
 
 /// `k x k` max pool with stride `k`. Gradient: the whole output gradient goes to the first
