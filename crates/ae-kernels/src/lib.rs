@@ -68,7 +68,8 @@ mod unary;
 use candle_core::{DType, Result, Tensor, bail};
 
 pub use adam::{
-    AdamMoments, AdamSliceParam, AdamStep, adam_update, adam_update_slice, adam_update_slices,
+    AdamMoments, AdamParam, AdamSliceParam, AdamStep, adam_update, adam_update_all,
+    adam_update_slice, adam_update_slices,
 };
 pub use malloc::tune_glibc_malloc;
 pub use nn::{Conv2d, ConvTranspose2d, Linear};

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use ae_kernels::{AdamMoments, AdamStep, adam_update, adam_update_slices};
+use ae_kernels::{AdamMoments, AdamStep, adam_update_all, adam_update_slices};
 use candle_core::{Tensor, Var, backprop::GradStore};
 use serde::{Deserialize, Serialize};
 
@@ -197,13 +197,16 @@ impl Adam {
         let step = self.staged.take().ok_or_else(|| {
             TrainError::Mismatch("adam: apply_staged without a staged step".into())
         })?;
+        // The CPU variables in one parallel pass (the same values as one update each).
+        let mut params = Vec::new();
         for slot in &mut self.slots {
             if let Moments::Fused(mo) = &mut slot.moments
                 && let Some(g) = grads.get(slot.var.as_tensor())
             {
-                adam_update(slot.var.as_tensor(), g, mo, &step)?;
+                params.push((slot.var.as_tensor(), g, mo));
             }
         }
+        adam_update_all(&mut params, &step)?;
         let consts = Consts {
             beta1: step.beta1,
             beta2: step.beta2,
