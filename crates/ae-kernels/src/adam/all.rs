@@ -223,19 +223,8 @@ mod tests {
     use candle_core::Device;
 
     use super::super::adam_update_slice;
+    use super::super::tests::first_step;
     use super::*;
-
-    /// Plain Adam's first step with learning rate `lr` and the Keras defaults.
-    fn first_step(lr: f64) -> AdamStep {
-        AdamStep {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-7,
-            weight_decay: 0.0,
-            t: 1,
-        }
-    }
 
     /// One pass over several parameters gives the bits of one call per parameter, over
     /// several steps, on any number of threads (parameters below and above a task's size).

@@ -388,8 +388,9 @@ mod tests {
         assert_eq!(AdamMoments::from_tensors(&mt, &vt, DType::F64).unwrap(), mo);
     }
 
-    /// Plain Adam's first step with learning rate `lr` and the Keras defaults.
-    fn first_step(lr: f64) -> AdamStep {
+    /// Plain Adam's first step with learning rate `lr` and the Keras defaults (also for
+    /// `all`'s tests).
+    pub(super) fn first_step(lr: f64) -> AdamStep {
         AdamStep {
             lr,
             beta1: 0.9,
