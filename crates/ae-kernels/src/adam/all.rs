@@ -13,10 +13,10 @@ use rayon::prelude::*;
 use super::{AdamMoments, AdamStep, Factors, adam_update, body_dispatch, contiguous_mut};
 
 /// One parameter of [`adam_update_slices`]: its tensor, its gradient as plain `f32` values
-/// (row-major, as [`adam_update_slice`]'s) and its moments.
+/// (row-major, as [`adam_update_slice`](super::adam_update_slice)'s) and its moments.
 pub type AdamSliceParam<'a> = (&'a Tensor, &'a [f32], &'a mut AdamMoments);
 
-/// [`adam_update_slice`] of every parameter in `params`, as one parallel pass over all of
+/// [`adam_update_slice`](super::adam_update_slice) of every parameter in `params`, as one parallel pass over all of
 /// them: the same values as one call per parameter (each element's update does not depend
 /// on how the elements are split), but one parallel region instead of one per large
 /// parameter, and the small ones (biases) no longer updated on the calling thread alone.
