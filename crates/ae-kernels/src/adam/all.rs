@@ -10,7 +10,9 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Result, Storage, Tensor, bail};
 use rayon::prelude::*;
 
-use super::{AdamMoments, AdamStep, Factors, adam_update, body_dispatch, contiguous_mut};
+use super::{
+    AdamMoments, AdamStep, Factors, adam_update, body_dispatch, check_lengths, contiguous_mut,
+};
 
 /// One parameter of [`adam_update_slices`]: its tensor, its gradient as plain `f32` values
 /// (row-major, as [`adam_update_slice`](super::adam_update_slice)'s) and its moments.
@@ -26,14 +28,7 @@ pub type AdamSliceParam<'a> = (&'a Tensor, &'a [f32], &'a mut AdamMoments);
 pub fn adam_update_slices(params: &mut [AdamSliceParam<'_>], step: &AdamStep) -> Result<()> {
     let mut seen = Vec::with_capacity(params.len());
     for (theta, grad, moments) in params.iter() {
-        if grad.len() != theta.elem_count() || moments.len() != theta.elem_count() {
-            bail!(
-                "adam: {} gradient values and {} moments for a parameter of {} elements",
-                grad.len(),
-                moments.len(),
-                theta.elem_count()
-            )
-        }
+        check_lengths(theta, grad.len(), moments)?;
         if !theta.device().is_cpu() || theta.dtype() != DType::F32 {
             bail!(
                 "adam: an f32 CPU parameter is needed, got {:?} on {:?}",

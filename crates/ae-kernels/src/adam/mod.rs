@@ -288,6 +288,18 @@ pub fn adam_update(
     theta.inplace_op2(&grad, &op)
 }
 
+/// An error unless `grad_len` gradient values and `moments` fit `theta`.
+fn check_lengths(theta: &Tensor, grad_len: usize, moments: &AdamMoments) -> Result<()> {
+    if grad_len != theta.elem_count() || moments.len() != theta.elem_count() {
+        bail!(
+            "adam: {grad_len} gradient values and {} moments for a parameter of {} elements",
+            moments.len(),
+            theta.elem_count()
+        )
+    }
+    Ok(())
+}
+
 /// [`adam_update`] with the gradient given as plain `f32` values (for example from
 /// [`crate::chain`]), in `theta`'s row-major order. `theta` must be an `f32` CPU tensor.
 pub fn adam_update_slice(
@@ -296,14 +308,7 @@ pub fn adam_update_slice(
     moments: &mut AdamMoments,
     step: &AdamStep,
 ) -> Result<()> {
-    if grad.len() != theta.elem_count() || moments.len() != theta.elem_count() {
-        bail!(
-            "adam: {} gradient values and {} moments for a parameter of {} elements",
-            grad.len(),
-            moments.len(),
-            theta.elem_count()
-        )
-    }
+    check_lengths(theta, grad.len(), moments)?;
     let op = AdamSliceOp {
         grad,
         moments: RefCell::new(moments),
