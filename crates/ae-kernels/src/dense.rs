@@ -117,33 +117,38 @@ pub(crate) fn dense_bwd<T: Elem>(
             .collect();
     }
     let gm: &[T] = if res.is_some() { &masked } else { gy };
-    let bias = need.bias.then(|| column_sums(gm, g.n, g.out));
-    // The input and weight gradients are independent GEMMs of the same size: run them
-    // side by side (each also splits its rows when it has the threads to itself).
-    let (input, weight) = rayon::join(
+    // The bias gradient and the input and weight gradients (independent GEMMs of the same
+    // size) side by side, in one parallel region (each also splits its work when it has the
+    // threads to itself).
+    let (bias, (input, weight)) = rayon::join(
+        || need.bias.then(|| column_sums(gm, g.n, g.out)),
         || {
-            need.input.then(|| {
-                par_matmul(
-                    g.inp,
-                    gm,
-                    MatView::row_major(g.n, g.out),
-                    w,
-                    MatView::row_major(g.out, g.inp),
-                    None,
-                )
-            })
-        },
-        || {
-            need.weight.then(|| {
-                par_matmul(
-                    g.inp,
-                    gm,
-                    MatView::row_major(g.n, g.out).t(),
-                    x,
-                    MatView::row_major(g.n, g.inp),
-                    None,
-                )
-            })
+            rayon::join(
+                || {
+                    need.input.then(|| {
+                        par_matmul(
+                            g.inp,
+                            gm,
+                            MatView::row_major(g.n, g.out),
+                            w,
+                            MatView::row_major(g.out, g.inp),
+                            None,
+                        )
+                    })
+                },
+                || {
+                    need.weight.then(|| {
+                        par_matmul(
+                            g.inp,
+                            gm,
+                            MatView::row_major(g.n, g.out).t(),
+                            x,
+                            MatView::row_major(g.n, g.inp),
+                            None,
+                        )
+                    })
+                },
+            )
         },
     );
     Grads {
