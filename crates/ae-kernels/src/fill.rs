@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::elem::Elem;
 
 /// Zeroes `chunk` and returns it as initialised values.
-pub(crate) fn zeroed<T: Elem>(chunk: &mut [MaybeUninit<T>]) -> &mut [T] {
+fn zeroed<T: Elem>(chunk: &mut [MaybeUninit<T>]) -> &mut [T] {
     chunk.fill(MaybeUninit::new(T::ZERO));
     // SAFETY: every element was just written; `MaybeUninit<T>` has `T`'s layout.
     unsafe { &mut *(chunk as *mut [MaybeUninit<T>] as *mut [T]) }

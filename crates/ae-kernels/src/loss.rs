@@ -121,22 +121,14 @@ avx2_dispatch! {
     fn chunk_sum_dispatch<T: Real>(x: &[T], y: &[T], r: Option<&mut [T]>) -> f64 = chunk_sum;
 }
 
-/// `scale · Σ term(x, y)`, summed in `f64` per chunk, chunks added in order. With `resid`
-/// (same length as `x`), also writes `σ(x) - y` there, the unscaled gradient.
-pub(crate) fn bce_sum<T: Real>(x: &[T], y: &[T], scale: f64, resid: Option<&mut [T]>) -> f64 {
-    let parts: Vec<f64> = match resid {
-        Some(r) => x
-            .par_chunks(CHUNK)
-            .zip(y.par_chunks(CHUNK))
-            .zip(r.par_chunks_mut(CHUNK))
-            .map(|((x, y), r)| chunk_sum_dispatch(x, y, Some(r)))
-            .collect(),
-        None => x
-            .par_chunks(CHUNK)
-            .zip(y.par_chunks(CHUNK))
-            .map(|(x, y)| chunk_sum_dispatch(x, y, None))
-            .collect(),
-    };
+/// `scale · Σ term(x, y)`, summed in `f64` per chunk, chunks added in order
+/// ([`bce_sum_scaled_resid`] also writes the gradient).
+pub(crate) fn bce_sum<T: Real>(x: &[T], y: &[T], scale: f64) -> f64 {
+    let parts: Vec<f64> = x
+        .par_chunks(CHUNK)
+        .zip(y.par_chunks(CHUNK))
+        .map(|(x, y)| chunk_sum_dispatch(x, y, None))
+        .collect();
     parts.iter().sum::<f64>() * scale
 }
 
@@ -215,7 +207,7 @@ impl BceOp {
             *self.resid.lock().unwrap_or_else(|p| p.into_inner()) = Some(T::storage(r));
             sum * self.scale
         } else {
-            bce_sum(xs, ys, self.scale, None)
+            bce_sum(xs, ys, self.scale)
         };
         Ok((T::storage(vec![T::of_f64(v)]), Shape::from(())))
     }
@@ -337,7 +329,7 @@ mod tests {
             1e4,
             1e4,
         ];
-        let total = bce_sum(&x, &y, 0.5, None);
+        let total = bce_sum(&x, &y, 0.5);
         assert!((total - 0.5 * expected.iter().sum::<f64>()).abs() < 1e-9);
         let (gx, gy) = bce_bwd(&x, &y, 2.0, true);
         let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
@@ -354,13 +346,12 @@ mod tests {
             .map(|i| ((i * 37) % 101) as f32 / 10.0 - 5.0)
             .collect();
         let y: Vec<f32> = (0..n).map(|i| ((i * 13) % 7) as f32 / 6.0).collect();
-        let mut r = vec![0f32; n];
-        let a = bce_sum(&x, &y, 1.0, Some(&mut r));
+        let (a, r) = bce_sum_scaled_resid(&x, &y, 1.0f32);
         let b = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
             .unwrap()
-            .install(|| bce_sum(&x, &y, 1.0, None));
+            .install(|| bce_sum(&x, &y, 1.0));
         assert_eq!(a, b);
         let naive: f64 = x
             .iter()
@@ -372,8 +363,8 @@ mod tests {
             let e = 1.0 / (1.0 + (-(x[i] as f64)).exp()) - y[i] as f64;
             assert!((r[i] as f64 - e).abs() < 1e-6, "{i}: {} vs {e}", r[i]);
         }
-        // The scaled residual built chunk by chunk: the same sum and the same values as
-        // the residual scaled afterwards, on any number of threads.
+        // Scaled by another factor: the same sum, and the residual's values scaled, on any
+        // number of threads.
         for threads in [1, 3] {
             let (c, rs) = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

@@ -18,10 +18,11 @@ use super::{
 /// (row-major, as [`adam_update_slice`](super::adam_update_slice)'s) and its moments.
 pub type AdamSliceParam<'a> = (&'a Tensor, &'a [f32], &'a mut AdamMoments);
 
-/// [`adam_update_slice`](super::adam_update_slice) of every parameter in `params`, as one parallel pass over all of
-/// them: the same values as one call per parameter (each element's update does not depend
-/// on how the elements are split), but one parallel region instead of one per large
-/// parameter, and the small ones (biases) no longer updated on the calling thread alone.
+/// [`adam_update_slice`](super::adam_update_slice) of every parameter in `params`, as one
+/// parallel pass over all of them: the same values as one call per parameter (each element's
+/// update does not depend on how the elements are split), but one parallel region instead of
+/// one per large parameter, and the small ones (biases) no longer updated on the calling
+/// thread alone.
 ///
 /// Every tensor must be an `f32` CPU tensor with its own storage (not a view of another's:
 /// that is refused, as it would be updated twice).
@@ -41,7 +42,7 @@ pub fn adam_update_slices(params: &mut [AdamSliceParam<'_>], step: &AdamStep) ->
         }
         // Storages are locked one inside the other below: the same storage twice would
         // wait on itself.
-        let storage = &*theta.storage_and_layout().0 as *const _ as usize;
+        let storage = storage_id(theta);
         if seen.contains(&storage) {
             bail!("adam: two parameters share one storage")
         }
@@ -61,10 +62,12 @@ pub fn adam_update_slices(params: &mut [AdamSliceParam<'_>], step: &AdamStep) ->
         });
     }
     let thetas: Vec<&Tensor> = params.iter().map(|p| p.0).collect();
-    let k = Factors::of(step);
-    locked(&thetas, &mut parts, &|parts: &[Part]| {
-        update_parts(parts, &k)
-    })
+    locked(&thetas, &mut parts, &Factors::of(step))
+}
+
+/// Which storage `t`'s values live in (two tensors sharing one give the same number).
+fn storage_id(t: &Tensor) -> usize {
+    &*t.storage_and_layout().0 as *const Storage as usize
 }
 
 /// One parameter of [`adam_update_all`]: its tensor, its gradient tensor (same shape and
@@ -93,9 +96,8 @@ pub fn adam_update_all(params: &mut [AdamParam<'_>], step: &AdamStep) -> Result<
         .iter()
         .map(|(_, g, _)| g.contiguous())
         .collect::<Result<_>>()?;
-    let storage_of = |t: &Tensor| &*t.storage_and_layout().0 as *const Storage as usize;
-    let thetas: Vec<usize> = params.iter().map(|(t, _, _)| storage_of(t)).collect();
-    if grads.iter().any(|g| thetas.contains(&storage_of(g))) {
+    let thetas: Vec<usize> = params.iter().map(|(t, _, _)| storage_id(t)).collect();
+    if grads.iter().any(|g| thetas.contains(&storage_id(g))) {
         // The parameters' storages are locked for writing while the gradients are read.
         for ((theta, _, moments), grad) in params.iter_mut().zip(&grads) {
             adam_update(theta, grad, moments, step)?;
@@ -141,17 +143,17 @@ unsafe impl Sync for Part {}
 /// Elements per task of [`update_parts`].
 const SLICES_CHUNK: usize = 1 << 13;
 
-/// Runs `run(parts)` with the storage of every tensor of `thetas` locked for writing and
-/// `parts[i].theta` pointing at the values of `thetas[i]` (one lock inside the other).
-fn locked(thetas: &[&Tensor], parts: &mut [Part], run: &(dyn Fn(&[Part]) + Sync)) -> Result<()> {
+/// Runs [`update_parts`] with the storage of every tensor of `thetas` locked for writing
+/// and `parts[i].theta` pointing at the values of `thetas[i]` (one lock inside the other).
+fn locked(thetas: &[&Tensor], parts: &mut [Part], k: &Factors<f32>) -> Result<()> {
     let Some((first, rest)) = thetas.split_first() else {
-        run(parts);
+        update_parts(parts, k);
         return Ok(());
     };
     let op = LockOp {
         rest,
         parts: RefCell::new(parts),
-        run,
+        k,
     };
     first.inplace_op1(&op)
 }
@@ -159,7 +161,7 @@ fn locked(thetas: &[&Tensor], parts: &mut [Part], run: &(dyn Fn(&[Part]) + Sync)
 struct LockOp<'a, 'b> {
     rest: &'a [&'b Tensor],
     parts: RefCell<&'a mut [Part]>,
-    run: &'a (dyn Fn(&[Part]) + Sync),
+    k: &'a Factors<f32>,
 }
 
 impl InplaceOp1 for LockOp<'_, '_> {
@@ -178,7 +180,7 @@ impl InplaceOp1 for LockOp<'_, '_> {
             bail!("adam: the parameter changed size")
         }
         parts[i].theta = th.as_mut_ptr();
-        locked(self.rest, &mut parts, self.run)
+        locked(self.rest, &mut parts, self.k)
     }
 }
 

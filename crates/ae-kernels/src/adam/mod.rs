@@ -273,13 +273,7 @@ pub fn adam_update(
             grad.dims()
         )
     }
-    if moments.len() != theta.elem_count() {
-        bail!(
-            "adam: {} moments for a parameter of {} elements",
-            moments.len(),
-            theta.elem_count()
-        )
-    }
+    check_lengths(theta, grad.elem_count(), moments)?;
     let grad = grad.contiguous()?;
     let op = AdamOp {
         moments: RefCell::new(moments),
