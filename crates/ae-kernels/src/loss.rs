@@ -317,6 +317,7 @@ impl CustomOp2 for BceOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_utils::on_threads;
 
     #[test]
     fn terms_and_gradients_of_known_values() {
@@ -347,11 +348,7 @@ mod tests {
             .collect();
         let y: Vec<f32> = (0..n).map(|i| ((i * 13) % 7) as f32 / 6.0).collect();
         let (a, r) = bce_sum_scaled_resid(&x, &y, 1.0f32);
-        let b = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(|| bce_sum(&x, &y, 1.0));
+        let b = on_threads(1, || bce_sum(&x, &y, 1.0)).unwrap();
         assert_eq!(a, b);
         let naive: f64 = x
             .iter()
@@ -366,11 +363,7 @@ mod tests {
         // Scaled by another factor: the same sum, and the residual's values scaled, on any
         // number of threads.
         for threads in [1, 3] {
-            let (c, rs) = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| bce_sum_scaled_resid(&x, &y, 0.25f32));
+            let (c, rs) = on_threads(threads, || bce_sum_scaled_resid(&x, &y, 0.25f32)).unwrap();
             assert_eq!(c, a, "{threads} threads");
             assert_eq!(rs, r.iter().map(|v| v * 0.25).collect::<Vec<_>>());
         }

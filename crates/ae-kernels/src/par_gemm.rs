@@ -193,6 +193,7 @@ pub(crate) fn par_matmul<T: Elem>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_utils::on_threads;
 
     #[test]
     fn few_threads_split_rows_only_as_before() {
@@ -247,11 +248,10 @@ mod tests {
             }
         };
         let run = |threads: usize, rhs: &[f32], rv: MatView| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| par_matmul(n, &lhs, MatView::row_major(m, k), rhs, rv, Some(&epi)))
+            on_threads(threads, || {
+                par_matmul(n, &lhs, MatView::row_major(m, k), rhs, rv, Some(&epi))
+            })
+            .unwrap()
         };
         let one = run(1, &rhs, MatView::row_major(k, n));
         assert!(one.iter().any(|v| *v > 0.0) && one.contains(&0.0));
@@ -274,14 +274,11 @@ mod tests {
             .map(|i| ((i * 53 % 89) as f32 - 44.0) / 13.0)
             .collect();
         let at = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| {
-                    let rv = MatView::row_major(n2, k2).t();
-                    par_matmul(n2, &l2, MatView::row_major(m2, k2), &r2, rv, None)
-                })
+            on_threads(threads, || {
+                let rv = MatView::row_major(n2, k2).t();
+                par_matmul(n2, &l2, MatView::row_major(m2, k2), &r2, rv, None)
+            })
+            .unwrap()
         };
         let whole = at(1);
         for threads in [2, 4, 8, 16, 32] {

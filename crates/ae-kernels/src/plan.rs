@@ -144,6 +144,7 @@ pub(crate) fn split_acc<T: Elem>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_utils::on_threads;
 
     /// The parallel sum adds every element in part order: the bits of a serial fold.
     #[test]
@@ -163,11 +164,7 @@ mod tests {
             }
         }
         for threads in [1, 2, 7] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let got = pool.install(|| sum_in_order(parts.clone(), len));
+            let got = on_threads(threads, || sum_in_order(parts.clone(), len)).unwrap();
             assert_eq!(got, want, "{threads} threads");
         }
         assert_eq!(sum_in_order::<f32>(Vec::new(), 3), vec![0.0; 3]);

@@ -1,5 +1,5 @@
 //! Helpers the tests of several crates share (as candle's `test_utils`): deterministic
-//! inputs and a relative error between tensors.
+//! inputs, a relative error between tensors, and a run on a given number of threads.
 
 use candle_core::{DType, Result, Tensor};
 
@@ -38,6 +38,18 @@ pub fn rel_err(a: &Tensor, b: &Tensor) -> Result<f64> {
     let diff = (&a - &b)?.abs()?.max_all()?.to_scalar::<f64>()?;
     let scale = b.abs()?.max_all()?.to_scalar::<f64>()?.max(1.0);
     Ok(diff / scale)
+}
+
+/// `f()` on a rayon pool of its own with `threads` threads, for checking that a kernel gives
+/// the same bits on any thread count.
+pub fn on_threads<R: Send>(
+    threads: usize,
+    f: impl FnOnce() -> R + Send,
+) -> std::result::Result<R, rayon::ThreadPoolBuildError> {
+    Ok(rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?
+        .install(f))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] functions
 
 use ae_kernels::chain::Layer;
-use ae_kernels::test_utils::{rel_err, values};
+use ae_kernels::test_utils::{on_threads, rel_err, values};
 use ae_losses::{ReconLoss, Reduction};
 use ae_models::{
     Activation, Autoencoder, ConvConfig, DenoisingConfig, DenseConfig, ImageShape, ModelConfig,
@@ -265,13 +265,7 @@ fn the_fused_dense_steps_give_the_same_bits_on_any_thread_count() {
     let shape = ImageShape::default();
     for kind in [ModelKind::Vanilla, ModelKind::Vae] {
         let cfg = ModelConfig::default_for(kind, shape);
-        let at = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| train_steps(&cfg, true, 3))
-        };
+        let at = |threads: usize| on_threads(threads, || train_steps(&cfg, true, 3)).unwrap();
         let one = at(1);
         for threads in [2, 5, 16] {
             let (losses, weights) = at(threads);

@@ -222,6 +222,7 @@ mod tests {
     use super::super::adam_update_slice;
     use super::super::tests::first_step;
     use super::*;
+    use crate::test_utils::on_threads;
 
     /// One pass over several parameters gives the bits of one call per parameter, over
     /// several steps, on any number of threads (parameters below and above a task's size).
@@ -260,25 +261,24 @@ mod tests {
             }
         }
         for threads in [1, 2, 5] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let mut all = make();
-            for (k, g) in grads.iter().enumerate() {
-                let step = AdamStep {
-                    weight_decay: 0.01,
-                    t: k as u64 + 1,
-                    ..first_step(0.01)
-                };
-                let mut params: Vec<AdamSliceParam<'_>> = all
-                    .iter_mut()
-                    .zip(g)
-                    .map(|((t, mo), g)| (&*t, g.as_slice(), mo))
-                    .collect();
-                pool.install(|| adam_update_slices(&mut params, &step))
-                    .unwrap();
-            }
+            let all = on_threads(threads, || {
+                let mut all = make();
+                for (k, g) in grads.iter().enumerate() {
+                    let step = AdamStep {
+                        weight_decay: 0.01,
+                        t: k as u64 + 1,
+                        ..first_step(0.01)
+                    };
+                    let mut params: Vec<AdamSliceParam<'_>> = all
+                        .iter_mut()
+                        .zip(g)
+                        .map(|((t, mo), g)| (&*t, g.as_slice(), mo))
+                        .collect();
+                    adam_update_slices(&mut params, &step).unwrap();
+                }
+                all
+            })
+            .unwrap();
             for ((a, ma), (b, mb)) in all.iter().zip(&one) {
                 assert_eq!(
                     a.to_vec1::<f32>().unwrap(),
