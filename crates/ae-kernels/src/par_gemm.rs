@@ -231,16 +231,22 @@ mod tests {
         assert!(rb * cb <= 8 && cb == 1, "{rb}x{cb}");
     }
 
+    /// Deterministic `[m, k]` and `[k, n]` operands.
+    fn operands(m: usize, k: usize, n: usize) -> (Vec<f32>, Vec<f32>) {
+        let lhs = (0..m * k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+            .collect();
+        let rhs = (0..k * n)
+            .map(|i| ((i * 53 % 89) as f32 - 44.0) / 13.0)
+            .collect();
+        (lhs, rhs)
+    }
+
     /// Every grid gives the same bits as one single-threaded GEMM, epilogue included.
     #[test]
     fn every_grid_gives_the_same_bits() {
         let (m, k, n) = (97, 131, 75);
-        let lhs: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
-            .collect();
-        let rhs: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 53 % 89) as f32 - 44.0) / 13.0)
-            .collect();
+        let (lhs, rhs) = operands(m, k, n);
         let bias: Vec<f32> = (0..n).map(|j| j as f32 / 7.0 - 5.0).collect();
         let epi = |c0: usize, row: &mut [f32]| {
             for (v, b) in row.iter_mut().zip(&bias[c0..]) {
@@ -264,19 +270,21 @@ mod tests {
                 "{threads} threads"
             );
         }
-        // The seed model's first layer at 16 threads: 64 x 64 blocks would split its
-        // inner size (784) at 512 where the whole product splits it otherwise.
-        let (m2, k2, n2) = (256, 784, 256);
-        let l2: Vec<f32> = (0..m2 * k2)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
-            .collect();
-        let r2: Vec<f32> = (0..k2 * n2)
-            .map(|i| ((i * 53 % 89) as f32 - 44.0) / 13.0)
-            .collect();
+        // A transposed right-hand side (the weight-gradient form) too.
+        let rt: Vec<f32> = (0..n * k).map(|i| rhs[(i % k) * n + i / k]).collect();
+        assert_eq!(run(16, &rt, MatView::row_major(n, k).t()), one);
+    }
+
+    /// The seed model's first layer on any thread count: 64 x 64 blocks would split its
+    /// inner size (784) at 512 where the whole product splits it otherwise.
+    #[test]
+    fn the_first_layer_gives_the_same_bits_on_any_thread_count() {
+        let (m, k, n) = (256, 784, 256);
+        let (lhs, rhs) = operands(m, k, n);
         let at = |threads: usize| {
             on_threads(threads, || {
-                let rv = MatView::row_major(n2, k2).t();
-                par_matmul(n2, &l2, MatView::row_major(m2, k2), &r2, rv, None)
+                let rv = MatView::row_major(n, k).t();
+                par_matmul(n, &lhs, MatView::row_major(m, k), &rhs, rv, None)
             })
             .unwrap()
         };
@@ -284,8 +292,5 @@ mod tests {
         for threads in [2, 4, 8, 16, 32] {
             assert!(at(threads) == whole, "{threads} threads");
         }
-        // A transposed right-hand side (the weight-gradient form) too.
-        let rt: Vec<f32> = (0..n * k).map(|i| rhs[(i % k) * n + i / k]).collect();
-        assert_eq!(run(16, &rt, MatView::row_major(n, k).t()), one);
     }
 }
