@@ -1,6 +1,15 @@
 //! The rayon planner: how a batch of images is split into tasks ([`run_tasks`]), each with
 //! its own output chunk and gradient accumulator, and which gradients a batched backward
 //! pass returns ([`Need`], [`Grads`]).
+//!
+//! A pass that returns a gradient summed over the batch (a weight's) cuts the batch into a
+//! fixed number of leaves, [`LEAVES`] at most, whose size depends on the batch alone, and
+//! adds the leaves' sums over a fixed binary tree: the same additions in the same order on
+//! any thread count, so a seeded run gives the same bits on a laptop and on a 64-core
+//! server. Rayon's `join` runs the tree's halves; the thread count only decides which
+//! thread runs which leaf.
+
+use std::ops::Range;
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -27,21 +36,33 @@ fn plan(n: usize) -> Plan {
         // Too few images: run them one after the other with a multi-threaded GEMM.
         Plan {
             per_task: n.max(1),
-            par: if threads > 1 {
-                Parallelism::Rayon(threads)
-            } else {
-                Parallelism::None
-            },
+            par: gemm_par(threads),
         }
     }
 }
+
+/// gemm's own threads, for a GEMM that has the pool to itself.
+fn gemm_par(threads: usize) -> Parallelism {
+    if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    }
+}
+
+/// Most leaves a batch's accumulators are summed over: a batch of 128 images gives 64
+/// leaves of 2, enough tasks for 64 threads, while each leaf's accumulator (28 k values for
+/// the MNIST conv model) is zeroed and added once per leaf.
+pub(crate) const LEAVES: usize = 64;
 
 /// Runs `f(images, out_chunk, acc, par)` over tasks of consecutive images, in parallel.
 ///
 /// When `out` is non-empty it holds `out_len` elements per image and each task gets the chunk
 /// of its images; otherwise every task gets an empty slice. Each task also gets its own zeroed
-/// accumulator of `acc_len` elements; their sum is returned (in task order, deterministic for
-/// a given thread count).
+/// accumulator of `acc_len` elements; their sum is returned. With an accumulator, the tasks
+/// are the leaves of a tree fixed by `n` alone (see the module's doc), so the sum's bits do
+/// not depend on the thread count, provided `f` computes a task's accumulator the same way
+/// whatever its `par` (gemm's threads cut the output, never a sum).
 pub(crate) fn run_tasks<T: Elem, F>(
     n: usize,
     out: &mut [T],
@@ -50,58 +71,117 @@ pub(crate) fn run_tasks<T: Elem, F>(
     f: F,
 ) -> Vec<T>
 where
-    F: Fn(std::ops::Range<usize>, &mut [T], &mut [T], Parallelism) + Sync,
+    F: Fn(Range<usize>, &mut [T], &mut [T], Parallelism) + Sync,
 {
     if n == 0 {
         return vec![T::ZERO; acc_len];
     }
-    let p = plan(n);
-    let tasks = n.div_ceil(p.per_task);
-    let chunks: Vec<&mut [T]> = if out.is_empty() || out_len == 0 {
-        (0..tasks).map(|_| <&mut [T]>::default()).collect()
-    } else {
-        out.chunks_mut(out_len * p.per_task).collect()
+    let out: &mut [T] = if out_len == 0 { &mut [] } else { out };
+    if acc_len == 0 {
+        let p = plan(n);
+        if out.is_empty() {
+            (0..n.div_ceil(p.per_task)).into_par_iter().for_each(|t| {
+                f(
+                    t * p.per_task..((t + 1) * p.per_task).min(n),
+                    &mut [],
+                    &mut [],
+                    p.par,
+                )
+            });
+        } else {
+            out.par_chunks_mut(out_len * p.per_task)
+                .enumerate()
+                .for_each(|(t, chunk)| {
+                    f(
+                        t * p.per_task..((t + 1) * p.per_task).min(n),
+                        chunk,
+                        &mut [],
+                        p.par,
+                    )
+                });
+        }
+        return Vec::new();
+    }
+    let per_leaf = n.div_ceil(LEAVES);
+    let leaves = n.div_ceil(per_leaf);
+    let threads = rayon::current_num_threads().max(1);
+    let tree = Tree {
+        n,
+        per_leaf,
+        out_len,
+        acc_len,
+        par: if leaves >= threads {
+            Parallelism::None
+        } else {
+            gemm_par(threads)
+        },
+        f: &f,
     };
-    let accs: Vec<Vec<T>> = chunks
-        .into_par_iter()
-        .enumerate()
-        .map(|(t, chunk)| {
-            let mut acc = vec![T::ZERO; acc_len];
-            let start = t * p.per_task;
-            f(start..(start + p.per_task).min(n), chunk, &mut acc, p.par);
-            acc
-        })
-        .collect();
-    sum_in_order(accs, acc_len)
+    tree.sum(0..leaves, out)
 }
 
-/// Elements per parallel task of [`sum_in_order`].
-const SUM_CHUNK: usize = 1 << 12;
+/// The fixed summation tree of [`run_tasks`].
+struct Tree<'f, F> {
+    /// Images, and images per leaf (the last leaf may hold fewer).
+    n: usize,
+    per_leaf: usize,
+    /// Output values per image (0: no output), and accumulator values per task.
+    out_len: usize,
+    acc_len: usize,
+    /// What each leaf's GEMMs may use.
+    par: Parallelism,
+    f: &'f F,
+}
 
-/// The element-wise sum of `parts` (each of `len` values), every element added in part
-/// order (`((p0 + p1) + p2) + ...`), so the bits do not depend on how the elements are
-/// split. Long sums run over chunks of elements in parallel: on 16 threads the conv chain
-/// sums 64 accumulators of 28 k values after every step, which on one thread was the
-/// step's largest serial phase.
-fn sum_in_order<T: Elem>(parts: Vec<Vec<T>>, len: usize) -> Vec<T> {
-    let mut iter = parts.into_iter();
-    let mut total = iter.next().unwrap_or_else(|| vec![T::ZERO; len]);
-    let rest: Vec<Vec<T>> = iter.collect();
-    let add = |(c, t): (usize, &mut [T])| {
-        for part in &rest {
-            for (a, &b) in t.iter_mut().zip(&part[c * SUM_CHUNK..]) {
-                *a += b;
-            }
+impl<F> Tree<'_, F> {
+    /// The sum of the accumulators of `leaves`, whose images' outputs are `out`: a leaf's
+    /// own, or the left half's plus the right half's (the halves in parallel).
+    fn sum<T: Elem>(&self, leaves: Range<usize>, out: &mut [T]) -> Vec<T>
+    where
+        F: Fn(Range<usize>, &mut [T], &mut [T], Parallelism) + Sync,
+    {
+        if leaves.len() == 1 {
+            let mut acc = vec![T::ZERO; self.acc_len];
+            let start = leaves.start * self.per_leaf;
+            (self.f)(
+                start..(start + self.per_leaf).min(self.n),
+                out,
+                &mut acc,
+                self.par,
+            );
+            return acc;
+        }
+        let mid = leaves.start + leaves.len() / 2;
+        let at = ((mid - leaves.start) * self.per_leaf * self.out_len).min(out.len());
+        let (lo, hi) = out.split_at_mut(at);
+        let (mut a, b) = rayon::join(
+            || self.sum(leaves.start..mid, lo),
+            || self.sum(mid..leaves.end, hi),
+        );
+        add_into(&mut a, &b, leaves.len() * 4 >= LEAVES);
+        a
+    }
+}
+
+/// Elements per parallel task of [`add_into`].
+const ADD_CHUNK: usize = 1 << 12;
+
+/// `a += b` element-wise; over chunks in parallel when `wide` (the tree's top levels, which
+/// run while the other threads have no leaf left) and the sum is long.
+fn add_into<T: Elem>(a: &mut [T], b: &[T], wide: bool) {
+    let add = |(x, y): (&mut [T], &[T])| {
+        for (p, &q) in x.iter_mut().zip(y) {
+            *p += q;
         }
     };
-    if rest.len() * len < 1 << 16 || rayon::current_num_threads() < 2 {
-        total.chunks_mut(SUM_CHUNK).enumerate().for_each(add);
+    if wide && a.len() >= 4 * ADD_CHUNK && rayon::current_num_threads() > 1 {
+        a.par_chunks_mut(ADD_CHUNK)
+            .zip(b.par_chunks(ADD_CHUNK))
+            .for_each(add);
     } else {
-        total.par_chunks_mut(SUM_CHUNK).enumerate().for_each(add);
+        add((a, b));
     }
-    total
 }
-
 /// The `i`-th `len`-sized block of `data`.
 pub(crate) fn block<T>(data: &[T], i: usize, len: usize) -> &[T] {
     &data[i * len..(i + 1) * len]
@@ -146,27 +226,80 @@ mod tests {
     use super::*;
     use crate::test_utils::on_threads;
 
-    /// The parallel sum adds every element in part order: the bits of a serial fold.
+    /// What a task adds for image `i`: values of very different sizes, so that another
+    /// order of the additions gives other bits.
+    fn term(i: usize, e: usize) -> f32 {
+        let x = ((i * 7919 + e * 104_729) % 1009) as f32 / 1009.0 - 0.5;
+        x * [1e-3, 1.0, 1e3, 1e-1][(i + e) % 4]
+    }
+
+    /// `run_tasks` with one accumulator term per image and an output of `out_len` values per
+    /// image.
+    fn run(n: usize, acc_len: usize, out_len: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut out = vec![0f32; n * out_len];
+        let acc = run_tasks(n, &mut out, out_len, acc_len, |imgs, chunk, acc, _| {
+            for (j, i) in imgs.clone().enumerate() {
+                for (e, a) in acc.iter_mut().enumerate() {
+                    *a += term(i, e);
+                }
+                for (k, o) in chunk[j * out_len..(j + 1) * out_len].iter_mut().enumerate() {
+                    *o += (i * 10 + k) as f32;
+                }
+            }
+        });
+        (acc, out)
+    }
+
+    /// The accumulators' sum has the same bits on any thread count, is the sum (within
+    /// rounding), and every image's output is written once, in its place.
     #[test]
-    fn sums_in_part_order_on_any_thread_count() {
-        let len = 3 * SUM_CHUNK + 5;
-        let parts: Vec<Vec<f32>> = (0..40)
-            .map(|p| {
-                (0..len)
-                    .map(|i| ((i * 31 + p * 17) % 97) as f32 / 7.0 - 6.9 + 1e-7 * p as f32)
-                    .collect()
-            })
-            .collect();
-        let mut want = parts[0].clone();
-        for p in &parts[1..] {
-            for (a, &b) in want.iter_mut().zip(p) {
-                *a += b;
+    fn the_accumulated_sum_has_the_same_bits_on_any_thread_count() {
+        let len = 5 * ADD_CHUNK + 3;
+        let mut order_matters = false;
+        for n in [1, 3, 64, 65, 128, 200, 1000] {
+            let one = on_threads(1, || run(n, len, 3)).unwrap();
+            for threads in [2, 3, 7, 16] {
+                let got = on_threads(threads, || run(n, len, 3)).unwrap();
+                assert!(got.0 == one.0, "n {n}, {threads} threads: other bits");
+                assert_eq!(got.1, one.1, "n {n}, {threads} threads: outputs");
+            }
+            for e in 0..len {
+                let exact: f64 = (0..n).map(|i| f64::from(term(i, e))).sum();
+                let bound = 1e-5 * (0..n).map(|i| f64::from(term(i, e).abs())).sum::<f64>();
+                assert!(
+                    (f64::from(one.0[e]) - exact).abs() <= bound + 1e-9,
+                    "n {n}, e {e}"
+                );
+                let serial = (0..n).fold(0f32, |s, i| s + term(i, e));
+                order_matters |= serial != one.0[e];
+            }
+            let want: Vec<f32> = (0..n)
+                .flat_map(|i| (0..3).map(move |k| (i * 10 + k) as f32))
+                .collect();
+            assert_eq!(one.1, want, "n {n}: outputs");
+        }
+        assert!(
+            order_matters,
+            "the terms do not tell one order of additions from another"
+        );
+    }
+
+    /// Without an accumulator every image's output is still written once, in its place.
+    #[test]
+    fn outputs_without_an_accumulator_land_in_place() {
+        for threads in [1, 2, 5] {
+            for n in [1, 4, 37] {
+                let (acc, out) = on_threads(threads, || run(n, 0, 2)).unwrap();
+                assert!(acc.is_empty());
+                let want: Vec<f32> = (0..n)
+                    .flat_map(|i| (0..2).map(move |k| (i * 10 + k) as f32))
+                    .collect();
+                assert_eq!(out, want, "{threads} threads, n {n}");
             }
         }
-        for threads in [1, 2, 7] {
-            let got = on_threads(threads, || sum_in_order(parts.clone(), len)).unwrap();
-            assert_eq!(got, want, "{threads} threads");
-        }
-        assert_eq!(sum_in_order::<f32>(Vec::new(), 3), vec![0.0; 3]);
+        assert_eq!(
+            run_tasks::<f32, _>(0, &mut [], 0, 4, |_, _, _, _| {}),
+            vec![0.0; 4]
+        );
     }
 }

@@ -9,7 +9,7 @@ use ae_kernels::conv_chain::{self, Stage, StageKind};
 use candle_core::{Device, Result, Tensor, Var};
 
 mod common;
-use ae_kernels::test_utils::values;
+use ae_kernels::test_utils::{on_threads, values};
 use common::rel_err;
 
 /// One parameterised stage of the reference: its kind, weight, bias, ReLU and (linear
@@ -244,6 +244,42 @@ fn a_dense_code_matches_candles_graph() -> Result<()> {
     for relu in [true, false] {
         let layers = coded(1, &[4, 3], 5, [3, 3, 3], relu)?;
         check_layers(&layers, 6, [1, 12, 12], &format!("dense code, relu {relu}"))?;
+    }
+    Ok(())
+}
+
+/// The step's loss and gradients have the same bits on any thread count: the images'
+/// gradients are summed over a tree fixed by the batch size (`plan::run_tasks`), with few
+/// images (gemm's own threads inside each leaf) and many (several leaves per thread).
+#[test]
+fn the_step_gives_the_same_bits_on_any_thread_count() -> Result<()> {
+    let shape = [1, 16, 16];
+    let len = 256;
+    let nets = [
+        ("conv", autoencoder(1, &[16, 8], 3, true)?),
+        ("dense code", coded(1, &[4, 3], 5, [3, 4, 4], true)?),
+    ];
+    for (name, layers) in &nets {
+        let st = stages(layers)?;
+        for n in [3, 40, 130] {
+            let x = values(n * len, 7, 0.0, 1.0);
+            let t = values(n * len, 8, 0.0, 1.0);
+            let step = |threads: usize| {
+                on_threads(threads, || {
+                    let (loss, grads) = conv_chain::bce_step(&st, shape, &x, &t, n, 0.01)?;
+                    Ok::<_, candle_core::Error>((loss, grads.into_iter().map(|g| g.1).collect()))
+                })
+                .map_err(candle_core::Error::wrap)?
+            };
+            let one: (f64, Vec<Vec<f32>>) = step(1)?;
+            for threads in [2, 5, 16] {
+                let got = step(threads)?;
+                assert!(got.0 == one.0, "{name}, n {n}, {threads} threads: loss");
+                for (i, (a, b)) in got.1.iter().zip(&one.1).enumerate() {
+                    assert!(a == b, "{name}, n {n}, {threads} threads: gradient {i}");
+                }
+            }
+        }
     }
     Ok(())
 }

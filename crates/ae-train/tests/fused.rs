@@ -256,22 +256,27 @@ fn train_step_trains_mse_models_through_the_fused_step_like_the_graph() {
     }
 }
 
-/// The fused steps of the MNIST-sized dense models give the same bits on any number of
-/// threads: the GEMMs are cut into blocks whose sums gemm orders as the whole product's
-/// (`ae_kernels`' `par_gemm::grid`), and every reduction adds in a fixed order. (At 16
-/// threads, 16 x 32 blocks of the first layer once split its 784-long sums differently.)
+/// The fused steps of the MNIST-sized models give the same bits on any number of threads:
+/// the dense GEMMs are cut into blocks whose sums gemm orders as the whole product's
+/// (`ae_kernels`' `par_gemm::grid`), the conv chain sums its images' gradients over a tree
+/// fixed by the batch size, and every other reduction adds in a fixed order. (At 16
+/// threads, 16 x 32 blocks of the first layer once split its 784-long sums differently, and
+/// the conv chain's tasks were cut by the thread count.) The conv VAE, trained through
+/// candle's graph with the conv kernels as custom ops, too.
 #[test]
-fn the_fused_dense_steps_give_the_same_bits_on_any_thread_count() {
+fn the_fused_steps_give_the_same_bits_on_any_thread_count() {
     let shape = ImageShape::default();
-    for kind in [ModelKind::Vanilla, ModelKind::Vae] {
-        let cfg = ModelConfig::default_for(kind, shape);
+    let conv_vae = ModelConfig::Vae(VaeConfig::default().with_arch(VaeArch::conv_default()));
+    let models = [ModelKind::Vanilla, ModelKind::Vae, ModelKind::Conv]
+        .map(|kind| (format!("{kind:?}"), ModelConfig::default_for(kind, shape)));
+    for (kind, cfg) in models.into_iter().chain([("conv VAE".into(), conv_vae)]) {
         let at = |threads: usize| on_threads(threads, || train_steps(&cfg, true, 3)).unwrap();
         let one = at(1);
         for threads in [2, 5, 16] {
             let (losses, weights) = at(threads);
-            assert_eq!(losses, one.0, "{kind:?}, {threads} threads: losses");
+            assert_eq!(losses, one.0, "{kind}, {threads} threads: losses");
             for ((name, a), (_, b)) in weights.iter().zip(&one.1) {
-                assert!(a == b, "{kind:?}, {threads} threads: {name} differs");
+                assert!(a == b, "{kind}, {threads} threads: {name} differs");
             }
         }
     }
