@@ -9,7 +9,8 @@
 #   tests/{portable,devices,leak,cuda_ops}.xz   the CUDA test binaries of ae-kernels,
 #                          ae-models and ae-train
 #   step_profile-cuda.xz   benches/examples/step_profile with --features ae-benches/cuda
-#   profile.xz, step_profile.xz        the CPU per-op and per-phase profiles
+#   profile.xz, step_profile.xz, fused_profile.xz   the CPU per-op, per-phase and
+#                          per-layer (fused dense step) profiles
 # and copies ../shared/gpu and ../shared/anchors beside them, with data/mnist linked to the
 # repository's. Environment: CUDA_TARGET_DIR [<checkout>/target/cuda13], CARGO_TARGET_DIR
 # for the CPU examples [cargo's default], SHARED [<checkout>/../shared].
@@ -20,6 +21,7 @@ ROOT=$(pwd -P)
 KIT=${1:-.gpu-kit}
 SHARED=${SHARED:-$ROOT/../shared}
 CUDA_TARGET_DIR=${CUDA_TARGET_DIR:-$ROOT/target/cuda13}
+CPU_TARGET_DIR=${CARGO_TARGET_DIR:-}
 grep -qxF "/$KIT/" .git/info/exclude 2>/dev/null || echo "/$KIT/" >> .git/info/exclude
 rm -rf "$KIT" && mkdir -p "$KIT/tests" "$KIT/data"
 
@@ -42,10 +44,13 @@ xz -T0 -6 -c "$CUDA_TARGET_DIR/release/examples/step_profile" > "$KIT/step_profi
 
 # 2. the CPU examples (the CPU target dir)
 unset CUDA_ROOT CUDA_COMPUTE_CAP NVCC_APPEND_FLAGS CARGO_PROFILE_RELEASE_STRIP CARGO_TARGET_DIR
-cargo build --release --locked -p ae-kernels --example profile -p ae-benches --example step_profile >&2
+[ -n "$CPU_TARGET_DIR" ] && export CARGO_TARGET_DIR=$CPU_TARGET_DIR
+cargo build --release --locked -p ae-kernels --example profile >&2
+cargo build --release --locked -p ae-benches --example step_profile --example fused_profile >&2
 CPU_TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 xz -T0 -6 -c "$CPU_TARGET/release/examples/profile" > "$KIT/profile.xz"
 xz -T0 -6 -c "$CPU_TARGET/release/examples/step_profile" > "$KIT/step_profile.xz"
+xz -T0 -6 -c "$CPU_TARGET/release/examples/fused_profile" > "$KIT/fused_profile.xz"
 
 # 3. the peers' scripts and the data link
 cp -r "$SHARED/gpu" "$SHARED/anchors" "$KIT/"

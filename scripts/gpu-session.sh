@@ -8,14 +8,16 @@
 #     bash scripts/gpu-session.sh KIT
 # KIT is a folder prepared on the build machine by scripts/gpu-kit.sh: ae.xz (a
 # `--features cuda` build of ae; also used for the CPU runs), tests/*.xz (the CUDA test
-# binaries), step_profile-cuda.xz, profile.xz and step_profile.xz (CPU examples),
+# binaries), step_profile-cuda.xz, profile.xz, step_profile.xz and fused_profile.xz (CPU
+# examples),
 # gpu/ and anchors/ (../shared's), and data/mnist (a link to the repository's).
 #
 # Parts (seconds each is allowed): 1 GPU epochs of ae (steps replayed from CUDA graphs) vs
 # PyTorch eager and compiled, dense and VAE 4 epochs, conv 10 (memory sampled) [370], then ae
 # without CUDA graphs, 3 epochs each [120]; 2 the CUDA tests (same gradients as the CPU, every
 # model trains, no memory held across steps) [150]; 3 where a GPU step's time goes [60];
-# 4 per-op CPU profile at 2 and all cores [90]; 5 CPU epochs of ae and PyTorch at 2 and all
+# 4 per-op CPU profiles at 2 and all cores (conv ops, the dense autograd phases, the fused
+# dense step's layers) [150]; 5 CPU epochs of ae and PyTorch at 2 and all
 # cores (../shared/gpu/cpu-scaling.sh) [200].
 #
 # PARTS (default "1 2 3 4 5") picks parts, e.g. PARTS="1 2" then PARTS="4 5" in a second call: one
@@ -93,6 +95,7 @@ for c in 2 "$ALL"; do
   RAYON_NUM_THREADS=$c timeout 60 taskset -c 0-$((c - 1)) "$BIN/profile" 3 tune-malloc new-only
   for m in vanilla vae; do
     RAYON_NUM_THREADS=$c timeout 20 taskset -c 0-$((c - 1)) "$BIN/step_profile" "$m" 100
+    RAYON_NUM_THREADS=$c timeout 30 taskset -c 0-$((c - 1)) "$BIN/fused_profile" "$m" 50
   done
 done
 
