@@ -18,9 +18,10 @@
 # model trains, no memory held across steps) [150]; 3 where a GPU step's time goes [60];
 # 4 per-op CPU profiles at 2 and all cores (conv ops, the dense autograd phases, the fused
 # dense step's layers) [150]; 5 CPU epochs of ae and PyTorch at 2 and all
-# cores (../shared/gpu/cpu-scaling.sh) [200].
+# cores (../shared/gpu/cpu-scaling.sh) [200]; 6 dense CPU epochs on all cores with the GEMM
+# thresholds swept (AE_GEMM_BLOCK_MIN_FLOPS) [120].
 #
-# PARTS (default "1 2 3 4 5") picks parts, e.g. PARTS="1 2" then PARTS="4 5" in a second call: one
+# PARTS (default "1 2 3 4 5 6") picks parts, e.g. PARTS="1 2" then PARTS="3 4 5 6" in a second call: one
 # `run` call may take 600 s at most, and the parts together take longer. Part 0 always runs.
 set -u
 KIT=$(cd "${1:?usage: gpu-session.sh KIT}" && pwd)
@@ -30,7 +31,7 @@ RUNS=/tmp/gpu-session-runs
 mkdir -p "$OUT" "$RUNS"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 part() { printf '\n===== %s  [%s]\n' "$*" "$(date +%T)"; }
-want() { case " ${PARTS:-1 2 3 4 5} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+want() { case " ${PARTS:-1 2 3 4 5 6} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 ALL=$(nproc)
 
 part 0 machine and binaries
@@ -103,6 +104,29 @@ fi
 if want 5; then
 part 5 CPU epochs: ae and PyTorch at 2 and $ALL cores
 timeout 200 bash "$KIT/gpu/cpu-scaling.sh" "$BIN/ae"
+
+fi
+if want 6; then
+part 6 dense CPU epochs on $ALL cores, the GEMM thresholds swept
+# AE_GEMM_BLOCK_MIN_FLOPS: the fewest multiply-adds per block of a GEMM cut on more than 4
+# threads (65536 by default): larger values put the small layers on fewer threads. No bit of
+# the weights changes (crates/ae-kernels/src/tuning.rs).
+for b in 65536 262144 1048576 4194304; do
+  for m in vanilla vae; do
+    AE_GEMM_BLOCK_MIN_FLOPS=$b RAYON_NUM_THREADS=$ALL timeout 60 "$BIN/ae" train --model "$m" \
+      --epochs 3 --seed 0 --device cpu --out "$RUNS/tune-$m-$b" --overwrite >/dev/null 2>&1
+    python3 - "$RUNS/tune-$m-$b/metrics.json" "$m" "$b" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+print(sys.argv[2], "AE_GEMM_BLOCK_MIN_FLOPS", sys.argv[3], "epoch seconds:",
+      " ".join("%.3f" % e["seconds"] for e in m["epochs"]))
+PY
+  done
+done
+for m in vanilla vae; do
+  cmp "$RUNS/tune-$m-65536/model.safetensors" "$RUNS/tune-$m-4194304/model.safetensors" \
+    && echo "$m: the same weights with every threshold"
+done
 
 fi
 part done

@@ -89,6 +89,10 @@ fn main() {
     // SAFETY: first thing in main, before any thread exists.
     unsafe { ae_kernels::tune_candle_threads() };
     ae_kernels::tune_glibc_malloc();
+    if let Err(e) = ae_kernels::tuning::GemmTuning::from_env() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     let args: Vec<String> = std::env::args().collect();
     let kind = args.get(1).map(String::as_str).unwrap_or("vanilla");
     let reps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100);
@@ -172,9 +176,13 @@ fn main() {
         adam.step_slices(&out.grads).unwrap();
     });
 
+    let tune = ae_kernels::tuning::gemm_tuning();
     println!(
-        "{kind}, batch {n}, rayon threads {}, median of {reps} (ms)\n",
-        rayon::current_num_threads()
+        "{kind}, batch {n}, rayon threads {}, GEMM thresholds {} / {} multiply-adds \
+         (AE_GEMM_PAR_MIN_FLOPS / AE_GEMM_BLOCK_MIN_FLOPS), median of {reps} (ms)\n",
+        rayon::current_num_threads(),
+        tune.par_min_flops,
+        tune.block_min_flops
     );
     println!("| part | forward | backward |\n|---|---:|---:|");
     let mut sum = 0.0;

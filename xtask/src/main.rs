@@ -57,6 +57,10 @@ fn main() -> ExitCode {
     // SAFETY: first thing in main, before any thread exists.
     unsafe { ae_kernels::tune_candle_threads() };
     ae_kernels::tune_glibc_malloc();
+    if let Err(e) = ae_kernels::tuning::GemmTuning::from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Logs go to stdout (tracing's default writer), coloured only when it is a terminal, so

@@ -77,6 +77,12 @@ fn main() -> ExitCode {
     // instead of mmap-ing and page-faulting each one (2-3x on the conv models;
     // docs/performance.md).
     ae_kernels::tune_glibc_malloc();
+    // The GEMM thresholds a many-core machine may be tuned with (AE_GEMM_*_FLOPS): a bad
+    // value is an error here, not a silent default later.
+    if let Err(e) = ae_kernels::tuning::GemmTuning::from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,

@@ -197,6 +197,53 @@ fn losses(dir: &Path) -> Vec<(f64, f64)> {
 }
 
 #[test]
+fn gemm_thresholds_and_thread_counts_change_no_bit_and_bad_ones_are_refused() {
+    // AE_GEMM_*_FLOPS (for tuning a many-core machine without a rebuild) only move work
+    // between threads: every block sums as one thread does. With both at 1 every GEMM is
+    // cut as far as it goes, on 8 threads (two-way grids), and the weights are the default
+    // run's, bit for bit.
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    train(&a, "vanilla", &[]);
+    let d = b.to_str().unwrap();
+    let run = |envs: &[(&str, &str)], out: &str| {
+        let mut cmd = ae();
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.args(["train", "--model", "vanilla", "--out", out])
+            .args(["--train-limit", "256", "--test-limit", "64"])
+            .args(["--epochs", "2", "--batch-size", "64"])
+            .output()
+            .unwrap()
+    };
+    let tuned = [
+        ("AE_GEMM_PAR_MIN_FLOPS", "1"),
+        ("AE_GEMM_BLOCK_MIN_FLOPS", "1"),
+        ("RAYON_NUM_THREADS", "8"),
+    ];
+    let out = run(&tuned, d);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(same_file(
+        a.join("model.safetensors"),
+        b.join("model.safetensors")
+    ));
+    let c = tmp.path().join("c");
+    let out = run(&[("AE_GEMM_BLOCK_MIN_FLOPS", "lots")], c.to_str().unwrap());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("AE_GEMM_BLOCK_MIN_FLOPS=\"lots\"") && err.contains("at least 1"),
+        "{err}"
+    );
+    assert!(!c.exists(), "nothing is written on a refused start");
+}
+
+#[test]
 fn portable_runs_the_device_path_on_the_cpu() {
     // `--portable` (and `AE_PORTABLE=1`) trains through candle's stock ops, what a GPU runs,
     // instead of the fused CPU step: the same model up to rounding, but other weights bit for

@@ -63,6 +63,7 @@ mod simd;
 mod stock;
 pub mod test_utils;
 mod threads;
+pub mod tuning;
 mod unary;
 
 use candle_core::{DType, Result, Tensor, bail};

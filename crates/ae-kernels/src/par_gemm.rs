@@ -13,22 +13,20 @@
 //! block packs the whole right-hand matrix again), so the columns are cut as well, choosing
 //! the grid that uses the most threads and, among those, re-reads the least
 //! (`row blocks x columns + column blocks x rows`), with blocks of at least [`BLOCK_MIN`]
-//! rows and columns and [`BLOCK_MIN_FLOPS`] multiply-adds.
+//! rows and columns and a number of multiply-adds ([`crate::tuning`]: settable at run time,
+//! to tune a many-core machine without rebuilding).
 
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 use crate::elem::Elem;
 use crate::matmul::{MatView, matmul};
+use crate::tuning::{GemmTuning, gemm_tuning};
 
-/// GEMMs below this many multiply-adds run on one thread (rayon's fork-join costs more).
-pub(crate) const PARALLEL_MIN_FLOPS: usize = 1 << 17;
 /// Up to this many threads the grid is one block of rows per thread.
 pub(crate) const ROW_SPLIT_MAX_THREADS: usize = 4;
 /// Fewest rows and columns of a block in a two-way grid.
 pub(crate) const BLOCK_MIN: usize = 32;
-/// Fewest multiply-adds of a block in a two-way grid.
-pub(crate) const BLOCK_MIN_FLOPS: usize = 1 << 16;
 
 /// How gemm 0.19 orders the sum of each output element of an `m x n` product with inner
 /// size `k`: products of at most 256 outputs take a path of SIMD dot products (lane-wise
@@ -62,11 +60,19 @@ fn same_sums(m: usize, n: usize, k: usize, rb: usize, cb: usize) -> bool {
     })
 }
 
-/// `(row blocks, column blocks)` for an `m x n` output with inner size `k` on `threads`:
-/// only grids whose blocks give the same bits as one thread ([`same_sums`]).
+/// `(row blocks, column blocks)` for an `m x n` output with inner size `k` on `threads`,
+/// with the thresholds in force ([`gemm_tuning`]).
 pub(crate) fn grid(m: usize, n: usize, k: usize, threads: usize) -> (usize, usize) {
+    grid_with(m, n, k, threads, gemm_tuning())
+}
+
+/// [`grid`] with the thresholds `tune`: GEMMs below `tune.par_min_flops` multiply-adds run
+/// on one thread (rayon's fork-join would cost more), and on more than
+/// [`ROW_SPLIT_MAX_THREADS`] threads no block has fewer than `tune.block_min_flops`. Only
+/// grids whose blocks give the same bits as one thread ([`same_sums`]).
+fn grid_with(m: usize, n: usize, k: usize, threads: usize, tune: GemmTuning) -> (usize, usize) {
     let work = m.saturating_mul(n).saturating_mul(k);
-    if threads <= 1 || work < PARALLEL_MIN_FLOPS || m == 0 || n == 0 {
+    if threads <= 1 || work < tune.par_min_flops || m == 0 || n == 0 {
         return (1, 1);
     }
     if threads <= ROW_SPLIT_MAX_THREADS {
@@ -76,7 +82,7 @@ pub(crate) fn grid(m: usize, n: usize, k: usize, threads: usize) -> (usize, usiz
             .unwrap_or(1);
         return (rb, 1);
     }
-    let blocks = threads.min((work / BLOCK_MIN_FLOPS).max(1));
+    let blocks = threads.min((work / tune.block_min_flops.max(1)).max(1));
     let max_rb = (m / BLOCK_MIN).clamp(1, blocks);
     let max_cb = (n / BLOCK_MIN).clamp(1, blocks);
     let mut best = (1, 1);
@@ -229,6 +235,31 @@ mod tests {
         // Small products use fewer threads.
         let (rb, cb) = grid(256, 32, 64, 16);
         assert!(rb * cb <= 8 && cb == 1, "{rb}x{cb}");
+    }
+
+    /// The thresholds decide how many threads a product uses, and only that.
+    #[test]
+    fn the_thresholds_set_the_threads_a_product_uses() {
+        let d = GemmTuning::default();
+        let blocks = |tune| {
+            let (rb, cb) = grid_with(256, 64, 128, 16, tune);
+            rb * cb
+        };
+        // 2 M multiply-adds: 16 blocks by default, 2 with blocks of at least 1 M, none when
+        // products below 4 M stay on one thread.
+        assert_eq!(blocks(d), 16);
+        let big_blocks = GemmTuning {
+            block_min_flops: 1 << 20,
+            ..d
+        };
+        assert_eq!(blocks(big_blocks), 2);
+        let serial = GemmTuning {
+            par_min_flops: 1 << 22,
+            ..d
+        };
+        assert_eq!(blocks(serial), 1);
+        assert_eq!(grid_with(256, 64, 128, 2, serial), (1, 1));
+        assert_eq!(grid_with(256, 64, 128, 2, d), (2, 1));
     }
 
     /// Deterministic `[m, k]` and `[k, n]` operands.
