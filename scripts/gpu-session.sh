@@ -6,10 +6,9 @@
 #
 # usage (on the GPU machine, from the repository root):
 #     bash scripts/gpu-session.sh KIT
-# KIT is a folder prepared on the build machine by scripts/gpu-kit.sh: ae.xz (a
-# `--features cuda` build of ae; also used for the CPU runs), tests/*.xz (the CUDA test
-# binaries), step_profile-cuda.xz, profile.xz, step_profile.xz and fused_profile.xz (CPU
-# examples),
+# KIT is a folder prepared on the build machine by scripts/gpu-kit.sh: bins.tar.xz (ae, a
+# `--features cuda` build, also used for the CPU runs; the CUDA test binaries;
+# step_profile-cuda; the CPU examples profile, step_profile and fused_profile),
 # gpu/ and anchors/ (../shared's), and data/mnist (a link to the repository's).
 #
 # Parts (seconds each is allowed): 1 GPU epochs of ae (steps replayed from CUDA graphs) vs
@@ -39,7 +38,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 lscpu | grep -E 'Model name|^CPU\(s\)' | tr -s ' '
 BIN=$RUNS/bin
 mkdir -p "$BIN"
-for f in "$KIT"/*.xz "$KIT"/tests/*.xz; do
+[ -f "$KIT/bins.tar.xz" ] && xz -dc "$KIT/bins.tar.xz" | tar -C "$BIN" -xf -
+for f in "$KIT"/*.xz "$KIT"/tests/*.xz; do   # kits packed before bins.tar.xz
+  case $f in *bins.tar.xz) continue ;; esac
   [ -f "$f" ] && xz -dc -T0 "$f" > "$BIN/$(basename "$f" .xz)" && chmod +x "$BIN/$(basename "$f" .xz)"
 done
 ls -la "$BIN"
