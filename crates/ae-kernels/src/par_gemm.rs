@@ -29,12 +29,17 @@ pub(crate) const ROW_SPLIT_MAX_THREADS: usize = 4;
 pub(crate) const BLOCK_MIN: usize = 32;
 
 /// How gemm 0.19 orders the sum of each output element of an `m x n` product with inner
-/// size `k`: products of at most 256 outputs take a path of SIMD dot products (lane-wise
-/// partial sums); the others run the inner dimension through the microkernels in blocks,
+/// size `k`: a single row or a single column takes a matrix-vector path of its own; other
+/// products of at most 256 outputs take a path of SIMD dot products (lane-wise partial
+/// sums); the rest run the inner dimension through the microkernels in blocks,
 /// of at most 512 for outputs within 64 x 64 and of a size from the cache sizes otherwise,
 /// which differ once `k` is over 512. Two products of one class give the same bits.
 fn sum_order(m: usize, n: usize, k: usize) -> u8 {
-    if m * n <= 256 {
+    if m == 1 {
+        4
+    } else if n == 1 {
+        5
+    } else if m * n <= 256 {
         0
     } else if k <= 512 {
         1
@@ -221,6 +226,11 @@ mod tests {
         assert_eq!(grid(16, 32, 784, 2), (1, 1));
         // Last blocks are checked too: 70 rows in 3 blocks are 24, 24 and 22.
         assert!(!same_sums(70, 16, 600, 3, 1));
+        // A block of one row (or column) takes gemm's matrix-vector path: the conv VAE's
+        // code-to-features layer (20 -> 3136) on a batch of 3 may not be cut 2 + 1.
+        assert!(!same_sums(3, 3136, 20, 2, 1));
+        assert!(!same_sums(600, 4, 20, 1, 4));
+        assert_eq!(grid(3, 3136, 20, 2), (1, 1));
     }
 
     #[test]
@@ -304,6 +314,33 @@ mod tests {
         // A transposed right-hand side (the weight-gradient form) too.
         let rt: Vec<f32> = (0..n * k).map(|i| rhs[(i % k) * n + i / k]).collect();
         assert_eq!(run(16, &rt, MatView::row_major(n, k).t()), one);
+    }
+
+    /// Few rows: a one-row block (gemm's matrix-vector path) would sum otherwise than the
+    /// whole product. Measured: a batch of 3 through a 20 -> 3136 layer gave other bits on
+    /// 2 threads (blocks of 2 and 1 rows) than on 1.
+    #[test]
+    fn few_rows_give_the_same_bits_on_any_thread_count() {
+        for (m, k, n) in [
+            (3, 20, 3136),
+            (5, 20, 400),
+            (2, 600, 300),
+            (3, 3136, 20),
+            (5, 3136, 20),
+        ] {
+            let (lhs, rhs) = operands(m, k, n);
+            let at = |threads: usize| {
+                on_threads(threads, || {
+                    let (l, r) = (MatView::row_major(m, k), MatView::row_major(k, n));
+                    par_matmul(n, &lhs, l, &rhs, r, None)
+                })
+                .unwrap()
+            };
+            let one = at(1);
+            for threads in [2, 3, 4, 8, 16] {
+                assert!(at(threads) == one, "{m}x{k}x{n}, {threads} threads");
+            }
+        }
     }
 
     /// The seed model's first layer on any thread count: 64 x 64 blocks would split its
