@@ -53,6 +53,12 @@ fn sum_order(m: usize, n: usize, k: usize) -> u8 {
 /// Whether every block of an `(rb, cb)` grid of an `m x n` output sums its elements as
 /// the whole product does (see [`sum_order`]): then the grid gives the bits of one thread.
 fn same_sums(m: usize, n: usize, k: usize, rb: usize, cb: usize) -> bool {
+    // A product on gemm's matrix-vector or dot-product paths (one row, one column, or at
+    // most 256 outputs) sums a part of its output otherwise than the whole (measured: a
+    // 1 x 400 output in 4 blocks of 100, a 2 x 128 one in 3 blocks of 43): it is not cut.
+    if (m == 1 || n == 1 || m * n <= 256) && rb * cb > 1 {
+        return false;
+    }
     let whole = sum_order(m, n, k);
     let sides = |len: usize, parts: usize| {
         let per = len.div_ceil(parts).max(1);
@@ -231,6 +237,9 @@ mod tests {
         assert!(!same_sums(3, 3136, 20, 2, 1));
         assert!(!same_sums(600, 4, 20, 1, 4));
         assert_eq!(grid(3, 3136, 20, 2), (1, 1));
+        // ... and cutting the columns of a one-row product changes its sums too.
+        assert!(!same_sums(1, 400, 784, 1, 4));
+        assert_eq!(grid(1, 400, 784, 8), (1, 1));
     }
 
     #[test]
@@ -318,7 +327,9 @@ mod tests {
 
     /// Few rows: a one-row block (gemm's matrix-vector path) would sum otherwise than the
     /// whole product. Measured: a batch of 3 through a 20 -> 3136 layer gave other bits on
-    /// 2 threads (blocks of 2 and 1 rows) than on 1.
+    /// 2 threads (blocks of 2 and 1 rows) than on 1, a batch of 1 through 784 -> 400 on 8
+    /// threads (4 blocks of columns), and the input gradient of a batch of 2 through
+    /// 128 -> 784 (a 2 x 128 output in 3 blocks of columns) on 5.
     #[test]
     fn few_rows_give_the_same_bits_on_any_thread_count() {
         for (m, k, n) in [
@@ -327,6 +338,10 @@ mod tests {
             (2, 600, 300),
             (3, 3136, 20),
             (5, 3136, 20),
+            (1, 784, 400),
+            (1, 400, 784),
+            (400, 784, 1),
+            (2, 784, 128),
         ] {
             let (lhs, rhs) = operands(m, k, n);
             let at = |threads: usize| {
@@ -337,7 +352,7 @@ mod tests {
                 .unwrap()
             };
             let one = at(1);
-            for threads in [2, 3, 4, 8, 16] {
+            for threads in [2, 3, 4, 5, 8, 16] {
                 assert!(at(threads) == one, "{m}x{k}x{n}, {threads} threads");
             }
         }

@@ -191,8 +191,8 @@ fn train_step_trains_the_conv_model_through_the_fused_step_like_the_graph() {
 /// by at most ~lr = 1e-3 a step, so a wrong gradient shows).
 fn trains_like_the_graph(cfg: &ModelConfig, steps: usize) {
     let is_f32 = |l: f64| f64::from(l as f32) == l;
-    let (fl, fw) = train_steps(cfg, true, steps);
-    let (gl, gw) = train_steps(cfg, false, steps);
+    let (fl, fw) = train_steps(cfg, true, steps, 16);
+    let (gl, gw) = train_steps(cfg, false, steps, 16);
     assert!(gl.iter().all(|&l| is_f32(l)), "{cfg:?}: {gl:?}");
     assert!(
         fl.iter().all(|&l| !is_f32(l)),
@@ -220,6 +220,7 @@ fn train_steps(
     cfg: &ModelConfig,
     fused: bool,
     steps: usize,
+    rows: usize,
 ) -> (Vec<f64>, Vec<(String, Vec<f32>)>) {
     let (varmap, model) = build_seeded(cfg, DType::F32);
     let mut adam = Adam::new(named_vars(&varmap), AdamConfig::default()).unwrap();
@@ -228,7 +229,7 @@ fn train_steps(
     let losses = (0..steps as u64)
         .map(|i| {
             // standardised-table-like values, a fresh batch each step
-            let x = values(16 * dim, 100 + i, -2.0, 2.0);
+            let x = values(rows * dim, 100 + i, -2.0, 2.0);
             let dev = Device::Cpu;
             train_step(model.as_ref(), &mut adam, &x, &x, fused, &dev, &mut rng).unwrap()
         })
@@ -270,13 +271,18 @@ fn the_fused_steps_give_the_same_bits_on_any_thread_count() {
     let models = [ModelKind::Vanilla, ModelKind::Vae, ModelKind::Conv]
         .map(|kind| (format!("{kind:?}"), ModelConfig::default_for(kind, shape)));
     for (kind, cfg) in models.into_iter().chain([("conv VAE".into(), conv_vae)]) {
-        let at = |threads: usize| on_threads(threads, || train_steps(&cfg, true, 3)).unwrap();
-        let one = at(1);
-        for threads in [2, 5, 16] {
-            let (losses, weights) = at(threads);
-            assert_eq!(losses, one.0, "{kind}, {threads} threads: losses");
-            for ((name, a), (_, b)) in weights.iter().zip(&one.1) {
-                assert!(a == b, "{kind}, {threads} threads: {name} differs");
+        // 16 rows, and 2 and 3 (products small enough for gemm's matrix-vector and
+        // dot-product paths, which `par_gemm` may not cut).
+        for rows in [16, 2, 3] {
+            let at = |t: usize| on_threads(t, || train_steps(&cfg, true, 3, rows)).unwrap();
+            let one = at(1);
+            for threads in [2, 5, 16] {
+                let (losses, weights) = at(threads);
+                let what = format!("{kind}, {rows} rows, {threads} threads");
+                assert_eq!(losses, one.0, "{what}: losses");
+                for ((name, a), (_, b)) in weights.iter().zip(&one.1) {
+                    assert!(a == b, "{what}: {name} differs");
+                }
             }
         }
     }
