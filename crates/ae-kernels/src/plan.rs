@@ -16,37 +16,49 @@ use rayon::prelude::*;
 
 use crate::elem::Elem;
 
-/// How a batch is spread over threads.
-struct Plan {
-    /// Images handled by one task.
+/// A batch of `n` images cut into tasks of `per_task` consecutive images (the last may hold
+/// fewer), and what each task's GEMMs may use.
+#[derive(Clone, Copy)]
+struct Tasks {
+    n: usize,
     per_task: usize,
-    /// Parallelism handed to each GEMM.
     par: Parallelism,
 }
 
-fn plan(n: usize) -> Plan {
-    let threads = rayon::current_num_threads().max(1);
-    if n >= threads && threads > 1 {
-        // A few tasks per thread for load balancing; each GEMM single-threaded.
-        Plan {
-            per_task: n.div_ceil(threads * 4).max(1),
-            par: Parallelism::None,
-        }
-    } else {
-        // Too few images: run them one after the other with a multi-threaded GEMM.
-        Plan {
-            per_task: n.max(1),
-            par: gemm_par(threads),
-        }
+impl Tasks {
+    /// Tasks of `per_task` images (at least 1). Their GEMMs run single-threaded when there
+    /// are at least as many tasks as threads, and on gemm's own threads otherwise (too few
+    /// images to keep the pool busy).
+    fn new(n: usize, per_task: usize) -> Self {
+        let per_task = per_task.max(1);
+        let threads = rayon::current_num_threads().max(1);
+        let par = if n.div_ceil(per_task) >= threads {
+            Parallelism::None
+        } else {
+            Parallelism::Rayon(threads)
+        };
+        Self { n, per_task, par }
+    }
+
+    /// The number of tasks.
+    fn count(&self) -> usize {
+        self.n.div_ceil(self.per_task)
+    }
+
+    /// The images of task `t`.
+    fn images(&self, t: usize) -> Range<usize> {
+        t * self.per_task..((t + 1) * self.per_task).min(self.n)
     }
 }
 
-/// gemm's own threads, for a GEMM that has the pool to itself.
-fn gemm_par(threads: usize) -> Parallelism {
-    if threads > 1 {
-        Parallelism::Rayon(threads)
+/// Images per task of a pass without an accumulator: a few tasks per thread for load
+/// balancing, or all the images in one task when there are fewer than threads.
+fn per_task_by_threads(n: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    if n >= threads && threads > 1 {
+        n.div_ceil(threads * 4)
     } else {
-        Parallelism::None
+        n
     }
 }
 
@@ -78,58 +90,34 @@ where
     }
     let out: &mut [T] = if out_len == 0 { &mut [] } else { out };
     if acc_len == 0 {
-        let p = plan(n);
-        if out.is_empty() {
-            (0..n.div_ceil(p.per_task)).into_par_iter().for_each(|t| {
-                f(
-                    t * p.per_task..((t + 1) * p.per_task).min(n),
-                    &mut [],
-                    &mut [],
-                    p.par,
-                )
-            });
+        let tasks = Tasks::new(n, per_task_by_threads(n));
+        let chunks: Vec<&mut [T]> = if out.is_empty() {
+            (0..tasks.count()).map(|_| <&mut [T]>::default()).collect()
         } else {
-            out.par_chunks_mut(out_len * p.per_task)
-                .enumerate()
-                .for_each(|(t, chunk)| {
-                    f(
-                        t * p.per_task..((t + 1) * p.per_task).min(n),
-                        chunk,
-                        &mut [],
-                        p.par,
-                    )
-                });
-        }
+            out.chunks_mut(out_len * tasks.per_task).collect()
+        };
+        chunks
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(t, chunk)| f(tasks.images(t), chunk, &mut [], tasks.par));
         return Vec::new();
     }
-    let per_leaf = n.div_ceil(LEAVES);
-    let leaves = n.div_ceil(per_leaf);
-    let threads = rayon::current_num_threads().max(1);
     let tree = Tree {
-        n,
-        per_leaf,
+        tasks: Tasks::new(n, n.div_ceil(LEAVES)),
         out_len,
         acc_len,
-        par: if leaves >= threads {
-            Parallelism::None
-        } else {
-            gemm_par(threads)
-        },
         f: &f,
     };
-    tree.sum(0..leaves, out)
+    tree.sum(0..tree.tasks.count(), out)
 }
 
 /// The fixed summation tree of [`run_tasks`].
 struct Tree<'f, F> {
-    /// Images, and images per leaf (the last leaf may hold fewer).
-    n: usize,
-    per_leaf: usize,
-    /// Output values per image (0: no output), and accumulator values per task.
+    /// The leaves.
+    tasks: Tasks,
+    /// Output values per image (0: no output), and accumulator values per leaf.
     out_len: usize,
     acc_len: usize,
-    /// What each leaf's GEMMs may use.
-    par: Parallelism,
     f: &'f F,
 }
 
@@ -142,17 +130,12 @@ impl<F> Tree<'_, F> {
     {
         if leaves.len() == 1 {
             let mut acc = vec![T::ZERO; self.acc_len];
-            let start = leaves.start * self.per_leaf;
-            (self.f)(
-                start..(start + self.per_leaf).min(self.n),
-                out,
-                &mut acc,
-                self.par,
-            );
+            let t = &self.tasks;
+            (self.f)(t.images(leaves.start), out, &mut acc, t.par);
             return acc;
         }
         let mid = leaves.start + leaves.len() / 2;
-        let at = ((mid - leaves.start) * self.per_leaf * self.out_len).min(out.len());
+        let at = ((mid - leaves.start) * self.tasks.per_task * self.out_len).min(out.len());
         let (lo, hi) = out.split_at_mut(at);
         let (mut a, b) = rayon::join(
             || self.sum(leaves.start..mid, lo),
