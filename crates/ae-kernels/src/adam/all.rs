@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use super::{
     AdamMoments, AdamStep, Factors, adam_update, body_dispatch, check_lengths, contiguous_mut,
 };
+use crate::chain::with_values;
 
 /// One parameter of [`adam_update_slices`]: its tensor, its gradient as plain `f32` values
 /// (row-major, as [`adam_update_slice`](super::adam_update_slice)'s) and its moments.
@@ -105,23 +106,15 @@ pub fn adam_update_all(params: &mut [AdamParam<'_>], step: &AdamStep) -> Result<
         return Ok(());
     }
     // The gradients' storages stay locked for reading while their values are used.
-    let guards: Vec<_> = grads.iter().map(Tensor::storage_and_layout).collect();
-    let mut values: Vec<&[f32]> = Vec::with_capacity(guards.len());
-    for (storage, layout) in &guards {
-        let Storage::Cpu(CpuStorage::F32(v)) = &**storage else {
-            bail!("adam: an f32 CPU gradient is needed")
-        };
-        let Some((a, b)) = layout.contiguous_offsets() else {
-            bail!("adam: the gradient is not contiguous")
-        };
-        values.push(&v[a..b]);
-    }
-    let mut slices: Vec<AdamSliceParam<'_>> = params
-        .iter_mut()
-        .zip(values)
-        .map(|((theta, _, moments), g)| (*theta, g, &mut **moments))
-        .collect();
-    adam_update_slices(&mut slices, step)
+    let grads: Vec<&Tensor> = grads.iter().collect();
+    with_values(&grads, |values| {
+        let mut slices: Vec<AdamSliceParam<'_>> = params
+            .iter_mut()
+            .zip(values)
+            .map(|((theta, _, moments), g)| (*theta, *g, &mut **moments))
+            .collect();
+        adam_update_slices(&mut slices, step)
+    })
 }
 
 /// Raw views of one parameter's buffers for [`update_parts`]; `theta` is filled in while its
@@ -249,32 +242,28 @@ mod tests {
         let grads: Vec<Vec<Vec<f32>>> = (0..3)
             .map(|k| sizes.iter().map(|&n| vals(n, 5 + k)).collect())
             .collect();
+        // Step `k` (from 0) of the run.
+        let step_at = |k: usize| AdamStep {
+            weight_decay: 0.01,
+            t: k as u64 + 1,
+            ..first_step(0.01)
+        };
         let mut one = make();
         for (k, g) in grads.iter().enumerate() {
-            let step = AdamStep {
-                weight_decay: 0.01,
-                t: k as u64 + 1,
-                ..first_step(0.01)
-            };
             for ((t, mo), g) in one.iter_mut().zip(g) {
-                adam_update_slice(t, g, mo, &step).unwrap();
+                adam_update_slice(t, g, mo, &step_at(k)).unwrap();
             }
         }
         for threads in [1, 2, 5] {
             let all = on_threads(threads, || {
                 let mut all = make();
                 for (k, g) in grads.iter().enumerate() {
-                    let step = AdamStep {
-                        weight_decay: 0.01,
-                        t: k as u64 + 1,
-                        ..first_step(0.01)
-                    };
                     let mut params: Vec<AdamSliceParam<'_>> = all
                         .iter_mut()
                         .zip(g)
                         .map(|((t, mo), g)| (&*t, g.as_slice(), mo))
                         .collect();
-                    adam_update_slices(&mut params, &step).unwrap();
+                    adam_update_slices(&mut params, &step_at(k)).unwrap();
                 }
                 all
             })
