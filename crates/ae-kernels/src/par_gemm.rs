@@ -343,18 +343,7 @@ mod tests {
             (400, 784, 1),
             (2, 784, 128),
         ] {
-            let (lhs, rhs) = operands(m, k, n);
-            let at = |threads: usize| {
-                on_threads(threads, || {
-                    let (l, r) = (MatView::row_major(m, k), MatView::row_major(k, n));
-                    par_matmul(n, &lhs, l, &rhs, r, None)
-                })
-                .unwrap()
-            };
-            let one = at(1);
-            for threads in [2, 3, 4, 5, 8, 16] {
-                assert!(at(threads) == one, "{m}x{k}x{n}, {threads} threads");
-            }
+            assert_same_bits_on(&[2, 3, 4, 5, 8, 16], (m, k, n), false);
         }
     }
 
@@ -362,18 +351,28 @@ mod tests {
     /// inner size (784) at 512 where the whole product splits it otherwise.
     #[test]
     fn the_first_layer_gives_the_same_bits_on_any_thread_count() {
-        let (m, k, n) = (256, 784, 256);
+        assert_same_bits_on(&[2, 4, 8, 16, 32], (256, 784, 256), true);
+    }
+
+    /// Asserts that the `m x k` by `k x n` product of [`operands`] (the right-hand side read
+    /// transposed from an `n x k` buffer when `transposed`, as the dense layers' weights are)
+    /// has the bits of one thread on each of `threads`.
+    fn assert_same_bits_on(threads: &[usize], (m, k, n): (usize, usize, usize), transposed: bool) {
         let (lhs, rhs) = operands(m, k, n);
-        let at = |threads: usize| {
-            on_threads(threads, || {
-                let rv = MatView::row_major(n, k).t();
+        let rv = if transposed {
+            MatView::row_major(n, k).t()
+        } else {
+            MatView::row_major(k, n)
+        };
+        let at = |t: usize| {
+            on_threads(t, || {
                 par_matmul(n, &lhs, MatView::row_major(m, k), &rhs, rv, None)
             })
             .unwrap()
         };
-        let whole = at(1);
-        for threads in [2, 4, 8, 16, 32] {
-            assert!(at(threads) == whole, "{threads} threads");
+        let one = at(1);
+        for &t in threads {
+            assert!(at(t) == one, "{m}x{k}x{n}, {t} threads");
         }
     }
 }
